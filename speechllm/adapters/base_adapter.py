@@ -1,0 +1,20 @@
+"""The paper's Base adapter: no length adapter, only the modality adapter (1:1)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+from speechllm.registry import register_adapter
+
+
+@register_adapter("base")
+class BaseAdapter(Adapter):
+    """Encoder frames → modality adapter → LLM width, one embedding per encoder frame.
+
+    Shapes: hidden (B, T, C) → embeds (B, T, D); lens unchanged.
+    """
+
+    def forward(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
+        embeds = self.modality(hidden, lens)
+        return AdapterOutput(embeds=embeds, lens=lens, stats={"in_lens": lens, "out_lens": lens})

@@ -14,6 +14,7 @@ import functools
 import io
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 TABLE1_FILE = "table1_compression.tsv"
 TABLE3_FILE = "table3_covost2.tsv"
@@ -80,7 +81,13 @@ class PaperCompression:
 
 
 def _read_tsv(name: str) -> list[dict[str, str]]:
-    text = resources.files("speechllm").joinpath("paper", name).read_text(encoding="utf-8")
+    try:
+        package_root = resources.files("speechllm")
+    except (NotADirectoryError, TypeError):
+        # speechllm imported as a namespace package (no __init__.py, e.g. from a source tree):
+        # importlib.resources cannot anchor there, so use this file's location.
+        package_root = Path(__file__).resolve().parents[1]
+    text = package_root.joinpath("paper").joinpath(name).read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text), delimiter="\t"))
 
 

@@ -1,0 +1,196 @@
+"""Structured, validated configs: YAML + dotlist overrides → one OmegaConf config.
+
+Unknown keys (anywhere in the schema, or among a component's constructor options) are errors that
+name the key and list the valid ones; they are found before any weights load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from speechllm.registry import ADAPTERS, ENCODERS, LLMS, Registry
+
+
+class ConfigError(ValueError):
+    """A config problem, with the offending key and what is valid."""
+
+
+@dataclass
+class ManifestConfig:
+    """One lhotse CutSet manifest and the task its cuts are used for."""
+
+    path: str = "???"
+    task: str = "asr"
+    weight: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    train: list[ManifestConfig] = field(default_factory=list)
+    val: list[ManifestConfig] = field(default_factory=list)
+    test: list[ManifestConfig] = field(default_factory=list)
+    max_duration: float = 200.0  # seconds of audio per batch (bucketing sampler)
+    num_buckets: int = 10
+    shuffle: bool = True
+    num_workers: int = 2
+    min_cut_duration: float = 0.0
+    max_cut_duration: float = 30.0
+    encoder_cache: str | None = None
+    skip_report: str | None = None
+
+
+@dataclass
+class ModelConfig:
+    encoder: dict[str, Any] = field(default_factory=lambda: {"name": "whisper"})
+    adapter: dict[str, Any] = field(default_factory=lambda: {"name": "base"})
+    llm: dict[str, Any] = field(default_factory=lambda: {"name": "hf_causal_lm"})
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay, the paper's setting."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_ratio: float = 0.03
+    scheduler: str = "cosine"  # cosine | constant
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to ``lightning.Trainer`` (same names)."""
+
+    max_steps: int = -1
+    max_epochs: int | None = None
+    precision: str = "bf16-mixed"
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = 1.0
+    val_check_interval: Any = None
+    check_val_every_n_epoch: int | None = 1
+    limit_val_batches: Any = None
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class Config:
+    imports: list[str] = field(default_factory=list)
+    seed: int = 0
+    output_dir: str = "runs/default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+COMPONENTS: dict[str, Registry[Any]] = {"encoder": ENCODERS, "adapter": ADAPTERS, "llm": LLMS}
+# Supplied by the model when it builds the component, never from YAML.
+BUILD_ARGS = {"encoder": set(), "adapter": {"in_dim", "out_dim"}, "llm": set()}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DictConfig:
+    """Read YAML (optional), apply ``key=value`` overrides, validate, import ``imports:``.
+
+    Raises:
+        ConfigError: unknown key, wrong type, unknown component or component option.
+    """
+    raw = OmegaConf.load(path) if path is not None else OmegaConf.create({})
+    source = str(path) if path is not None else "<overrides>"
+    try:
+        if overrides:
+            raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"bad override {overrides}: {err}") from None
+    _check_keys(OmegaConf.to_container(raw), Config, prefix="", source=source)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), raw)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{source}: {err.msg if hasattr(err, 'msg') else err}") from None
+    import_user_modules(list(cfg.imports))
+    validate_components(cfg)
+    return cfg  # type: ignore[return-value]
+
+
+def import_user_modules(modules: list[str]) -> None:
+    """Import the built-in components and the user's modules, so their components register."""
+    import speechllm.adapters  # noqa: F401
+    import speechllm.encoders  # noqa: F401
+    import speechllm.llms  # noqa: F401
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ConfigError(f"imports: cannot import {name!r} ({err}); is it on PYTHONPATH?") from err
+
+
+def validate_components(cfg: DictConfig) -> None:
+    """Each component's name is registered and each of its options is a constructor argument."""
+    for kind, registry in COMPONENTS.items():
+        options = OmegaConf.to_container(cfg.model[kind], resolve=True)
+        assert isinstance(options, dict)
+        name = options.pop("name", None)
+        if name is None:
+            raise ConfigError(f"model.{kind}.name is missing; valid {kind}s: {', '.join(registry.names())}")
+        if name not in registry:
+            raise ConfigError(
+                f"model.{kind}.name: unknown {kind} {name!r}; valid: {', '.join(registry.names())}"
+            )
+        valid = constructor_options(registry.get(name)) - BUILD_ARGS[kind]
+        for key in options:
+            if key not in valid:
+                choices = ", ".join(sorted(valid))
+                raise ConfigError(f"model.{kind}.{key}: unknown option of {kind} {name!r}; valid: {choices}")
+
+
+def constructor_options(component: Any) -> set[str]:
+    """Keyword names a class (following ``**kwargs`` up its bases) or builder function accepts."""
+    names: set[str] = set()
+    targets = (
+        [klass.__init__ for klass in inspect.getmro(component)] if inspect.isclass(component) else [component]
+    )
+    for target in targets:
+        if target is object.__init__:
+            break
+        params = inspect.signature(target).parameters.values()
+        names |= {
+            p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def _check_keys(node: Any, schema: Any, prefix: str, source: str) -> None:
+    """Walk the raw YAML alongside the dataclass schema and reject unknown keys with a helpful error."""
+    if not isinstance(node, dict) or not is_dataclass(schema):
+        return
+    schema_fields = {f.name: f for f in fields(schema)}
+    for key, value in node.items():
+        if key not in schema_fields:
+            where = prefix.rstrip(".") or "the top level"
+            raise ConfigError(
+                f"{source}: unknown config key '{prefix}{key}'; valid keys at {where}: "
+                f"{', '.join(sorted(schema_fields))}"
+            )
+        sub_schema = typing.get_type_hints(schema)[key]
+        if is_dataclass(sub_schema):
+            _check_keys(value, sub_schema, f"{prefix}{key}.", source)
+        elif key in ("train", "val", "test") and isinstance(value, list):
+            for i, item in enumerate(value):
+                _check_keys(item, ManifestConfig, f"{prefix}{key}[{i}].", source)

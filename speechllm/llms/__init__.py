@@ -1,0 +1,6 @@
+"""LLM wrappers; importing this package registers them."""
+
+from speechllm.llms.causal_lm import CausalLM
+from speechllm.llms.prompts import PromptBuilder, PromptConfig
+
+__all__ = ["CausalLM", "PromptBuilder", "PromptConfig"]

@@ -1,0 +1,181 @@
+"""A frozen Hugging Face causal LM (optionally with LoRA) with its tokenizer and prompt builder."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from speechllm.llms.prompts import PromptBuilder, PromptConfig
+from speechllm.registry import register_llm
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; valid: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def resolve_path(path: str) -> str:
+    """Named presets (``whisper-tiny.en``, ``tiny-llama`` …) → local dirs; anything else unchanged."""
+    try:
+        from speechllm.assets import resolve_model_path
+    except ImportError:  # TODO(foundation): assets module lands with the demo models
+        return path
+    return str(resolve_model_path(path))
+
+
+@register_llm("hf_causal_lm")
+class CausalLM(nn.Module):
+    """``AutoModelForCausalLM`` + tokenizer from a hub name, a local dir or a GGUF file.
+
+    The LLM is frozen (``requires_grad=False``); with ``lora`` set, peft LoRA matrices are added
+    and are the only trainable LLM parameters.
+
+    Args:
+        path: hub name (``meta-llama/Llama-3.1-8B-Instruct``), local directory or preset name.
+        gguf_file: a GGUF file inside ``path`` to load (dequantized) instead of safetensors.
+        dtype: weights' dtype for the frozen model (``float32``, ``bfloat16``, ``float16``).
+        lora: ``{r, alpha, dropout, target_modules}`` or None (the paper trains the adapter alone).
+        prompt: :class:`PromptConfig` options (system prompt, instruction paraphrases).
+        gradient_checkpointing: recompute LLM activations in backward (saves memory).
+        attn_implementation: passed to transformers (``sdpa``, ``eager``, ``flash_attention_2``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        gguf_file: str | None = None,
+        dtype: str = "float32",
+        lora: dict[str, Any] | None = None,
+        prompt: dict[str, Any] | None = None,
+        gradient_checkpointing: bool = False,
+        attn_implementation: str = "sdpa",
+    ) -> None:
+        super().__init__()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        local = resolve_path(path)
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(local, **extra)
+        model = AutoModelForCausalLM.from_pretrained(
+            local, dtype=resolve_dtype(dtype), attn_implementation=attn_implementation, **extra
+        )
+        model.requires_grad_(False)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.lora_config = dict(lora) if lora else None
+        if self.lora_config:
+            model = _add_lora(model, self.lora_config)
+        self.model = model
+        self.prompt_config = PromptConfig(**(prompt or {}))
+        self.prompts = PromptBuilder(self.tokenizer, self.prompt_config, stop_ids=self._stop_ids())
+        self._cache_kw = (
+            "cache"
+            if "cache" in inspect.signature(self.base_model.forward).parameters
+            else ("past_key_values")
+        )
+
+    # -- what the rest of the library uses -------------------------------------------------------
+    @property
+    def base_model(self) -> nn.Module:
+        """The ``*ForCausalLM`` module (unwrapped from peft)."""
+        return self.model.get_base_model() if self.lora_config else self.model
+
+    @property
+    def dim(self) -> int:
+        return int(self.base_model.config.hidden_size)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.base_model.get_input_embeddings().num_embeddings)
+
+    @property
+    def pad_id(self) -> int:
+        """Pad id, else eos: also the CTC adapter's default blank."""
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """(B, L) ids → (B, L, D) input embeddings."""
+        return self.base_model.get_input_embeddings()(ids)
+
+    def hidden_states(self, embeds: Tensor, attention_mask: Tensor, position_ids: Tensor) -> Tensor:
+        """Decoder stack without the LM head: (B, L, D) embeds → (B, L, D) last hidden states."""
+        decoder = self.base_model.get_decoder()
+        out = decoder(
+            inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        )
+        return out.last_hidden_state
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """(..., D) hidden states → (..., V) logits."""
+        return self.base_model.get_output_embeddings()(hidden)
+
+    def step(
+        self,
+        *,
+        attention_mask: Tensor,
+        position_ids: Tensor,
+        embeds: Tensor | None = None,
+        ids: Tensor | None = None,
+        cache: Any = None,
+    ) -> tuple[Tensor, Any]:
+        """One incremental decoding call; returns (logits of the last position (B, V), new cache)."""
+        kwargs = {self._cache_kw: cache} if cache is not None else {}
+        out = self.model(
+            input_ids=ids,
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=1,
+            **kwargs,
+        )
+        new_cache = getattr(out, "cache", None)
+        if new_cache is None:
+            new_cache = out.past_key_values
+        return out.logits[:, -1], new_cache
+
+    def train(self, mode: bool = True) -> CausalLM:
+        # The frozen LLM stays in eval mode (no dropout) unless LoRA is trained.
+        super().train(mode)
+        if not self.lora_config:
+            self.model.eval()
+        return self
+
+    def _stop_ids(self) -> list[int]:
+        ids = [self.tokenizer.eos_token_id]
+        # Chat models end a turn with their own token (Llama 3: <|eot_id|>; ChatML: <|im_end|>).
+        for token in ("<|eot_id|>", "<|im_end|>", "<|end|>", "</s>"):
+            tid = self.tokenizer.convert_tokens_to_ids(token)
+            unk = self.tokenizer.unk_token_id
+            if isinstance(tid, int) and tid != unk and tid not in ids and tid < self.vocab_size:
+                ids.append(tid)
+        return [i for i in ids if i is not None]
+
+    def describe(self) -> dict[str, Any]:
+        return {"lora": self.lora_config, "prompt": asdict(self.prompt_config)}
+
+
+def _add_lora(model: nn.Module, options: dict[str, Any]) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    valid = {"r", "alpha", "dropout", "target_modules"}
+    unknown = set(options) - valid
+    if unknown:
+        raise ValueError(f"unknown lora option(s) {sorted(unknown)}; valid: {sorted(valid)}")
+    config = LoraConfig(
+        r=int(options.get("r", 8)),
+        lora_alpha=int(options.get("alpha", 16)),
+        lora_dropout=float(options.get("dropout", 0.05)),
+        target_modules=list(options.get("target_modules", ["q_proj", "v_proj"])),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)

@@ -1,0 +1,123 @@
+"""Chat prompts with one audio slot, tokenized once per (task, languages, instruction).
+
+A prompt is rendered with the tokenizer's chat template around a placeholder, then split at the
+placeholder into ``prefix`` and ``suffix`` token ids; the model splices the adapter's embeddings
+between them and appends the target ids::
+
+    [prefix ids] [audio embeds] [suffix ids] [target ids + eos]
+
+We set the system prompt ourselves: some templates inject a long default one (SmolLM2: 31
+tokens), which would be a third of a short training sequence.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from speechllm.data.languages import language_name
+
+AUDIO_PLACEHOLDER = "<|speechllm_audio|>"
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+# Used when a tokenizer has no chat template; documented in docs/concepts.md.
+FALLBACK_TEMPLATE = "{system}\n\nUser: {user}\nAssistant: "
+
+ASR_INSTRUCTIONS = (
+    "Transcribe the audio in {src}.",
+    "Write down what is said in this {src} audio.",
+    "Give the {src} transcript of the recording.",
+    "Transcribe this {src} speech verbatim.",
+)
+ST_INSTRUCTIONS = (
+    "Translate the {src} audio into {tgt}.",
+    "Listen to the {src} speech and write its {tgt} translation.",
+    "Give the {tgt} translation of this {src} recording.",
+    "Translate what is said from {src} to {tgt}.",
+)
+
+
+@dataclass
+class PromptConfig:
+    """Prompt options (``model.llm.prompt`` in YAML).
+
+    Attributes:
+        system_prompt: our own short system prompt ("" for none).
+        asr_instructions / st_instructions: paraphrases; the first one is used at evaluation, all
+            are sampled uniformly in training when ``sample_paraphrases`` is true.
+    """
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    asr_instructions: list[str] = field(default_factory=lambda: list(ASR_INSTRUCTIONS))
+    st_instructions: list[str] = field(default_factory=lambda: list(ST_INSTRUCTIONS))
+    sample_paraphrases: bool = True
+
+
+class PromptBuilder:
+    """Turns (task, languages) into prefix/suffix token ids and texts into target ids.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer (fast or slow).
+        config: :class:`PromptConfig`.
+        stop_ids: ids that end a generated answer; the first is appended to training targets.
+    """
+
+    def __init__(self, tokenizer, config: PromptConfig | None = None, stop_ids: Sequence[int] | None = None):
+        self.tokenizer = tokenizer
+        self.config = config or PromptConfig()
+        self.stop_ids = list(stop_ids) if stop_ids else [tokenizer.eos_token_id]
+        self._render = lru_cache(maxsize=None)(self._render_uncached)
+
+    def instruction(self, task: str, src_lang: str, tgt_lang: str | None, rng: random.Random | None) -> str:
+        """The instruction text; paraphrases are sampled only when ``rng`` is given."""
+        if task == "asr":
+            choices = self.config.asr_instructions
+        elif task == "st":
+            if not tgt_lang:
+                raise ValueError("task 'st' needs a target language (tgt_lang)")
+            choices = self.config.st_instructions
+        else:
+            raise ValueError(f"unknown task {task!r}; valid tasks: asr, st")
+        pick = rng.choice(choices) if (rng is not None and self.config.sample_paraphrases) else choices[0]
+        return pick.format(src=language_name(src_lang), tgt=language_name(tgt_lang) if tgt_lang else "")
+
+    def prompt_ids(
+        self, task: str, src_lang: str, tgt_lang: str | None = None, rng: random.Random | None = None
+    ) -> tuple[list[int], list[int]]:
+        """Returns (prefix ids, suffix ids) around the audio slot."""
+        return self._render(self.instruction(task, src_lang, tgt_lang, rng))
+
+    def target_ids(self, text: str) -> list[int]:
+        """Target ids: the answer text then the first stop id (the loss covers exactly these)."""
+        return self.text_ids(text) + [self.stop_ids[0]]
+
+    def text_ids(self, text: str) -> list[int]:
+        """Plain token ids of ``text`` (no special tokens): the transcript CTC and CIF align to."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _render_uncached(self, instruction: str) -> tuple[list[int], list[int]]:
+        user = f"{instruction}\n{AUDIO_PLACEHOLDER}"
+        system = self.config.system_prompt
+        if getattr(self.tokenizer, "chat_template", None):
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": user}
+            ]
+            try:
+                text = self.tokenizer.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+            except Exception:  # templates that reject a system role (e.g. Mistral's older ones)
+                merged = f"{system}\n\n{user}" if system else user
+                text = self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": merged}], tokenize=False, add_generation_prompt=True
+                )
+        else:
+            text = FALLBACK_TEMPLATE.format(system=system, user=user).lstrip()
+            if self.tokenizer.bos_token:
+                text = self.tokenizer.bos_token + text
+        before, after = text.split(AUDIO_PLACEHOLDER)
+        # The template already contains BOS and friends, so no special tokens are added here.
+        return self.text_ids(before), self.text_ids(after)

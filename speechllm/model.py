@@ -1,0 +1,263 @@
+"""SpeechLLM: frozen speech encoder → trained adapter → frozen LLM. The whole forward pass is here.
+
+Each example's LLM input is ``[prefix][audio embeds][suffix][target + stop]``, left-padded, so
+that training and batched generation share one layout and every row ends at the same position.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
+
+from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+from speechllm.masking import pad_ids
+from speechllm.registry import ADAPTERS, ENCODERS, LLMS
+
+TRAINED_WEIGHTS = "trainable.safetensors"
+MODEL_CONFIG = "config.yaml"
+# Values the model offers an adapter's constructor when it accepts them and the config is silent.
+ADAPTER_CONTEXT_KEYS = ("vocab_size", "blank_id", "encoder_frame_rate_hz")
+
+
+@dataclass
+class SpeechLLMOutput:
+    """``loss`` = LM loss on target tokens + the adapter's (already weighted) ``aux_loss``."""
+
+    loss: Tensor
+    lm_loss: Tensor
+    aux_loss: Tensor | None
+    stats: dict[str, Tensor] = field(default_factory=dict)
+    num_target_tokens: int = 0
+
+
+class SpeechLLM(nn.Module):
+    """A speech encoder, an adapter and a causal LM, usable without Lightning.
+
+    Args:
+        encoder: a :class:`~speechllm.encoders.base.SpeechEncoder` (frozen).
+        adapter: an :class:`~speechllm.adapters.base.Adapter` (trained).
+        llm: a :class:`~speechllm.llms.causal_lm.CausalLM` (frozen, optional LoRA).
+        config: the model config it was built from (saved by :meth:`save_pretrained`).
+    """
+
+    def __init__(self, encoder: nn.Module, adapter: Adapter, llm: nn.Module, config: Any = None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.adapter = adapter
+        self.llm = llm
+        self.config = config
+
+    # -- building ---------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: Any) -> SpeechLLM:
+        """Build from a model config ``{encoder: {name, ...}, adapter: {name, ...}, llm: {name, ...}}``."""
+        cfg = _to_dict(cfg)
+        encoder = ENCODERS.build(cfg["encoder"])
+        llm = LLMS.build(cfg["llm"])
+        context = {
+            "vocab_size": llm.vocab_size,
+            "blank_id": llm.pad_id,
+            "encoder_frame_rate_hz": float(encoder.frame_rate_hz),
+        }
+        adapter_cls = ADAPTERS.get(cfg["adapter"]["name"])
+        accepted = inspect.signature(adapter_cls.__init__).parameters
+        extra = {k: v for k, v in context.items() if k in accepted and k not in cfg["adapter"]}
+        adapter = ADAPTERS.build(cfg["adapter"], in_dim=encoder.dim, out_dim=llm.dim, **extra)
+        return cls(encoder, adapter, llm, config=cfg)
+
+    # -- training ---------------------------------------------------------------------------------
+    def encode(
+        self, audio: Tensor, audio_lens: Tensor, targets: AdapterTargets | None = None
+    ) -> AdapterOutput:
+        """(B, S) 16 kHz audio → adapter output in the LLM's embedding space."""
+        hidden, lens = self.encoder(audio, audio_lens)
+        return self.adapter(hidden, lens, targets)
+
+    def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:
+        """Loss on the target tokens only (prompt, audio and padding positions are masked).
+
+        ``batch`` (see :class:`~speechllm.data.dataset.SpeechDataset`): ``audio`` (B, S),
+        ``audio_lens`` (B,), ``prefix_ids``/``suffix_ids``/``target_ids``/``transcript_ids`` (B, *)
+        with matching ``*_lens`` (B,). With ``encoder_hidden`` and ``encoder_lens`` present (the
+        encoder-output cache), the encoder is skipped.
+        """
+        targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
+        if "encoder_hidden" in batch:
+            adapted = self.adapter(batch["encoder_hidden"], batch["encoder_lens"], targets)
+        else:
+            adapted = self.encode(batch["audio"], batch["audio_lens"], targets)
+        segments = [
+            (self.llm.embed(batch["prefix_ids"]), batch["prefix_lens"]),
+            (adapted.embeds, adapted.lens),
+            (self.llm.embed(batch["suffix_ids"]), batch["suffix_lens"]),
+            (self.llm.embed(batch["target_ids"]), batch["target_lens"]),
+        ]
+        embeds, attention_mask, position_ids = splice(segments)
+        # Position p predicts token p+1; targets are the last target_lens positions of each row.
+        total = embeds.shape[1]
+        target_mask = (
+            torch.arange(total, device=embeds.device)[None, :] >= total - batch["target_lens"][:, None]
+        )
+        predicts_target = torch.zeros_like(target_mask)
+        predicts_target[:, :-1] = target_mask[:, 1:]
+        hidden = self.llm.hidden_states(embeds, attention_mask, position_ids)
+        # Logits only where a target is predicted: the LM head over a large vocabulary is costly.
+        logits = self.llm.logits(hidden[predicts_target]).float()
+        labels = _valid_targets(batch["target_ids"], batch["target_lens"])
+        lm_loss = F.cross_entropy(logits, labels)
+        loss = lm_loss if adapted.aux_loss is None else lm_loss + adapted.aux_loss
+        return SpeechLLMOutput(loss, lm_loss, adapted.aux_loss, adapted.stats, int(labels.numel()))
+
+    # -- inference --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        audio: Tensor,
+        audio_lens: Tensor,
+        task: str = "asr",
+        src_lang: str | list[str] = "en",
+        tgt_lang: str | list[str] | None = None,
+        max_new_tokens: int = 200,
+    ) -> list[str]:
+        """Greedy decoding, batched. Returns one string per clip.
+
+        Args:
+            audio: (B, S) float 16 kHz; audio_lens: (B,) samples.
+            task: ``"asr"`` or ``"st"``; src_lang / tgt_lang: a code or one code per clip.
+        """
+        batch_size = audio.shape[0]
+        if batch_size == 0:
+            return []
+        src = [src_lang] * batch_size if isinstance(src_lang, str) else list(src_lang)
+        tgt = [tgt_lang] * batch_size if (tgt_lang is None or isinstance(tgt_lang, str)) else list(tgt_lang)
+        adapted = self.encode(audio, audio_lens)
+        prompts = [self.llm.prompts.prompt_ids(task, s, t) for s, t in zip(src, tgt)]
+        device = audio.device
+        prefix_ids, prefix_lens = pad_ids([p for p, _ in prompts], device)
+        suffix_ids, suffix_lens = pad_ids([s for _, s in prompts], device)
+        embeds, attention_mask, position_ids = splice(
+            [
+                (self.llm.embed(prefix_ids), prefix_lens),
+                (adapted.embeds, adapted.lens),
+                (self.llm.embed(suffix_ids), suffix_lens),
+            ]
+        )
+        return self._greedy(embeds, attention_mask, position_ids, max_new_tokens)
+
+    def _greedy(
+        self, embeds: Tensor, attention_mask: Tensor, position_ids: Tensor, max_new_tokens: int
+    ) -> list[str]:
+        stop_ids = torch.tensor(self.llm.prompts.stop_ids, device=embeds.device)
+        batch_size = embeds.shape[0]
+        finished = torch.zeros(batch_size, dtype=torch.bool, device=embeds.device)
+        tokens: list[Tensor] = []
+        logits, cache = self.llm.step(embeds=embeds, attention_mask=attention_mask, position_ids=position_ids)
+        next_pos = position_ids[:, -1:] + 1
+        for _ in range(max_new_tokens):
+            next_ids = logits.argmax(-1)
+            next_ids = torch.where(finished, stop_ids[0], next_ids)
+            tokens.append(next_ids)
+            finished |= torch.isin(next_ids, stop_ids)
+            if bool(finished.all()):
+                break
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch_size, 1)], dim=1)
+            logits, cache = self.llm.step(
+                ids=next_ids[:, None], attention_mask=attention_mask, position_ids=next_pos, cache=cache
+            )
+            next_pos = next_pos + 1
+        out = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in range(batch_size)]
+        stops = set(self.llm.prompts.stop_ids)
+        texts = []
+        for row in out:
+            cut = next((i for i, t in enumerate(row) if t in stops), len(row))
+            texts.append(self.llm.tokenizer.decode(row[:cut], skip_special_tokens=True).strip())
+        return texts
+
+    # -- artefacts --------------------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Only the trained parameters (adapter, LoRA): what a checkpoint needs."""
+        return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``trainable.safetensors`` + ``config.yaml`` (frozen parts are rebuilt from their paths)."""
+        from safetensors.torch import save_file
+
+        from speechllm.io import atomic_write
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+        with atomic_write(directory / TRAINED_WEIGHTS) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt", "library": "speechllm"})
+        with atomic_write(directory / MODEL_CONFIG) as tmp:
+            tmp.write_text(OmegaConf.to_yaml(OmegaConf.create({"model": self.config})))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> SpeechLLM:
+        """Rebuild from a :meth:`save_pretrained` directory; ``overrides`` replace model config keys."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        for needed in (MODEL_CONFIG, TRAINED_WEIGHTS):
+            if not (directory / needed).is_file():
+                raise FileNotFoundError(f"{directory / needed} not found: not a speechllm model directory")
+        cfg = OmegaConf.load(directory / MODEL_CONFIG).model
+        if overrides:
+            cfg = OmegaConf.merge(cfg, overrides)
+        model = cls.from_config(cfg)
+        model.load_trainable(load_file(str(directory / TRAINED_WEIGHTS)), source=str(directory))
+        return model
+
+    def load_trainable(self, tensors: dict[str, Tensor], source: str = "checkpoint") -> None:
+        """Load trained parameters; the key sets must match exactly."""
+        expected = set(self.trainable_state_dict())
+        missing, unexpected = expected - set(tensors), set(tensors) - expected
+        if missing or unexpected:
+            raise KeyError(
+                f"{source}: trained parameters do not match this model "
+                f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
+            )
+        self.load_state_dict(tensors, strict=False)
+
+
+def splice(segments: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+    """Concatenate each row's valid parts of several right-padded segments, then left-pad.
+
+    Args:
+        segments: ``(embeds (B, L_k, D), lens (B,))`` pairs, in order.
+    Returns:
+        embeds (B, L, D), attention_mask (B, L) long, position_ids (B, L) long (0 at each row's
+        first real position, so left padding does not shift positions).
+    """
+    dtype = segments[0][0].dtype
+    rows = [
+        torch.cat([emb[i, : int(lens[i])].to(dtype) for emb, lens in segments], dim=0)
+        for i in range(segments[0][0].shape[0])
+    ]
+    embeds = pad_sequence(rows, batch_first=True, padding_side="left")
+    row_lens = torch.tensor([r.shape[0] for r in rows], device=embeds.device)
+    total = embeds.shape[1]
+    attention_mask = (torch.arange(total, device=embeds.device)[None, :] >= total - row_lens[:, None]).long()
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return embeds, attention_mask, position_ids
+
+
+def _valid_targets(ids: Tensor, lens: Tensor) -> Tensor:
+    """Flatten the valid target ids of each row, in row order: (sum(lens),)."""
+    return ids[torch.arange(ids.shape[1], device=ids.device)[None, :] < lens[:, None]]
+
+
+def _to_dict(cfg: Any) -> dict[str, Any]:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return json.loads(json.dumps(cfg)) if not isinstance(cfg, dict) else cfg

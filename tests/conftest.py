@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny random models of the real classes and a small tone corpus, built once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the test suite may reach a model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"tiny-llama": dir, "tiny-mistral": dir, "tiny-whisper": dir}`` built from configs."""
+    from speechllm.tiny import TINY_PRESETS, tiny_preset_dir
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {name: tiny_preset_dir(name, root) for name in TINY_PRESETS}
+
+
+@pytest.fixture(scope="session")
+def tones_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small tone-word corpus (see speechllm.data.tones) with train/dev/test manifests."""
+    from speechllm.data.tones import prepare_tones
+
+    root = tmp_path_factory.mktemp("tones")
+    prepare_tones(root, num_train=24, num_dev=6, num_test=6, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model_overrides(tiny_dirs: dict[str, Path]) -> list[str]:
+    """Overrides that make any config use the tiny Whisper + tiny Llama + small adapter."""
+    return [
+        "model.encoder.name=whisper",
+        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
+        "model.encoder.pad_to_30s=false",
+        "model.llm.name=hf_causal_lm",
+        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        "model.adapter.modality_dim=32",
+        "model.adapter.modality_heads=4",
+        "model.adapter.modality_layers=1",
+        "model.adapter.dropout=0.0",
+    ]

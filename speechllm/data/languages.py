@@ -1,0 +1,75 @@
+"""Language codes, names and the paper's tasks, shared by every corpus recipe.
+
+Codes are ISO 639-1 (``"en"``, ``"de"``, ...), the form lhotse supervisions and the prompts use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": "English",
+    "de": "German",
+    "es": "Spanish",
+    "fr": "French",
+    "it": "Italian",
+}
+
+# The paper's tasks (Verdini et al., 2025): ASR in five languages, ST in five directions.
+PAPER_ASR_LANGUAGES: tuple[str, ...] = ("en", "es", "fr", "it", "de")
+PAPER_ST_PAIRS: tuple[tuple[str, str], ...] = (
+    ("en", "de"),
+    ("de", "en"),
+    ("es", "en"),
+    ("fr", "en"),
+    ("it", "en"),
+)
+
+
+def check_language(code: str) -> str:
+    """Return ``code`` if it is a supported language code, else raise a ValueError listing them."""
+    if code not in LANGUAGE_NAMES:
+        valid = ", ".join(sorted(LANGUAGE_NAMES))
+        raise ValueError(f"unknown language code {code!r}; supported: {valid}")
+    return code
+
+
+def check_languages(codes: Iterable[str]) -> tuple[str, ...]:
+    """Validate several codes, keeping their order and dropping repeats."""
+    seen: dict[str, None] = {}
+    for code in codes:
+        seen[check_language(code)] = None
+    if not seen:
+        raise ValueError("no language given")
+    return tuple(seen)
+
+
+def language_name(code: str) -> str:
+    """English name of a language (``"de"`` -> ``"German"``), as the ST instruction says it."""
+    return LANGUAGE_NAMES[check_language(code)]
+
+
+def parse_pair(pair: str | tuple[str, str]) -> tuple[str, str]:
+    """Parse a translation direction written ``"en_de"``, ``"en-de"`` or ``("en", "de")``.
+
+    The source and target may be any two-letter codes (CoVoST2 has more targets than the paper
+    uses); only their form is checked here.
+    """
+    if isinstance(pair, tuple):
+        src, tgt = pair
+    else:
+        parts = pair.replace("-", "_").split("_")
+        if len(parts) != 2:
+            raise ValueError(f"language pair {pair!r} is not of the form 'src_tgt' (e.g. 'en_de')")
+        src, tgt = parts
+    for code in (src, tgt):
+        if not (len(code) in (2, 3) and code.isalpha() and code.islower()):
+            raise ValueError(f"language pair {pair!r}: {code!r} is not a lower-case ISO 639 code")
+    if src == tgt:
+        raise ValueError(f"language pair {pair!r} translates a language into itself")
+    return src, tgt
+
+
+def pair_name(src: str, tgt: str) -> str:
+    """The ``"src_tgt"`` spelling used in file names and cut ids."""
+    return f"{src}_{tgt}"

@@ -1,0 +1,177 @@
+"""``speechllm prepare {covost2,synthetic,realspeech,manifest}``: corpus files on disk -> lhotse manifests.
+
+The main CLI calls ``add_prepare_commands(subparsers)``; each subcommand stores its handler in
+``func`` (``args.func(args)`` runs it). Handlers import their recipe lazily so ``speechllm --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from speechllm.data.languages import LANGUAGE_NAMES, PAPER_ST_PAIRS, pair_name
+
+logger = logging.getLogger(__name__)
+
+
+def _summary(manifests: dict[str, dict[str, Any]]) -> None:
+    for split, parts in manifests.items():
+        cuts = parts["cuts"]
+        hours = sum(cut.duration for cut in cuts) / 3600
+        print(f"{split}: {len(cuts)} cuts, {hours:.2f} h")
+
+
+def _run_covost2(args: argparse.Namespace) -> None:
+    from speechllm.data.covost2 import PAPER_TEST_MAX_DURATION, PAPER_TEST_MIN_DURATION, prepare_covost2
+
+    min_duration, max_duration, filter_splits = args.min_duration, args.max_duration, None
+    if args.paper_test_filter:
+        min_duration, max_duration, filter_splits = PAPER_TEST_MIN_DURATION, PAPER_TEST_MAX_DURATION, ["test"]
+    _summary(
+        prepare_covost2(
+            args.cv_root,
+            args.covost_tsv_dir,
+            args.output_dir,
+            pairs=args.pairs,
+            splits=args.splits,
+            min_duration=min_duration,
+            max_duration=max_duration,
+            duration_filter_splits=filter_splits,
+            num_jobs=args.num_jobs,
+        )
+    )
+
+
+def _run_synthetic(args: argparse.Namespace) -> None:
+    from speechllm.data.synthetic import prepare_synthetic
+
+    _summary(
+        prepare_synthetic(
+            args.output_dir,
+            languages=args.languages,
+            num_train=args.num_train,
+            num_dev=args.num_dev,
+            num_test=args.num_test,
+            num_jobs=args.num_jobs,
+            cache_dir=args.cache_dir,
+            seed=args.seed,
+        )
+    )
+
+
+def _run_realspeech(args: argparse.Namespace) -> None:
+    from speechllm.data.realspeech import prepare_realspeech
+
+    _summary(
+        prepare_realspeech(
+            args.output_dir,
+            languages=args.languages,
+            cache_dir=args.cache_dir,
+            package_root=args.package_root,
+            max_duration=args.max_duration,
+            num_jobs=args.num_jobs,
+        )
+    )
+
+
+def _run_manifest(args: argparse.Namespace) -> None:
+    from speechllm.data.manifest_import import import_manifest
+
+    _summary(
+        import_manifest(
+            args.source,
+            args.output_dir,
+            corpus=args.corpus,
+            split=args.split,
+            language=args.language,
+            tgt_lang=args.tgt_lang,
+            audio_root=args.audio_root,
+            resample_to=args.resample_to,
+            num_jobs=args.num_jobs,
+        )
+    )
+
+
+def add_prepare_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``prepare`` and its four subcommands to the main CLI's subparsers."""
+    prepare = subparsers.add_parser(
+        "prepare", help="turn corpora on disk into lhotse manifests", description=__doc__.splitlines()[0]
+    )
+    commands = prepare.add_subparsers(
+        dest="prepare_command", metavar="{covost2,synthetic,realspeech,manifest}"
+    )
+    commands.required = True
+    languages = sorted(LANGUAGE_NAMES)
+
+    covost = commands.add_parser("covost2", help="CoVoST 2 (Common Voice clips + CoVoST 2 TSVs)")
+    covost.add_argument("cv_root", help="Common Voice root with <lang>/clips/")
+    covost.add_argument("covost_tsv_dir", help="directory of covost_v2.<src>_<tgt>.<split>.tsv")
+    covost.add_argument("output_dir")
+    covost.add_argument(
+        "--pairs",
+        nargs="+",
+        default=[pair_name(src, tgt) for src, tgt in PAPER_ST_PAIRS],
+        help="directions src_tgt (default: the paper's en_de de_en es_en fr_en it_en)",
+    )
+    covost.add_argument(
+        "--splits", nargs="+", default=["train", "dev", "test"], choices=["train", "dev", "test"]
+    )
+    covost.add_argument("--min-duration", type=float, default=None, help="seconds; applies to all splits")
+    covost.add_argument("--max-duration", type=float, default=None, help="seconds; applies to all splits")
+    covost.add_argument(
+        "--paper-test-filter",
+        action="store_true",
+        help="keep test clips of 1-15 s as the paper does (overrides --min/--max-duration)",
+    )
+    covost.add_argument("--num-jobs", type=int, default=1)
+    covost.set_defaults(func=_run_covost2)
+
+    synthetic = commands.add_parser(
+        "synthetic", help="parallel en/de/es/fr/it corpus synthesized with espeak-ng"
+    )
+    synthetic.add_argument("output_dir")
+    synthetic.add_argument("--languages", nargs="+", default=languages, choices=languages)
+    synthetic.add_argument("--num-train", type=int, default=2000, help="sentences per language")
+    synthetic.add_argument("--num-dev", type=int, default=100, help="sentences per language")
+    synthetic.add_argument("--num-test", type=int, default=100, help="sentences per language")
+    synthetic.add_argument("--num-jobs", type=int, default=1, help="synthesis processes")
+    synthetic.add_argument(
+        "--cache-dir", default=None, help="Debian text sources (default: <output_dir>/debian)"
+    )
+    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.set_defaults(func=_run_synthetic)
+
+    real = commands.add_parser(
+        "realspeech", help="evaluation-only real speech (Asterisk prompts, en/es/fr/it)"
+    )
+    real.add_argument("output_dir")
+    real.add_argument(
+        "--languages", nargs="+", default=["en", "es", "fr", "it"], choices=["en", "es", "fr", "it"]
+    )
+    real.add_argument("--cache-dir", default=None, help="Debian packages (default: <output_dir>/debian)")
+    real.add_argument(
+        "--package-root", default=None, help="already unpacked packages (skips apt-get download)"
+    )
+    real.add_argument("--max-duration", type=float, default=None, help="leave out longer prompts (seconds)")
+    real.add_argument("--num-jobs", type=int, default=1)
+    real.set_defaults(func=_run_realspeech)
+
+    manifest = commands.add_parser(
+        "manifest",
+        help="your own data: a TSV/JSONL table (audio, text[, translation, src_lang, tgt_lang, id]) "
+        "or a kaldi data dir",
+    )
+    manifest.add_argument("source", help="a .tsv / .jsonl table, or a kaldi data directory")
+    manifest.add_argument("output_dir")
+    manifest.add_argument("--corpus", default="custom", help="file name prefix (default: custom)")
+    manifest.add_argument("--split", default="train")
+    manifest.add_argument("--language", default=None, help="source language where the table has no src_lang")
+    manifest.add_argument("--tgt-lang", default=None, help="target language where the table has no tgt_lang")
+    manifest.add_argument(
+        "--audio-root", default=None, help="base of relative audio paths (default: the table's dir)"
+    )
+    manifest.add_argument("--resample-to", type=int, default=None, help="cuts resample to this rate on load")
+    manifest.add_argument("--num-jobs", type=int, default=1)
+    manifest.set_defaults(func=_run_manifest)

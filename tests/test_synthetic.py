@@ -1,0 +1,190 @@
+"""Synthetic corpus: text sources (.mo catalogs, fortunes), sentence-disjoint splits, espeak-ng audio."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from lhotse import load_manifest
+
+from speechllm.data.manifest_import import ManifestError
+from speechllm.data.prepare_cli import add_prepare_commands
+from speechllm.data.synthetic import (
+    TextItem,
+    assign_splits,
+    catalog_items,
+    deduplicate,
+    normalize_text,
+    prepare_synthetic,
+    read_fortunes,
+    read_mo,
+    template_items,
+)
+
+LANGS = ("en", "de", "es", "fr", "it")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (run scripts/install_system_deps.sh)"
+)
+
+
+def write_mo(path: Path, catalog: dict[str, str]) -> None:
+    """A little-endian GNU .mo file (header entry first, ids sorted), as msgfmt writes it."""
+    entries = sorted({"": "Content-Type: text/plain; charset=UTF-8\n", **catalog}.items())
+    ids = [key.encode() for key, _ in entries]
+    strs = [value.encode() for _, value in entries]
+    count = len(entries)
+    originals_at = 28
+    translations_at = originals_at + 8 * count
+    data_at = translations_at + 8 * count
+    table_o, table_t, blob = b"", b"", b""
+    for raw in ids:
+        table_o += struct.pack("<2I", len(raw), data_at + len(blob))
+        blob += raw + b"\x00"
+    for raw in strs:
+        table_t += struct.pack("<2I", len(raw), data_at + len(blob))
+        blob += raw + b"\x00"
+    header = struct.pack("<7I", 0x950412DE, 0, count, originals_at, translations_at, 0, data_at)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + table_o + table_t + blob)
+
+
+GOOD = "Show hidden files in the folder"
+TRANSLATIONS = {
+    "de": "Verborgene Dateien im Ordner anzeigen",
+    "es": "Mostrar los archivos ocultos en la carpeta",
+    "fr": "Afficher les fichiers cachés du dossier",
+    "it": "Mostra i file nascosti nella cartella",
+}
+
+
+def test_mo_catalogs_align_english_with_every_translation(tmp_path: Path) -> None:
+    locale = tmp_path / "locale"
+    for lang, translated in TRANSLATIONS.items():
+        catalog = {
+            GOOD: translated,
+            "_Open the selected file now": {"de": "Die gewählte Datei jetzt _öffnen"}.get(
+                lang, f"[{lang}] open"
+            ),
+            "Copied %d files to the folder": "x %d",  # format string: not speakable
+            "Untranslated message stays English": "Untranslated message stays English",
+            "menu\x04Close the current window": f"close ({lang})",
+        }
+        write_mo(locale / lang / "LC_MESSAGES" / "app.mo", catalog)
+    de = read_mo(locale / "de" / "LC_MESSAGES" / "app.mo")
+    assert de[GOOD] == TRANSLATIONS["de"]
+    assert de["Close the current window"] == "close (de)"  # context stripped from the msgid
+    items = catalog_items(locale, LANGS)
+    assert [item.texts for item in items] == [{"en": GOOD, **TRANSLATIONS}]
+    assert items[0].source == "gettext:app"
+    # With German only, the mnemonic underscore is removed from both sides.
+    german = {item.texts["en"]: item.texts["de"] for item in catalog_items(locale, ("en", "de"))}
+    assert german["Open the selected file now"] == "Die gewählte Datei jetzt öffnen"
+
+
+def test_read_mo_rejects_other_files(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.mo"
+    bogus.write_bytes(b"\x00" * 40)
+    with pytest.raises(ManifestError, match=r"x\.mo: not a gettext \.mo file"):
+        read_mo(bogus)
+
+
+def test_fortunes_parser_keeps_speakable_quotations_without_attribution(tmp_path: Path) -> None:
+    path = tmp_path / "wisdom"
+    path.write_text(
+        "A journey of a thousand miles begins with a single step.\n\t\t-- Lao Tzu\n%\n"
+        "Too short.\n%\n"
+        "Call 555-1234 for details about the offer.\n%\n"
+        "Never put off till tomorrow\nwhat you can do the day after tomorrow.\n%\n",
+        encoding="utf-8",
+    )
+    assert read_fortunes(path) == [
+        "A journey of a thousand miles begins with a single step.",
+        "Never put off till tomorrow what you can do the day after tomorrow.",
+    ]
+
+
+def test_splits_share_no_sentence_in_any_language() -> None:
+    items = template_items(LANGS)
+    items += [TextItem({"en": f"English only sentence number {word} here"}, "test") for word in "abcdefghij"]
+    # Same German text as a template sentence: must not be kept as a separate sentence.
+    items.append(TextItem({"en": "Some other English wording entirely", "de": items[0].texts["de"]}, "test"))
+    pool = deduplicate(items, LANGS, exclude_texts=[items[1].texts["fr"]])
+    assert items[1] not in pool and items[-1] not in pool and items[0] in pool
+    chosen = assign_splits(pool, LANGS, {"train": 8, "dev": 3, "test": 3}, seed=1)
+    seen: dict[str, dict[str, str]] = {lang: {} for lang in LANGS}
+    for split, utterances in chosen.items():
+        for lang in LANGS:
+            assert (
+                sum(1 for _, used in utterances if used == lang) == {"train": 8, "dev": 3, "test": 3}[split]
+            )
+        for item, _ in utterances:
+            for lang, text in item.texts.items():  # translations count too
+                assert seen[lang].setdefault(normalize_text(text), split) == split
+    # Test does not depend on how many training sentences are asked for.
+    again = assign_splits(pool, LANGS, {"train": 2, "dev": 3, "test": 3}, seed=1)
+    assert again["test"] == chosen["test"]
+
+
+@needs_espeak
+@pytest.mark.assets
+def test_corpus_has_16k_audio_growing_with_text_and_disjoint_splits(tmp_path: Path) -> None:
+    base = {
+        "en": "The dog runs fast.",
+        "de": "Der Hund läuft schnell.",
+        "es": "El perro corre rápido.",
+        "fr": "Le chien court vite.",
+        "it": "Il cane corre veloce.",
+    }
+    # 1, 2 and 4 repetitions: lengths grow faster than the random speaking rates (130-200 wpm) vary.
+    items = [
+        TextItem({lang: " ".join([text] * reps) for lang, text in base.items()}, "test") for reps in (1, 2, 4)
+    ]
+    out = tmp_path / "synthetic"
+    prepare_synthetic(out, languages=LANGS, num_train=1, num_dev=1, num_test=1, num_jobs=2, items=items)
+    sentences: dict[str, dict[str, str]] = {}
+    for split in ("train", "dev", "test"):
+        cuts = load_manifest(out / f"synthetic_cuts_{split}.jsonl.gz")
+        for lang in LANGS:
+            lang_cuts = [cut for cut in cuts if cut.supervisions[0].language == lang]
+            assert len(lang_cuts) == 1
+        for cut in cuts:
+            supervision = cut.supervisions[0]
+            audio_path = cut.recording.sources[0].source
+            info = sf.info(audio_path)
+            assert (info.samplerate, info.channels) == (16000, 1)
+            assert supervision.custom["tgt_lang"] == ("de" if supervision.language == "en" else "en")
+            key = cut.id.rsplit("-", 1)[1]  # same hash for a sentence in all its languages
+            assert sentences.setdefault(key, {}).setdefault("split", split) == split
+            sentences[key][supervision.language] = f"{len(supervision.text)}:{cut.duration}"
+    for lang in LANGS:
+        by_length = sorted(
+            (int(entry[lang].split(":")[0]), float(entry[lang].split(":")[1])) for entry in sentences.values()
+        )
+        durations = [duration for _, duration in by_length]
+        assert durations == sorted(durations) and durations[-1] > 2 * durations[0], (lang, by_length)
+
+
+@needs_espeak
+@pytest.mark.assets
+def test_cli_builds_from_debian_text_sources(tmp_path: Path) -> None:
+    if shutil.which("apt-get") is None:
+        pytest.skip("needs apt-get (a Debian/Ubuntu machine with access to a mirror)")
+    parser = argparse.ArgumentParser(prog="speechllm")
+    add_prepare_commands(parser.add_subparsers(dest="command"))
+    out = tmp_path / "out"
+    args = parser.parse_args(
+        ["prepare", "synthetic", str(out), "--languages", "en", "it", "--num-train", "3", "--num-dev", "1",
+         "--num-test", "1", "--num-jobs", "2"]
+    )  # fmt: skip
+    args.func(args)
+    cuts = load_manifest(out / "synthetic_cuts_train.jsonl.gz")
+    assert sorted(cut.supervisions[0].language for cut in cuts) == ["en", "en", "en", "it", "it", "it"]
+    from speechllm.data.realspeech import realspeech_texts
+
+    forbidden = {normalize_text(text) for text in realspeech_texts(out / "debian" / "root")}
+    assert len(forbidden) > 1000
+    assert not any(normalize_text(cut.supervisions[0].text) in forbidden for cut in cuts)

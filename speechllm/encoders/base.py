@@ -1,0 +1,116 @@
+"""SpeechEncoder: the interface every frozen speech foundation model keeps."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from speechllm.masking import lengths_to_mask
+
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def parse_dtype(dtype: str) -> torch.dtype:
+    """``"float32"`` / ``"bfloat16"`` → torch dtype; anything else is an error listing the valid names."""
+    if dtype not in DTYPES:
+        raise ValueError(f"encoder dtype {dtype!r} is not supported; valid dtypes: {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def path_identity(path: str) -> str:
+    """A hub name as is, a local directory as its absolute path (two relative spellings, one cache key)."""
+    return os.path.abspath(path) if os.path.isdir(path) else path
+
+
+class SpeechEncoder(nn.Module):
+    """A frozen speech encoder: 16 kHz audio → hidden frames at ``frame_rate_hz``.
+
+    Subclasses load their weights, set ``dim`` and ``frame_rate_hz``, call :meth:`freeze` at the end
+    of ``__init__`` and implement :meth:`encode` and :meth:`output_lengths`. The encoder computes its
+    own features in torch on the batch's device.
+
+    Frozen means: no parameter requires grad, the module stays in eval mode whatever ``.train()``
+    is called with (a Lightning module's ``.train()`` reaches it), and the forward pass runs under
+    ``torch.no_grad()``. Not ``inference_mode``: its outputs feed a trained adapter, and inference
+    tensors cannot be saved for that adapter's backward pass. Autocast is switched off inside: the
+    weight dtype (``dtype`` option) alone sets the encoder's precision.
+    """
+
+    name: str = "encoder"  # the registry name, first field of the cache key
+    dim: int
+    frame_rate_hz: float
+    sample_rate_hz: int = 16_000
+
+    def __init__(self, path: str, dtype: str = "float32") -> None:
+        super().__init__()
+        self.path = path
+        self.dtype_name = dtype
+        self.weight_dtype = parse_dtype(dtype)
+
+    def freeze(self) -> None:
+        """Stop gradients to every parameter and switch to eval mode (for good)."""
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> SpeechEncoder:
+        """Stay in eval mode: dropout and layer drop of a frozen encoder must stay off in training."""
+        return super().train(False)
+
+    def options(self) -> dict[str, Any]:
+        """The options that change this encoder's outputs (for :meth:`cache_key`)."""
+        return {"dtype": self.dtype_name}
+
+    def cache_key(self) -> str:
+        """Identity of the outputs: encoder kind, weights and every output-changing option.
+
+        Two encoders with the same key give the same outputs for the same audio, so an
+        encoder-output cache can be keyed on it, e.g.
+        ``whisper|openai/whisper-large-v3|chunk_long_audio=False|dtype=float32|pad_to_30s=True``.
+        """
+        options = "|".join(f"{key}={value}" for key, value in sorted(self.options().items()))
+        return f"{self.name}|{path_identity(self.path)}|{options}"
+
+    def output_lengths(self, audio_lens: Tensor) -> Tensor:
+        """(B,) samples → (B,) output frames, exactly as :meth:`forward` reports them."""
+        raise NotImplementedError
+
+    def encode(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Encode a checked batch; called by :meth:`forward` under ``no_grad``. Same shapes as forward."""
+        raise NotImplementedError
+
+    def forward(self, audio: Tensor, audio_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Encode a padded batch of audio.
+
+        Args:
+            audio: (B, S) float 16 kHz samples; samples past a clip's length are ignored.
+            audio_lens: (B,) valid samples per clip.
+
+        Returns:
+            hidden (B, T, C) float32 (whatever the weight dtype, so the trained adapter sees one
+            dtype), zero on frames past each clip's length; lens (B,) valid frames per clip.
+        """
+        if audio.dim() != 2:
+            raise ValueError(f"{type(self).__name__} expects audio of shape (B, S), got {tuple(audio.shape)}")
+        name = type(self).__name__
+        if audio_lens.shape != (audio.shape[0],):
+            raise ValueError(
+                f"{name}: audio_lens must have shape ({audio.shape[0]},), got {tuple(audio_lens.shape)}"
+            )
+        audio_lens = audio_lens.to(device=audio.device, dtype=torch.long)
+        if bool((audio_lens > audio.shape[1]).any()) or bool((audio_lens < 0).any()):
+            raise ValueError(
+                f"{name}: audio_lens {audio_lens.tolist()} out of range for {audio.shape[1]} samples"
+            )
+        # Samples past a clip's length may be anything in the caller's batch; make them silence so
+        # no feature sees them.
+        audio = audio.float().masked_fill(~lengths_to_mask(audio_lens, audio.shape[1]), 0.0)
+        # Autocast off: the encoder runs in its own weight dtype (the `dtype` option, part of the
+        # cache key), not in whatever precision a surrounding bf16-mixed training step picks, and
+        # the features stay in full precision.
+        with torch.no_grad(), torch.autocast(device_type=audio.device.type, enabled=False):
+            hidden, lens = self.encode(audio, audio_lens)
+        return hidden.float(), lens

@@ -86,6 +86,7 @@ def build_tiny_llama(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=0.2,
     )
     LlamaForCausalLM(config).save_pretrained(out_dir)
     return out_dir

@@ -1,0 +1,36 @@
+# speechllm — the two commands a new user runs: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS_TEST := dev,comet,demo
+EXTRAS_DEMO := demo,comet
+
+.PHONY: test demo install lint bench docs clean
+
+$(VENV)/.installed-test: pyproject.toml scripts/setup.sh
+	VENV=$(VENV) bash scripts/setup.sh $(EXTRAS_TEST)
+	touch $@
+
+$(VENV)/.installed-demo: pyproject.toml scripts/setup.sh
+	VENV=$(VENV) bash scripts/setup.sh $(EXTRAS_DEMO)
+	touch $@
+
+install: $(VENV)/.installed-test
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check speechllm tests benchmarks
+	$(VENV)/bin/ruff format --check speechllm tests benchmarks
+
+demo: $(VENV)/.installed-demo
+	bash recipes/tiny/run.sh
+
+bench: $(VENV)/.installed-test
+	for script in benchmarks/*.py; do case $$script in */_*) ;; *) $(PY) $$script || exit 1;; esac; done
+
+docs: $(VENV)/.installed-test
+	$(VENV)/bin/pip install -q -e ".[docs]" && $(VENV)/bin/mkdocs build
+
+clean:
+	rm -rf runs demo_out data/tones .pytest_cache

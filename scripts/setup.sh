@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Create the virtual environment and install speechllm with the given extras.
+#
+# Usage: scripts/setup.sh [EXTRAS]        e.g. scripts/setup.sh dev,comet,demo
+# Env:   VENV (default .venv), PYTHON (default python3), TORCH_VERSION (default 2.13.0)
+#
+# torch is installed first and on purpose: on a machine without an NVIDIA GPU we install a CPU
+# build (a local wheel when pip's find-links has one, else PyTorch's CPU index) so that resolving
+# the other packages never pulls several GB of CUDA wheels. unbabel-comet is installed last,
+# without its dependencies: its pins (transformers<5, numpy<2) cannot be met by this stack, and
+# speechllm.metrics.comet carries the small shim it needs.
+set -euo pipefail
+
+EXTRAS="${1:-dev}"
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
+COMET_VERSION="2.2.7"
+
+say() { echo "[setup] $*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating virtual environment $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip)
+
+if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    say "torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') already installed"
+elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    say "NVIDIA GPU found: installing torch==$TORCH_VERSION (CUDA build from PyPI)"
+    "${PIP[@]}" install "torch==$TORCH_VERSION"
+else
+    say "no NVIDIA GPU: installing a CPU build of torch==$TORCH_VERSION"
+    if ! "${PIP[@]}" install --no-index "torch==$TORCH_VERSION" 2>/dev/null; then
+        say "no local CPU wheel; using PyTorch's CPU index"
+        "${PIP[@]}" install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
+    fi
+fi
+
+say "installing speechllm[$EXTRAS] (editable)"
+"${PIP[@]}" install -e ".[$EXTRAS]"
+
+case ",$EXTRAS," in
+    *,comet,*)
+        say "installing unbabel-comet==$COMET_VERSION and entmax without their dependencies (see DESIGN.md)"
+        "${PIP[@]}" install --no-deps "unbabel-comet==$COMET_VERSION" "entmax==1.3"
+        ;;
+esac
+
+say "system packages (espeak-ng for synthetic speech)"
+if ! bash scripts/install_system_deps.sh; then
+    say "WARNING: system packages missing; tests that need espeak-ng will be skipped and say why"
+fi
+say "done: $("$VENV/bin/python" -c 'import torch, transformers, lightning; print(f"torch {torch.__version__}, transformers {transformers.__version__}, lightning {lightning.__version__}")')"

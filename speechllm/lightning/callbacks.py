@@ -1,0 +1,202 @@
+"""Training callbacks: compression ratio, throughput, export of the trained parameters.
+
+They read only what :class:`~speechllm.lightning.module.SpeechLLMModule`'s steps return
+(``{"loss", "stats", "num_target_tokens"}``) and the batch, so they work for any adapter that
+keeps the :class:`~speechllm.adapters.base.AdapterOutput` contract (``stats`` holds ``in_lens``
+and ``out_lens``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from speechllm.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+COMPRESSION_FILE = "compression.json"
+SAMPLE_RATE = 16_000  # the batch's audio_lens count samples at 16 kHz (see SpeechDataset)
+
+
+class CompressionRatioMonitor(L.Callback):
+    """Mean encoder frames / mean adapter outputs per utterance, and the adapter's output rate.
+
+    Counts ``stats["in_lens"]`` and ``stats["out_lens"]`` over validation batches (the model in
+    eval mode, as at test time), or over training batches when the run has no validation. Logs
+    ``compression/ratio`` and ``compression/output_hz`` and, at the end of fit, writes
+    ``<output_dir>/compression.json`` in the run-directory format of docs/evaluation.md::
+
+        {"encoder_frame_rate_hz": 50.0, "mean_in_len": 120.5, "mean_out_len": 30.1,
+         "compression_ratio": 4.0, "output_rate_hz": 12.5, "adapter": "conv",
+         "num_utterances": 64, "split": "val"}
+
+    ``compression_ratio = mean_in_len / mean_out_len``; ``output_rate_hz =
+    encoder_frame_rate_hz / compression_ratio``. Counts are summed over ranks.
+
+    Args:
+        output_dir: the run directory (``cfg.output_dir``).
+        adapter_name: recorded in the JSON (the config's ``model.adapter.name``).
+    """
+
+    def __init__(self, output_dir: str | Path, adapter_name: str | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.adapter_name = adapter_name
+        # split → [sum of in_lens, sum of out_lens, utterances], as float64 for long runs.
+        self.totals: dict[str, torch.Tensor] = {
+            "train": torch.zeros(3, dtype=torch.float64),
+            "val": torch.zeros(3, dtype=torch.float64),
+        }
+        self.summary: dict[str, Any] | None = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._add("train", outputs):
+            ratio, output_hz = self._rates(self.totals["train"], pl_module)
+            pl_module.log_dict(
+                {"compression/ratio": ratio, "compression/output_hz": output_hz}, batch_size=1, on_step=True
+            )
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not trainer.sanity_checking:
+            self._add("val", outputs)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        split = "val" if self._reduced(trainer, "val")[2] > 0 else "train"
+        totals = self._reduced(trainer, split)
+        if totals[2] <= 0 or totals[1] <= 0:
+            log.warning(
+                "compression monitor: no adapter outputs were counted; %s not written", COMPRESSION_FILE
+            )
+            return
+        frame_rate = _frame_rate_hz(pl_module)
+        mean_in, mean_out = float(totals[0] / totals[2]), float(totals[1] / totals[2])
+        ratio = mean_in / mean_out
+        self.summary = {
+            "encoder_frame_rate_hz": frame_rate,
+            "mean_in_len": mean_in,
+            "mean_out_len": mean_out,
+            "compression_ratio": ratio,
+            "output_rate_hz": frame_rate / ratio,
+            "adapter": self.adapter_name,
+            "num_utterances": int(totals[2]),
+            "split": split,
+        }
+        if trainer.is_global_zero:
+            path = self.output_dir / COMPRESSION_FILE
+            with atomic_write(path) as tmp:
+                tmp.write_text(json.dumps(self.summary, indent=2) + "\n")
+            log.info("compression %.2f:1 (%.2f Hz) written to %s", ratio, frame_rate / ratio, path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {split: totals.clone() for split, totals in self.totals.items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for split, totals in state_dict.items():
+            self.totals[split] = totals.to(torch.float64).clone()
+
+    def _add(self, split: str, outputs: Any) -> bool:
+        stats = outputs.get("stats") if isinstance(outputs, dict) else None
+        if not stats or "in_lens" not in stats or "out_lens" not in stats:
+            return False
+        in_lens, out_lens = stats["in_lens"], stats["out_lens"]
+        self.totals[split] += torch.tensor(
+            [float(in_lens.sum()), float(out_lens.sum()), float(in_lens.numel())], dtype=torch.float64
+        )
+        return True
+
+    def _reduced(self, trainer: L.Trainer, split: str) -> torch.Tensor:
+        totals = self.totals[split]
+        if trainer.world_size > 1:
+            totals = trainer.strategy.reduce(totals.to(trainer.strategy.root_device), reduce_op="sum").cpu()
+        return totals
+
+    @staticmethod
+    def _rates(totals: torch.Tensor, pl_module: L.LightningModule) -> tuple[float, float]:
+        ratio = float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
+        return ratio, _frame_rate_hz(pl_module) / ratio
+
+
+class ThroughputMonitor(L.Callback):
+    """Audio seconds and target tokens processed per wall-clock second, per process.
+
+    Measured from one training batch's end to the next (data loading included), so it is the
+    rate a run actually sustains. Logs ``throughput/audio_s_per_s`` and
+    ``throughput/target_tokens_per_s``; multiply by the number of processes for the job's rate.
+    """
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._last is None:
+            self._last = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.perf_counter()
+        elapsed, self._last = now - (self._last or now), now
+        if elapsed <= 0:
+            return
+        metrics = {}
+        if "audio_lens" in batch:
+            metrics["throughput/audio_s_per_s"] = float(batch["audio_lens"].sum()) / SAMPLE_RATE / elapsed
+        tokens = outputs.get("num_target_tokens") if isinstance(outputs, dict) else None
+        if tokens:
+            metrics["throughput/target_tokens_per_s"] = tokens / elapsed
+        if metrics:
+            pl_module.log_dict(metrics, batch_size=1, on_step=True)
+
+
+class ExportTrainable(L.Callback):
+    """At the end of fit, ``save_pretrained`` the trained parameters to ``<output_dir>/model``.
+
+    Under FSDP the parameters are sharded: all ranks gather them (``summon_full_params``) and the
+    first rank writes.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        model = pl_module.model
+        if isinstance(trainer.strategy, FSDPStrategy):
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            with FSDP.summon_full_params(trainer.strategy.model, writeback=False, offload_to_cpu=True):
+                if trainer.is_global_zero:
+                    model.save_pretrained(self.directory)
+        elif trainer.is_global_zero:
+            model.save_pretrained(self.directory)
+        if trainer.is_global_zero:
+            log.info("saved trained parameters to %s", self.directory)
+        trainer.strategy.barrier("export_trainable")
+
+
+def _frame_rate_hz(pl_module: L.LightningModule) -> float:
+    encoder = pl_module.model.encoder
+    if not hasattr(encoder, "frame_rate_hz"):
+        raise AttributeError(
+            f"{type(encoder).__name__} has no frame_rate_hz: the SpeechEncoder contract needs it"
+        )
+    return float(encoder.frame_rate_hz)

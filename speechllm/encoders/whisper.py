@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from speechllm.assets import resolve_model_path
 from speechllm.encoders.base import SpeechEncoder
 from speechllm.encoders.features import SAMPLE_RATE_HZ, WhisperLogMel
 from speechllm.masking import lengths_to_mask
@@ -77,7 +78,7 @@ class WhisperSpeechEncoder(SpeechEncoder):
         super().__init__(path=path, dtype=dtype)
         self.pad_to_30s = pad_to_30s
         self.chunk_long_audio = chunk_long_audio
-        self.model = load_whisper_encoder(path, self.weight_dtype)
+        self.model = load_whisper_encoder(str(resolve_model_path(path)), self.weight_dtype)
         config = self.model.config
         expected_frames = (
             config.max_source_positions * self.model.conv1.stride[0] * self.model.conv2.stride[0]

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from speechllm.assets import resolve_model_path
 from speechllm.llms.prompts import PromptBuilder, PromptConfig
 from speechllm.registry import register_llm
 
@@ -19,15 +20,6 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ValueError(f"unknown dtype {name!r}; valid: {', '.join(DTYPES)}")
     return DTYPES[name]
-
-
-def resolve_path(path: str) -> str:
-    """Named presets (``whisper-tiny.en``, ``tiny-llama`` …) → local dirs; anything else unchanged."""
-    try:
-        from speechllm.assets import resolve_model_path
-    except ImportError:  # TODO(foundation): assets module lands with the demo models
-        return path
-    return str(resolve_model_path(path))
 
 
 @register_llm("hf_causal_lm")
@@ -61,7 +53,7 @@ class CausalLM(nn.Module):
         super().__init__()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        local = resolve_path(path)
+        local = str(resolve_model_path(path))  # preset names → local dirs
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(local, **extra)
         model = AutoModelForCausalLM.from_pretrained(

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module, hook in (
         ("speechllm.data.prepare_cli", "add_prepare_commands"),
         ("speechllm.metrics.report", "add_report_command"),
+        ("speechllm.data.encoder_cache", "add_cache_command"),
     ):
         import importlib
 

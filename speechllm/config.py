@@ -34,11 +34,26 @@ class ManifestConfig:
 
 @dataclass
 class DataConfig:
+    """Data: manifests (or Shar directories) per split, bucketing, bad-input report, encoder cache.
+
+    Attributes:
+        train / val / test: manifests (``*.jsonl.gz``) or Shar directories, each with a task and
+            (train) a mixing weight.
+        max_duration: seconds of audio per batch (bucketing sampler).
+        num_buckets: duration buckets (1: no bucketing). bucket_buffer_size: cuts held by the
+            bucketing sampler (more: better shuffling, more memory; from Shar each buffered cut
+            holds its audio, in every dataloader worker: lower it for Shar streams).
+        min_cut_duration / max_cut_duration: cuts outside are skipped and reported.
+        encoder_cache: a ``speechllm cache`` directory; batches then carry encoder outputs.
+        skip_report: TSV (``cut_id<TAB>reason``) listing every skipped cut.
+    """
+
     train: list[ManifestConfig] = field(default_factory=list)
     val: list[ManifestConfig] = field(default_factory=list)
     test: list[ManifestConfig] = field(default_factory=list)
     max_duration: float = 200.0  # seconds of audio per batch (bucketing sampler)
-    num_buckets: int = 10
+    num_buckets: int = 30  # 30: ~97% real frames on CoVoST-like 1-15 s clips (10: ~91%)
+    bucket_buffer_size: int = 20000
     shuffle: bool = True
     num_workers: int = 2
     min_cut_duration: float = 0.0

@@ -1,36 +1,97 @@
-"""LightningDataModule: lazy lhotse manifests → duration-bucketed, rank-sharded batches."""
+"""LightningDataModule: lazy lhotse manifests or Shar shards → duration-bucketed, rank-sharded batches.
+
+Two ways to read data, chosen per split from the manifests' paths:
+
+- **Manifests** (``*.jsonl.gz``): the sampler runs in the main process, sees every cut and gives
+  rank ``r`` of ``W`` every ``W``-th batch (lhotse's ``world_size``/``rank``), so ranks see
+  disjoint cuts. Its position is saved in checkpoints (:meth:`SpeechDataModule.state_dict`), and
+  a resumed run continues mid-epoch without repeating or skipping a cut.
+- **Shar directories** (written by ``speechllm prepare shar``; detected by their
+  ``cuts.000000.jsonl.gz``): for multi-node runs. Rank ``r`` reads shards ``r, r+W, ...`` and each
+  dataloader worker of that rank a disjoint part of those, so no two readers share a shard. The
+  sampler runs inside the workers. A training stream repeats its shards without end (reshuffled
+  each pass), so ranks never run out of batches at different times: train with
+  ``trainer.max_steps``. Resuming restarts the stream with a different shard order (a stream's
+  position is not saved).
+
+Batches whose every cut was skipped (bad audio, see :mod:`speechllm.data.dataset`) are ``None``;
+Lightning's training loop skips them. Under DDP a rank that skips a batch while others step
+would desynchronize gradients; such batches are rare (every cut of a batch unusable) and the skip
+report names them, so fix the data rather than train on through them.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Iterator
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lhotse import CutSet, load_manifest_lazy
 from lhotse.cut import Cut
-from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+from lhotse.dataset import DynamicBucketingSampler, IterableDatasetWrapper, SimpleCutSampler
+from lhotse.dataset.sampling.base import CutSampler, TimeConstraint
+from lhotse.dataset.sampling.dynamic_bucketing import estimate_duration_buckets
 from torch.utils.data import DataLoader
 
 from speechllm.config import DataConfig, ManifestConfig
-from speechllm.data.dataset import TASKS, SpeechDataset
+from speechllm.data.dataset import TASKS, SkipReport, SpeechDataset
+from speechllm.data.encoder_cache import ATTACHED_FIELD, EncoderCache
+from speechllm.data.shar import ShardSubset, is_shar_dir, shar_fields
 from speechllm.llms.prompts import PromptBuilder
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+BINS_SAMPLE = 10_000  # cuts read to estimate the duration buckets (lhotse's default)
+EVAL_ONLY_SPLIT = "eval_only"
 
 
 class SpeechDataModule(L.LightningDataModule):
-    """Builds train/val/test loaders from ``data.train`` / ``data.val`` / ``data.test`` manifests.
+    """Builds train/val/test loaders from ``data.train`` / ``data.val`` / ``data.test``.
 
     Several training manifests (e.g. ASR and ST) are mixed lazily with their ``weight``s. The
-    bucketing sampler shards by the trainer's rank and world size, so Lightning must not add a
+    bucketing sampler shards by rank and world size itself, so Lightning must not add a
     distributed sampler (``use_distributed_sampler=False``, set by the train command).
+
+    Args:
+        config: :class:`~speechllm.config.DataConfig`.
+        prompts: the LLM's prompt builder.
+        seed: sampler and paraphrase seed.
+        encoder: the model's speech encoder; needed with ``data.encoder_cache`` (its
+            ``cache_key()`` selects and checks the cache) and to use hidden states attached to
+            Shar cuts.
+        rank, world_size: override the trainer's (tests, custom loops); by default they are the
+            attached trainer's ``global_rank`` and ``world_size``, or 0 and 1 without a trainer.
     """
 
-    def __init__(self, config: DataConfig | Any, prompts: PromptBuilder, seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: DataConfig | Any,
+        prompts: PromptBuilder,
+        seed: int = 0,
+        encoder: torch.nn.Module | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.prompts = prompts
         self.seed = seed
+        self.encoder = encoder
+        self._rank, self._world_size = rank, world_size
+        self.report = SkipReport(config.skip_report)
+        self._batch_skips: Counter[str] = Counter()
+        self._train_sampler: ResumableSampler | None = None
+        self._stream_batches = 0
+        self._pending_state: dict[str, Any] | None = None
 
+    # -- loaders ------------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.config.train, train=True)
 
@@ -40,23 +101,81 @@ class SpeechDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader | list:
         return self._loader(self.config.test, train=False) if self.config.test else []
 
-    def cuts(self, manifests: list[ManifestConfig]) -> CutSet:
-        """The (lazily) mixed and duration-filtered cuts of ``manifests``."""
+    def rank_and_world_size(self) -> tuple[int, int]:
+        if self._rank is not None or self._world_size is not None:
+            return self._rank or 0, self._world_size or 1
+        if self.trainer is not None:
+            return self.trainer.global_rank, self.trainer.world_size
+        return 0, 1
+
+    def cuts(self, manifests: list[ManifestConfig], train: bool = True) -> CutSet:
+        """The (lazily) mixed and duration-filtered cuts of ``manifests`` (this rank's shards for Shar).
+
+        Raises:
+            ValueError: no manifests; Shar directories mixed with manifest files; a training
+                manifest of evaluation-only cuts (real speech).
+        """
         if not manifests:
             raise ValueError("no manifests configured for this split (data.train / data.val / data.test)")
-        parts = [load_cuts(m) for m in manifests]
+        shar = [is_shar_dir(m.path) for m in manifests]
+        if any(shar) and not all(shar):
+            raise ValueError(
+                "data manifests mix Shar directories and manifest files; export all of them with "
+                "`speechllm prepare shar` (their samplers run in different processes)"
+            )
+        rank, world_size = self.rank_and_world_size()
+        # A resumed Shar stream cannot seek; a seed moved by the batches already trained on gives
+        # it a new shard order instead of replaying the first shards.
+        shar_seed = self.seed + self._stream_batches
+        parts = [
+            load_cuts(m, train=train, shar_rank=rank, shar_world_size=world_size, seed=shar_seed)
+            for m in manifests
+        ]
         cuts = (
             parts[0]
             if len(parts) == 1
             else CutSet.mux(*parts, weights=[m.weight for m in manifests], seed=self.seed)
         )
         lo, hi = self.config.min_cut_duration, self.config.max_cut_duration
-        return cuts.filter(partial(_duration_within, low=lo, high=hi))
+        return cuts.filter(DurationFilter(lo, hi, self.report))
 
     def _loader(self, manifests: list[ManifestConfig], train: bool) -> DataLoader:
-        world_size, rank = 1, 0
-        if self.trainer is not None:
-            world_size, rank = self.trainer.world_size, self.trainer.global_rank
+        rank, world_size = self.rank_and_world_size()
+        self.report.start()
+        cache = self._encoder_cache(manifests)
+        dataset = SpeechDataset(
+            self.prompts,
+            task=manifests[0].task,
+            train=train,
+            seed=self.seed + rank,
+            skip_report=self.report,
+            encoder_cache=cache,
+        )
+        cuts = self.cuts(manifests, train=train)
+        workers = self.config.num_workers
+        if is_shar_dir(manifests[0].path):
+            # Shards are already split by rank (and by worker inside ShardSubset): the sampler runs
+            # in each worker and must not split again.
+            sampler = self._sampler(cuts, train, world_size=1, rank=0, manifests=manifests)
+            stream = IterableDatasetWrapper(dataset, sampler)
+            return DataLoader(stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+        resumable = ResumableSampler(self._sampler(cuts, train, world_size=world_size, rank=rank))
+        if train:
+            self._train_sampler = resumable
+            self._apply_pending_state(world_size)
+        return DataLoader(
+            dataset, sampler=resumable, batch_size=None, num_workers=workers, persistent_workers=workers > 0
+        )
+
+    def _sampler(
+        self,
+        cuts: CutSet,
+        train: bool,
+        world_size: int,
+        rank: int,
+        manifests: list[ManifestConfig] | None = None,
+    ) -> CutSampler:
+        """Duration-bucketing sampler (``num_buckets`` > 1) or plain one; ``manifests`` marks Shar input."""
         common = {
             "max_duration": self.config.max_duration,
             "shuffle": train and self.config.shuffle,
@@ -65,20 +184,164 @@ class SpeechDataModule(L.LightningDataModule):
             "rank": rank,
             "seed": self.seed,
         }
-        cuts = self.cuts(manifests)
         if self.config.num_buckets > 1:
-            sampler = DynamicBucketingSampler(cuts, num_buckets=self.config.num_buckets, **common)
-        else:  # no bucketing: batches in manifest (or shuffled) order
-            sampler = SimpleCutSampler(cuts, **common)
-        dataset = SpeechDataset(self.prompts, task=manifests[0].task, train=train, seed=self.seed + rank)
-        workers = self.config.num_workers
-        return DataLoader(
-            dataset, sampler=sampler, batch_size=None, num_workers=workers, persistent_workers=workers > 0
-        )
+            # Shar: bins from the small cut manifests, never from the stream (it would read audio).
+            sample = shar_cut_sample(manifests) if manifests else list(islice(cuts, BINS_SAMPLE))
+            num_buckets = min(self.config.num_buckets, len(sample))  # tiny corpora have few cuts
+            if num_buckets > 1:
+                constraint = TimeConstraint(max_duration=self.config.max_duration)
+                bins = estimate_duration_buckets(sample, num_buckets=num_buckets, constraint=constraint)
+                return DynamicBucketingSampler(
+                    cuts, duration_bins=bins, buffer_size=self.config.bucket_buffer_size, **common
+                )
+        return SimpleCutSampler(cuts, **common)  # no bucketing: batches in manifest (or shuffled) order
+
+    def _encoder_cache(self, manifests: list[ManifestConfig]) -> EncoderCache | None:
+        """The cache to read hidden states from, or ``None`` to read audio."""
+        attached = any(is_shar_dir(m.path) and ATTACHED_FIELD in shar_fields(m.path) for m in manifests)
+        if not self.config.encoder_cache and not attached:
+            return None
+        if self.encoder is None:
+            if self.config.encoder_cache:
+                raise ValueError(
+                    "data.encoder_cache is set, but SpeechDataModule got no encoder to check the cache "
+                    "against: pass encoder=model.encoder"
+                )
+            return None  # Shar cuts carry hidden states, but nothing to verify them with: use audio
+        cache = EncoderCache(self.config.encoder_cache, self.encoder.cache_key(), dim=int(self.encoder.dim))
+        for manifest in manifests:
+            cache.check_manifest(manifest.path)
+        return cache
+
+    # -- progress, resume and skip counts -----------------------------------------------------------
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Count batches as the training loop takes them (not as workers prefetch them)."""
+        if self.trainer is None or self.trainer.training:
+            if self._train_sampler is not None:
+                self._train_sampler.consumed += 1
+            else:
+                self._stream_batches += 1
+        if isinstance(batch, dict):
+            for _, reason in batch.get("skipped", []):
+                self._batch_skips[reason.split(" (")[0]] += 1
+        return batch
+
+    @property
+    def skipped(self) -> Counter[str]:
+        """Skipped cuts per reason seen in this process: batches taken so far plus the duration filter."""
+        return self._batch_skips + self.report.counts
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training sampler's position: epoch and batches consumed in it (saved in checkpoints)."""
+        _, world_size = self.rank_and_world_size()
+        state: dict[str, Any] = {"version": STATE_VERSION, "seed": self.seed, "world_size": world_size}
+        if self._train_sampler is not None:
+            state.update(epoch=self._train_sampler.epoch, batches=self._train_sampler.consumed)
+        else:
+            state.update(stream_batches=self._stream_batches)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`; applied when the training loader is (re)built.
+
+        Lightning calls this while restoring a checkpoint, before it asks for the training loader.
+        """
+        if state_dict.get("version") != STATE_VERSION:
+            raise ValueError(f"data module state version {state_dict.get('version')} != {STATE_VERSION}")
+        self._pending_state = dict(state_dict)
+        self._stream_batches = int(state_dict.get("stream_batches", 0))
+        if self._train_sampler is not None:  # loader already built: reposition it now
+            self._apply_pending_state(self.rank_and_world_size()[1])
+
+    def _apply_pending_state(self, world_size: int) -> None:
+        state, self._pending_state = self._pending_state, None
+        if state is None or "batches" not in state:
+            return
+        if state["world_size"] != world_size or state["seed"] != self.seed:
+            raise ValueError(
+                f"cannot resume the data position: the checkpoint was written with world size "
+                f"{state['world_size']} and seed {state['seed']}, this run has {world_size} and "
+                f"{self.seed}; the batches would differ (some cuts repeated, others skipped)"
+            )
+        assert self._train_sampler is not None
+        self._train_sampler.resume(int(state["epoch"]), int(state["batches"]))
 
 
-def load_cuts(manifest: ManifestConfig) -> CutSet:
-    """Open a CutSet manifest lazily and tag each cut with the manifest's task."""
+class ResumableSampler(torch.utils.data.Sampler):
+    """A lhotse sampler that counts consumed batches and can restart mid-epoch.
+
+    The count comes from the data module's ``on_before_batch_transfer`` hook (the training loop's
+    pace), not from the sampler's own progress: a DataLoader with workers samples batches ahead
+    of training, so the sampler's own state would skip the prefetched batches on resume.
+
+    Args:
+        sampler: a lhotse :class:`~lhotse.dataset.sampling.base.CutSampler`.
+    """
+
+    def __init__(self, sampler: CutSampler) -> None:
+        self.sampler = sampler
+        self.epoch = 0
+        self.consumed = 0
+        self._skip = 0
+        self._resume_epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at each epoch start; a new epoch drops a pending resume."""
+        if self._resume_epoch is not None and epoch != self._resume_epoch:
+            self._skip, self._resume_epoch = 0, None
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def resume(self, epoch: int, batches: int) -> None:
+        """Make the next pass start at batch ``batches`` of epoch ``epoch``."""
+        self.set_epoch(epoch)
+        self._skip, self._resume_epoch = batches, epoch
+
+    def __iter__(self) -> Iterator[CutSet]:
+        # A generator, so nothing happens until the first batch is asked for: torch's DataLoader
+        # calls iter() on its sampler twice when it starts workers and drops the first iterator.
+        return self._batches()
+
+    def _batches(self) -> Iterator[CutSet]:
+        skip, self._skip, self._resume_epoch = self._skip, 0, None
+        self.consumed = skip
+        # Fast-forward by sampling (cheap: manifests only, no audio) the batches already trained on.
+        yield from islice(iter(self.sampler), skip, None)
+
+
+class DurationFilter:
+    """Keeps cuts with ``low <= duration <= high``; reports the others once per process."""
+
+    def __init__(self, low: float, high: float, report: SkipReport) -> None:
+        self.low, self.high, self.report = low, high, report
+        self._seen: set[str] = set()
+
+    def __call__(self, cut: Cut) -> bool:
+        if self.low <= cut.duration <= self.high:
+            return True
+        if cut.id not in self._seen:
+            self._seen.add(cut.id)
+            side = (
+                f"longer than data.max_cut_duration={self.high}"
+                if cut.duration > self.high
+                else (f"shorter than data.min_cut_duration={self.low}")
+            )
+            self.report.add(cut.id, f"duration {cut.duration:.2f} s {side}")
+        return False
+
+
+def load_cuts(
+    manifest: ManifestConfig,
+    train: bool = True,
+    shar_rank: int = 0,
+    shar_world_size: int = 1,
+    seed: int = 0,
+) -> CutSet:
+    """Open a manifest (or this rank's shards of a Shar directory) lazily; tag cuts with the task.
+
+    Training refuses evaluation-only cuts (``custom["split"] == "eval_only"``, the real-speech set).
+    A training Shar stream repeats without end (see the module docstring).
+    """
     if manifest.task not in TASKS:
         raise ValueError(
             f"data manifest {manifest.path}: unknown task {manifest.task!r}; valid: {', '.join(TASKS)}"
@@ -86,13 +349,47 @@ def load_cuts(manifest: ManifestConfig) -> CutSet:
     path = Path(manifest.path)
     if not path.exists():
         raise FileNotFoundError(f"data manifest not found: {path}")
-    return load_manifest_lazy(path).map(partial(_with_task, task=manifest.task))
+    if is_shar_dir(path):
+        cuts = CutSet(ShardSubset(path, shar_rank, shar_world_size, shuffle=train, seed=seed))
+        if train:
+            cuts = cuts.repeat(preserve_id=True)  # ids key the encoder cache
+    else:
+        cuts = load_manifest_lazy(path)
+        if not isinstance(cuts, CutSet):
+            raise ValueError(f"data manifest {path} is not a CutSet manifest")
+    if train:
+        first = next(iter(cuts), None)
+        if first is not None:
+            _refuse_eval_only(first, path)
+        cuts = cuts.map(partial(_checked_for_training, source=str(path)))
+    return cuts.map(partial(_with_task, task=manifest.task))
+
+
+def shar_cut_sample(manifests: list[ManifestConfig]) -> list[Cut]:
+    """Up to ``BINS_SAMPLE`` cuts from the Shar directories' cut manifests (no audio read)."""
+    from lhotse.shar.readers.lazy import LazyManifestIterator
+
+    sample: list[Cut] = []
+    for manifest in manifests:
+        for shard in sorted(Path(manifest.path).glob("cuts.*jsonl*")):
+            sample += islice(LazyManifestIterator(shard), BINS_SAMPLE // len(manifests))
+    return sample
+
+
+def _refuse_eval_only(cut: Cut, source: Path | str) -> None:
+    customs = [cut.custom or {}] + [s.custom or {} for s in cut.supervisions]
+    if any(c.get("split") == EVAL_ONLY_SPLIT for c in customs):
+        raise ValueError(
+            f"data manifest {source}: cut {cut.id} is evaluation-only (custom split 'eval_only', the "
+            "real-speech set); it must not be trained on: use it in data.val or data.test"
+        )
+
+
+def _checked_for_training(cut: Cut, source: str) -> Cut:
+    _refuse_eval_only(cut, source)
+    return cut
 
 
 def _with_task(cut: Cut, task: str) -> Cut:
     cut.custom = {**(cut.custom or {}), "task": task}
     return cut
-
-
-def _duration_within(cut: Cut, low: float, high: float) -> bool:
-    return low <= cut.duration <= high

@@ -2,6 +2,13 @@
 
 The dataset knows nothing of sampling (lhotse samplers give it whole batches of cuts) and nothing
 of the model beyond the prompt builder that tokenizes prompts and targets in the data workers.
+
+Bad input never stops an epoch: a cut whose audio is unreadable, empty, or holds NaN/inf samples
+is skipped, logged as a warning with a running count, listed in the batch's ``skipped`` entry and
+appended to the skip report (a TSV of ``cut_id<TAB>reason``). Each process (main or dataloader
+worker) appends its own lines with one ``write`` per line in append mode, so workers never
+interleave within a line. A batch whose every cut is skipped is returned as ``None``: Lightning's
+training loop skips a ``None`` batch with a warning; other consumers must skip it too.
 """
 
 from __future__ import annotations
@@ -9,7 +16,8 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,50 +27,121 @@ from lhotse.cut import Cut
 from speechllm.llms.prompts import PromptBuilder
 from speechllm.masking import pad_audio, pad_ids
 
+if TYPE_CHECKING:
+    from speechllm.data.encoder_cache import EncoderCache
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 TASKS = ("asr", "st")
+SKIP_REPORT_HEADER = "cut_id\treason\n"
+
+
+class SkipReport:
+    """Counts skipped cuts and appends ``cut_id<TAB>reason`` lines to an optional TSV file.
+
+    Args:
+        path: the report file (``data.skip_report``); ``None`` keeps counts and warnings only.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.counts: Counter[str] = Counter()
+
+    def start(self) -> None:
+        """Create the file with its header unless it exists (a resumed run keeps appending)."""
+        if self.path is not None and not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(SKIP_REPORT_HEADER)
+
+    def add(self, cut_id: str, reason: str) -> None:
+        kind = reason.split(" (")[0]
+        self.counts[kind] += 1
+        log.warning(
+            "skipping cut %s: %s (%d skipped for %s in this process)", cut_id, reason, self.counts[kind], kind
+        )
+        if self.path is not None:
+            line = f"{_one_line(cut_id)}\t{_one_line(reason)}\n"
+            with open(self.path, "a", encoding="utf-8") as handle:  # one append per line: atomic
+                handle.write(line)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).replace("\t", " ").split())
 
 
 class SpeechDataset(torch.utils.data.Dataset):
-    """Loads, down-mixes and resamples audio; tokenizes prompts and targets.
+    """Loads, down-mixes and resamples audio (or cached encoder outputs); tokenizes prompts and targets.
 
     Args:
         prompts: the LLM's :class:`~speechllm.llms.prompts.PromptBuilder`.
         task: default task for cuts whose ``custom["task"]`` is unset (``"asr"`` or ``"st"``).
         train: sample instruction paraphrases (training) or use the fixed one (evaluation).
         seed: seed of the paraphrase sampler.
+        skip_report: where skipped cuts are listed (see the module docstring).
+        encoder_cache: when given, batches carry ``encoder_hidden`` (B, T, C) float32 and
+            ``encoder_lens`` (B,) from the cache instead of ``audio`` (the model then skips the
+            encoder); ``audio_lens`` (B,) is still given, from the cuts' durations.
 
     Returns batches with keys ``audio`` (B, S) float32, ``audio_lens`` (B,), ``prefix_ids``,
     ``suffix_ids``, ``target_ids``, ``transcript_ids`` (B, *) long with ``*_lens`` (B,), and lists
-    ``cut_ids``, ``task``, ``src_lang``, ``tgt_lang``, ``reference`` (target text), ``source_text``.
-    Cuts whose audio cannot be used are skipped and counted in :attr:`skipped`.
+    ``cut_ids``, ``task``, ``src_lang``, ``tgt_lang``, ``reference`` (target text), ``source_text``,
+    ``skipped`` (``(cut_id, reason)`` of this batch's skipped cuts); ``None`` when all were skipped.
     """
 
-    def __init__(self, prompts: PromptBuilder, task: str = "asr", train: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        prompts: PromptBuilder,
+        task: str = "asr",
+        train: bool = True,
+        seed: int = 0,
+        skip_report: SkipReport | str | Path | None = None,
+        encoder_cache: EncoderCache | None = None,
+    ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
         self.prompts = prompts
         self.task = task
         self.train = train
         self.rng = random.Random(seed)
-        self.skipped: Counter[str] = Counter()
+        self.report = skip_report if isinstance(skip_report, SkipReport) else SkipReport(skip_report)
+        self.encoder_cache = encoder_cache
 
-    def __getitem__(self, cuts: CutSet) -> dict[str, Any]:
+    @property
+    def skipped(self) -> Counter[str]:
+        """Skipped cuts per reason, in this process."""
+        return self.report.counts
+
+    def __getitem__(self, cuts: CutSet) -> dict[str, Any] | None:
         rows: list[dict[str, Any]] = []
+        skipped: list[tuple[str, str]] = []
         for cut in cuts:
-            row = self._example(cut)
-            if row is not None:
+            row, problem = self._example(cut)
+            if row is None:
+                self.report.add(cut.id, problem)
+                skipped.append((cut.id, problem))
+            else:
                 rows.append(row)
-        return collate(rows)
-
-    def _example(self, cut: Cut) -> dict[str, Any] | None:
-        audio, problem = load_mono_16k(cut)
-        if audio is None:
-            self.skipped[problem] += 1
-            log.warning("skipping cut %s: %s", cut.id, problem)
+        if not rows:
             return None
+        batch = collate(rows)
+        batch["skipped"] = skipped
+        return batch
+
+    def _example(self, cut: Cut) -> tuple[dict[str, Any] | None, str]:
+        if self.encoder_cache is not None:
+            hidden = self.encoder_cache.load(cut)
+            if hidden is None:  # the cache lists this cut as unusable audio
+                return None, self.encoder_cache.skip_reason(cut)
+            signal: dict[str, Any] = {
+                "encoder_hidden": torch.from_numpy(np.asarray(hidden, dtype=np.float32)),
+                "num_samples": round(cut.duration * SAMPLE_RATE),
+            }
+        else:
+            audio, problem = load_mono_16k(cut)
+            if audio is None:
+                return None, problem
+            signal = {"audio": audio}
         sup = cut.supervisions[0]
         custom = {**(cut.custom or {}), **(sup.custom or {})}
         task = custom.get("task", self.task)
@@ -80,7 +159,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         prefix, suffix = self.prompts.prompt_ids(task, src_lang, tgt_lang, rng)
         return {
             "cut_id": cut.id,
-            "audio": audio,
+            **signal,
             "prefix": prefix,
             "suffix": suffix,
             "target": self.prompts.target_ids(reference),
@@ -90,7 +169,7 @@ class SpeechDataset(torch.utils.data.Dataset):
             "tgt_lang": tgt_lang,
             "reference": reference,
             "source_text": sup.text or "",
-        }
+        }, ""
 
 
 def load_mono_16k(cut: Cut) -> tuple[torch.Tensor | None, str]:
@@ -102,7 +181,7 @@ def load_mono_16k(cut: Cut) -> tuple[torch.Tensor | None, str]:
     except Exception as err:  # corrupt or missing file: skip, never crash mid-epoch
         return None, f"unreadable audio ({type(err).__name__}: {err})"
     samples = np.asarray(samples, dtype=np.float32)
-    if samples.ndim == 2:
+    if samples.ndim == 2:  # (channels, S): down-mix
         samples = samples.mean(axis=0)
     if samples.size == 0:
         return None, "empty audio"
@@ -113,8 +192,17 @@ def load_mono_16k(cut: Cut) -> tuple[torch.Tensor | None, str]:
 
 def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Pad a list of examples into a batch (see :class:`SpeechDataset`)."""
-    audio, audio_lens = pad_audio([r["audio"] for r in rows])
-    batch: dict[str, Any] = {"audio": audio, "audio_lens": audio_lens}
+    batch: dict[str, Any] = {}
+    if rows and "encoder_hidden" in rows[0]:
+        hidden = [r["encoder_hidden"] for r in rows]
+        lens = torch.tensor([h.shape[0] for h in hidden], dtype=torch.long)
+        padded = torch.zeros(len(rows), int(lens.max()), hidden[0].shape[1])
+        for i, h in enumerate(hidden):
+            padded[i, : h.shape[0]] = h
+        batch["encoder_hidden"], batch["encoder_lens"] = padded, lens
+        batch["audio_lens"] = torch.tensor([r["num_samples"] for r in rows], dtype=torch.long)
+    else:
+        batch["audio"], batch["audio_lens"] = pad_audio([r["audio"] for r in rows])
     for key in ("prefix", "suffix", "target", "transcript"):
         ids, lens = (
             pad_ids([r[key] for r in rows])

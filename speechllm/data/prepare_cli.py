@@ -1,4 +1,4 @@
-"""``speechllm prepare {covost2,synthetic,realspeech,manifest}``: corpus files on disk -> lhotse manifests.
+"""``speechllm prepare {covost2,synthetic,realspeech,manifest,tones,shar}``: data on disk -> manifests.
 
 The main CLI calls ``add_prepare_commands(subparsers)``; each subcommand stores its handler in
 ``func`` (``args.func(args)`` runs it). Handlers import their recipe lazily so ``speechllm --help``
@@ -94,13 +94,30 @@ def _run_manifest(args: argparse.Namespace) -> None:
     )
 
 
+def _run_tones(args: argparse.Namespace) -> None:
+    from speechllm.data.tones import prepare_tones
+
+    _summary(
+        {
+            split: {"cuts": cuts}
+            for split, cuts in prepare_tones(
+                args.output_dir,
+                num_train=args.num_train,
+                num_dev=args.num_dev,
+                num_test=args.num_test,
+                seed=args.seed,
+            ).items()
+        }
+    )
+
+
 def add_prepare_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``prepare`` and its four subcommands to the main CLI's subparsers."""
+    """Add ``prepare`` and its subcommands to the main CLI's subparsers."""
     prepare = subparsers.add_parser(
         "prepare", help="turn corpora on disk into lhotse manifests", description=__doc__.splitlines()[0]
     )
     commands = prepare.add_subparsers(
-        dest="prepare_command", metavar="{covost2,synthetic,realspeech,manifest}"
+        dest="prepare_command", metavar="{covost2,synthetic,realspeech,manifest,tones,shar}"
     )
     commands.required = True
     languages = sorted(LANGUAGE_NAMES)
@@ -175,3 +192,15 @@ def add_prepare_commands(subparsers: argparse._SubParsersAction) -> None:
     manifest.add_argument("--resample-to", type=int, default=None, help="cuts resample to this rate on load")
     manifest.add_argument("--num-jobs", type=int, default=1)
     manifest.set_defaults(func=_run_manifest)
+
+    tones = commands.add_parser("tones", help="tiny tone-word corpus for CI and the tiny recipe (no speech)")
+    tones.add_argument("output_dir")
+    tones.add_argument("--num-train", type=int, default=200)
+    tones.add_argument("--num-dev", type=int, default=20)
+    tones.add_argument("--num-test", type=int, default=20)
+    tones.add_argument("--seed", type=int, default=0)
+    tones.set_defaults(func=_run_tones)
+
+    from speechllm.data.shar import add_shar_command
+
+    add_shar_command(commands)

@@ -1,0 +1,391 @@
+"""Encoder-output cache: run the frozen speech encoder once, train many adapters on its outputs.
+
+The paper freezes the speech encoder, so its outputs for a clip never change during training; a
+sweep over the five adapters can compute them once. ``speechllm cache CONFIG --manifest M``
+writes them, and training with ``data.encoder_cache=DIR`` reads them instead of audio (the batch
+then carries ``encoder_hidden`` (B, T, C) and ``encoder_lens`` (B,), and the model skips the
+encoder).
+
+Layout of a cache directory ``DIR``::
+
+    DIR/<sha1(encoder cache_key)[:16]>/        one subdirectory per encoder identity
+        meta.json                              cache_key, dim, frame_rate_hz, dtype, format
+        manifests.json                         each cached manifest: absolute path, size, mtime
+        skipped.tsv                            entries whose audio was unusable at caching time
+        arrays/<key[:3]>/<key>.npy             (T, C) float16, lhotse ``NumpyFilesWriter`` storage
+
+Identity and invalidation (an error, never a silent recompute: recomputing needs the encoder on an
+accelerator, which data workers do not have):
+
+- The encoder's :meth:`~speechllm.encoders.base.SpeechEncoder.cache_key` (kind, weights, every
+  output-changing option such as ``pad_to_30s`` and ``dtype``) names the subdirectory. A model
+  whose key has no subdirectory gets an error listing the keys that are cached.
+- Each entry's ``key`` is a hash of the cut id and the cut's *audio identity*: for each audio file
+  its absolute path, size and modification time (ns); for in-memory audio a SHA-1 of the bytes;
+  plus the cut's start, duration, channel and the recording's sampling rate and transforms. Audio
+  that changes (or moves) after caching therefore misses the cache, which is an error naming the
+  cut; re-run ``speechllm cache``. Copying a corpus without preserving mtimes invalidates it too.
+- A manifest is usable with the cache only if ``manifests.json`` records it with its current size
+  and mtime; that is checked when the data module starts, before any training step.
+
+Storage is lossless float16 numpy (hidden states of bf16 or fp32 encoders both fit fp16's range;
+a value that does not is an error). One ``.npy`` file per clip keeps writes resumable and reads
+safe from any number of dataloader workers; ``speechllm prepare shar --with-encoder-cache`` packs
+them into sequential tar shards for large runs. Reads use ``np.load`` directly rather than lhotse's
+reader, whose 512-entry LRU cache would hold gigabytes of hidden states per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lhotse import CutSet, load_manifest_lazy
+from lhotse.cut import Cut
+from lhotse.dataset import SimpleCutSampler
+from lhotse.features.io import NumpyFilesWriter
+
+from speechllm.data.dataset import load_mono_16k
+from speechllm.io import atomic_write
+from speechllm.masking import pad_audio
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+META = "meta.json"
+MANIFESTS = "manifests.json"
+SKIPPED = "skipped.tsv"
+ARRAYS = "arrays"
+# A Shar export with --with-encoder-cache attaches the hidden states to each cut under this field.
+ATTACHED_FIELD = "encoder_hidden"
+ATTACHED_KEY = "encoder_cache_key"
+FP16_MAX = float(np.finfo(np.float16).max)
+
+
+class EncoderCacheError(RuntimeError):
+    """The cache cannot serve this encoder, manifest or cut; the message says what to re-run."""
+
+
+def cache_dir_name(cache_key: str) -> str:
+    """Subdirectory of one encoder identity: a short hash of its ``cache_key``."""
+    return hashlib.sha1(cache_key.encode()).hexdigest()[:16]
+
+
+def audio_identity(cut: Cut) -> str:
+    """A string that changes when the cut's audio may have changed (see the module docstring)."""
+    recording = cut.recording
+    if recording is None:
+        raise EncoderCacheError(f"cut {cut.id} has no recording: nothing to cache")
+    parts: list[Any] = [recording.sampling_rate, recording.num_samples, recording.transforms]
+    for source in recording.sources:
+        if source.type == "file":
+            path = os.path.abspath(str(source.source))
+            try:
+                stat = os.stat(path)
+                parts.append(["file", path, stat.st_size, stat.st_mtime_ns, source.channels])
+            except OSError:
+                parts.append(["file", path, "missing", source.channels])
+        elif source.type == "memory":
+            parts.append(["memory", hashlib.sha1(source.source).hexdigest(), source.channels])
+        else:  # url, command, shar: the address is the identity
+            parts.append([source.type, str(source.source), source.channels])
+    parts += [round(cut.start, 6), round(cut.duration, 6), cut.channel]
+    return json.dumps(parts, default=str)
+
+
+def entry_key(cut: Cut) -> str:
+    """The storage key of one cut's hidden states: hash of its id and audio identity."""
+    return hashlib.sha1(f"{cut.id}\0{audio_identity(cut)}".encode()).hexdigest()[:32]
+
+
+def manifest_identity(path: str | Path) -> dict[str, Any]:
+    """Absolute path, size and mtime of a manifest file (what ``manifests.json`` records)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def cached_keys(root: str | Path) -> dict[str, str]:
+    """``{subdirectory: encoder cache_key}`` of every encoder cached under ``root``."""
+    found = {}
+    for meta in sorted(Path(root).glob(f"*/{META}")):
+        found[meta.parent.name] = json.loads(meta.read_text())["cache_key"]
+    return found
+
+
+class EncoderCache:
+    """Reads cached hidden states of one encoder identity.
+
+    Args:
+        root: the cache directory ``DIR`` (``data.encoder_cache``), or ``None`` when every cut
+            carries its hidden states (a Shar export made with ``--with-encoder-cache``).
+        cache_key: the model's ``encoder.cache_key()``.
+        dim: the encoder's output width, checked against the cache.
+
+    Raises:
+        EncoderCacheError: nothing cached under ``root`` for this ``cache_key`` (the message lists
+            what is cached), or a different width.
+    """
+
+    def __init__(self, root: str | Path | None, cache_key: str, dim: int | None = None) -> None:
+        self.root = Path(root) if root is not None else None
+        self.cache_key = cache_key
+        self.dir: Path | None = None
+        self._skipped: dict[str, str] | None = None
+        if self.root is None:
+            return
+        self.dir = self.root / cache_dir_name(cache_key)
+        if not (self.dir / META).is_file():
+            cached = cached_keys(self.root)
+            listing = "\n  ".join(cached.values()) or "(nothing)"
+            raise EncoderCacheError(
+                f"encoder cache {self.root} has no outputs of encoder {cache_key!r}; cached encoders:\n"
+                f"  {listing}\nrun `speechllm cache CONFIG --out {self.root}` with this model's encoder"
+            )
+        meta = json.loads((self.dir / META).read_text())
+        if meta.get("format") != CACHE_FORMAT:
+            raise EncoderCacheError(f"{self.dir}: cache format {meta.get('format')}, expected {CACHE_FORMAT}")
+        if dim is not None and meta["dim"] != dim:
+            raise EncoderCacheError(f"{self.dir}: cached width {meta['dim']} != encoder width {dim}")
+        self.meta = meta
+
+    @classmethod
+    def open_single(cls, root: str | Path) -> EncoderCache:
+        """Open a cache that holds exactly one encoder identity (``root`` or its only subdirectory)."""
+        root = Path(root)
+        if (root / META).is_file():
+            return cls(root.parent, json.loads((root / META).read_text())["cache_key"])
+        cached = cached_keys(root)
+        if len(cached) != 1:
+            raise EncoderCacheError(
+                f"{root} holds {len(cached)} encoder caches ({', '.join(cached) or 'none'}); "
+                "name one subdirectory"
+            )
+        return cls(root, next(iter(cached.values())))
+
+    def check_manifest(self, path: str | Path) -> None:
+        """Raise unless ``path`` was cached as it is now (same size and modification time)."""
+        if self.dir is None or Path(path).is_dir():  # Shar directories carry their own features
+            return
+        records = _read_json(self.dir / MANIFESTS, {})
+        now = manifest_identity(path)
+        before = records.get(now["path"])
+        if before is None:
+            raise EncoderCacheError(
+                f"manifest {path} is not in encoder cache {self.dir}; run `speechllm cache CONFIG "
+                f"--manifest {path} --out {self.root}`"
+            )
+        if (before["size"], before["mtime_ns"]) != (now["size"], now["mtime_ns"]):
+            raise EncoderCacheError(
+                f"manifest {path} changed since it was cached in {self.dir}; run `speechllm cache` again"
+            )
+
+    def array_path(self, key: str) -> Path:
+        assert self.dir is not None
+        return self.dir / ARRAYS / key[:3] / f"{key}.npy"
+
+    def load(self, cut: Cut) -> np.ndarray | None:
+        """(T, C) float16 hidden states of ``cut``; ``None`` if its audio was unusable when cached.
+
+        Raises:
+            EncoderCacheError: the cut was not cached (or its audio changed since), or its
+                attached hidden states come from another encoder.
+        """
+        if cut.has_custom(ATTACHED_FIELD):
+            origin = (cut.custom or {}).get(ATTACHED_KEY)
+            if origin != self.cache_key:
+                raise EncoderCacheError(
+                    f"cut {cut.id} carries encoder outputs of {origin!r}, but the model's encoder is "
+                    f"{self.cache_key!r}; re-export the Shar with a cache of this encoder"
+                )
+            return cut.load_custom(ATTACHED_FIELD)
+        if self.dir is None:
+            raise EncoderCacheError(
+                f"cut {cut.id} has no attached encoder outputs and no data.encoder_cache is configured"
+            )
+        key = entry_key(cut)
+        path = self.array_path(key)
+        if path.is_file():
+            return np.load(path, allow_pickle=False)
+        if key in self.skipped_entries():
+            return None
+        raise EncoderCacheError(
+            f"cut {cut.id}: no cached encoder output in {self.dir} for its audio "
+            f"({_source_paths(cut)}); the audio changed since caching or the cut was never cached: "
+            f"re-run `speechllm cache`"
+        )
+
+    def skipped_entries(self) -> dict[str, str]:
+        """``{entry key: reason}`` of cuts whose audio was unusable at caching time."""
+        if self._skipped is None:
+            self._skipped = {}
+            if self.dir is not None and (self.dir / SKIPPED).is_file():
+                for line in (self.dir / SKIPPED).read_text().splitlines():
+                    key, _, reason = line.split("\t", 2)
+                    self._skipped[key] = reason
+        return self._skipped
+
+    def skip_reason(self, cut: Cut) -> str:
+        return self.skipped_entries().get(entry_key(cut), "unusable audio when cached")
+
+
+def build_encoder_cache(
+    encoder: torch.nn.Module,
+    manifest: str | Path,
+    root: str | Path,
+    max_batch_duration: float = 120.0,
+    device: str | torch.device = "cpu",
+) -> dict[str, int]:
+    """Run ``encoder`` over every cut of ``manifest`` and store its outputs under ``root``.
+
+    Resumable: entries already stored (and loadable) are not recomputed. Cuts whose audio is
+    unusable (see :func:`~speechllm.data.dataset.load_mono_16k`) are listed in ``skipped.tsv`` and
+    skipped later in training, as they would be without the cache.
+
+    Args:
+        encoder: a :class:`~speechllm.encoders.base.SpeechEncoder` (frozen).
+        manifest: a CutSet manifest (``.jsonl.gz``).
+        root: the cache directory.
+        max_batch_duration: seconds of audio per encoder batch.
+        device: where the encoder runs.
+
+    Returns:
+        counts ``{"cuts", "computed", "reused", "skipped"}``.
+    """
+    cache_key = encoder.cache_key()
+    directory = Path(root) / cache_dir_name(cache_key)
+    (directory / ARRAYS).mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": CACHE_FORMAT,
+        "cache_key": cache_key,
+        "dim": int(encoder.dim),
+        "frame_rate_hz": float(encoder.frame_rate_hz),
+        "dtype": "float16",
+    }
+    if (directory / META).is_file():
+        if json.loads((directory / META).read_text()) != meta:
+            raise EncoderCacheError(f"{directory / META} describes another encoder than {cache_key!r}")
+    else:
+        with atomic_write(directory / META) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2))
+    cache = EncoderCache(root, cache_key, dim=int(encoder.dim))
+    writer = NumpyFilesWriter(directory / ARRAYS)
+    encoder = encoder.to(device)
+    counts = {"cuts": 0, "computed": 0, "reused": 0, "skipped": 0}
+    skipped = cache.skipped_entries()
+    cuts = load_manifest_lazy(manifest)
+    if not isinstance(cuts, CutSet):
+        raise EncoderCacheError(f"{manifest} is not a CutSet manifest")
+    sampler = SimpleCutSampler(cuts, max_duration=max_batch_duration, shuffle=False, world_size=1, rank=0)
+    for batch_cuts in sampler:
+        todo: list[tuple[str, torch.Tensor]] = []
+        for cut in batch_cuts:
+            counts["cuts"] += 1
+            key = entry_key(cut)
+            if key in skipped or _loadable(cache.array_path(key), meta["dim"]):
+                counts["reused"] += 1
+                continue
+            audio, problem = load_mono_16k(cut)
+            if audio is None:
+                log.warning("not caching cut %s: %s", cut.id, problem)
+                skipped[key] = problem
+                with open(directory / SKIPPED, "a", encoding="utf-8") as handle:
+                    handle.write(f"{key}\t{cut.id}\t{' '.join(problem.split())}\n")
+                counts["skipped"] += 1
+                continue
+            todo.append((key, audio))
+        if not todo:
+            continue
+        audio, audio_lens = pad_audio([a for _, a in todo])
+        hidden, lens = encoder(audio.to(device), audio_lens.to(device))
+        for (key, _), frames, length in zip(todo, hidden, lens.tolist()):
+            values = frames[:length].float().cpu()
+            if not torch.isfinite(values).all() or float(values.abs().max()) > FP16_MAX:
+                raise EncoderCacheError(f"encoder output of entry {key} does not fit float16")
+            stored = writer.write(key, values.to(torch.float16).numpy())
+            # We read files back with np.load, so the layout must be the one array_path names.
+            if Path(directory / ARRAYS / stored) != cache.array_path(key):
+                raise EncoderCacheError(f"unexpected lhotse storage layout: {stored}")
+            counts["computed"] += 1
+    records = _read_json(directory / MANIFESTS, {})
+    record = manifest_identity(manifest)
+    records[record["path"]] = {**record, "cuts": counts["cuts"]}
+    with atomic_write(directory / MANIFESTS) as tmp:
+        tmp.write_text(json.dumps(records, indent=2))
+    return counts
+
+
+def _loadable(path: Path, dim: int) -> bool:
+    """An entry exists and is a complete (T, dim) array (an interrupted write is recomputed)."""
+    if not path.is_file():
+        return False
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError):
+        return False
+    return array.ndim == 2 and array.shape[1] == dim
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def _source_paths(cut: Cut) -> str:
+    recording = cut.recording
+    return ", ".join(str(s.source)[:200] for s in recording.sources) if recording is not None else "none"
+
+
+# -- command line ---------------------------------------------------------------------------------
+def add_cache_command(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``speechllm cache CONFIG [overrides] [--manifest M ...] [--out DIR]``."""
+    cache = subparsers.add_parser(
+        "cache",
+        help="run the frozen encoder once over manifests and store its outputs (encoder-output cache)",
+        description=__doc__.splitlines()[0],
+    )
+    cache.add_argument("config", help="YAML config (its model.encoder is the encoder cached)")
+    cache.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. model.encoder.pad_to_30s=false")
+    cache.add_argument(
+        "--manifest",
+        action="append",
+        default=None,
+        help="CutSet manifest to cache (repeatable; default: every manifest in data.train/val/test)",
+    )
+    cache.add_argument("--out", default=None, help="cache directory (default: data.encoder_cache)")
+    cache.add_argument("--device", default="cpu", help="where the encoder runs (cpu, cuda, cuda:1)")
+    cache.add_argument("--batch-duration", type=float, default=120.0, help="seconds of audio per batch")
+    cache.set_defaults(func=_run_cache)
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from speechllm.config import ConfigError, load_config
+    from speechllm.registry import ENCODERS
+
+    cfg = load_config(args.config, args.overrides)
+    out = args.out or cfg.data.encoder_cache
+    if not out:
+        raise ConfigError("speechllm cache: give --out DIR or set data.encoder_cache")
+    manifests = args.manifest or [m.path for split in ("train", "val", "test") for m in cfg.data[split]]
+    manifests = [m for m in dict.fromkeys(manifests) if not Path(m).is_dir()]  # Shar dirs: see shar.py
+    if not manifests:
+        raise ConfigError("speechllm cache: no manifest given (--manifest) or configured in data.*")
+    for path in manifests:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"manifest not found: {path}")
+    encoder = ENCODERS.build(OmegaConf.to_container(cfg.model.encoder, resolve=True))
+    for path in manifests:
+        counts = build_encoder_cache(encoder, path, out, args.batch_duration, args.device)
+        print(
+            f"{path}: {counts['cuts']} cuts, {counts['computed']} computed, {counts['reused']} reused, "
+            f"{counts['skipped']} skipped -> {Path(out) / cache_dir_name(encoder.cache_key())}"
+        )
+    return 0

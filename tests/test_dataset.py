@@ -1,0 +1,149 @@
+"""SpeechDataset: resampling and down-mixing, bad audio skipped and reported, ST prompts and targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from lhotse import AudioSource, CutSet, MonoCut, Recording, SupervisionSegment
+from transformers import AutoTokenizer
+
+from speechllm.data.dataset import SAMPLE_RATE, SKIP_REPORT_HEADER, SpeechDataset, load_mono_16k
+from speechllm.llms.prompts import PromptBuilder
+
+
+@pytest.fixture(scope="module")
+def prompts(tiny_dirs) -> PromptBuilder:
+    return PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-llama"]))
+
+
+def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def cut_of(path: Path, rec_id: str, rate: int, samples: int, **custom) -> MonoCut:
+    """A cut over ``path`` described by hand (bad files cannot be probed by Recording.from_file)."""
+    recording = Recording(
+        id=rec_id,
+        sources=[AudioSource(type="file", channels=[0], source=str(path))],
+        sampling_rate=rate,
+        num_samples=samples,
+        duration=samples / rate,
+    )
+    cut = recording.to_cut()
+    cut.supervisions = [
+        SupervisionSegment(
+            id=rec_id,
+            recording_id=rec_id,
+            start=0.0,
+            duration=recording.duration,
+            channel=0,
+            text="one two",
+            language="en",
+            custom=custom or None,
+        )
+    ]
+    return cut
+
+
+def dominant_hz(audio: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(audio))
+    return float(np.fft.rfftfreq(audio.shape[0], 1 / rate)[spectrum.argmax()])
+
+
+def test_8khz_stereo_is_resampled_and_down_mixed(tmp_path):
+    left, right = sine(440, 1.0, 8000, 0.6), np.zeros(8000, dtype=np.float32)
+    path = tmp_path / "stereo8k.wav"
+    sf.write(path, np.stack([left, right], axis=1), 8000, subtype="FLOAT")
+    cut = Recording.from_file(path).to_cut()
+    audio, problem = load_mono_16k(cut)
+    assert problem == "" and audio is not None
+    assert audio.shape == (SAMPLE_RATE,)  # 1 s at 16 kHz, one channel
+    assert dominant_hz(audio.numpy(), SAMPLE_RATE) == pytest.approx(440, abs=2)
+    # The mean of a 0.6 sine and silence: a 0.3 sine (resampling keeps a 440 Hz tone's level).
+    middle = audio.numpy()[2000:-2000]
+    assert np.abs(middle).max() == pytest.approx(0.3, abs=0.02)
+
+
+def test_44k1_mono_is_resampled(tmp_path):
+    path = tmp_path / "cd.wav"
+    sf.write(path, sine(1000, 0.5, 44100), 44100, subtype="FLOAT")
+    audio, problem = load_mono_16k(Recording.from_file(path).to_cut())
+    assert problem == "" and audio is not None
+    assert audio.shape == (8000,)
+    assert dominant_hz(audio.numpy(), SAMPLE_RATE) == pytest.approx(1000, abs=4)
+
+
+def bad_cuts(root: Path) -> dict[str, MonoCut]:
+    """One cut of each kind of bad audio, keyed by the reason we expect."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "garbage.wav").write_bytes(b"RIFF this is not audio at all" * 10)
+    (root / "empty.wav").write_bytes(b"")
+    sf.write(root / "zero.wav", np.zeros(0, dtype=np.float32), SAMPLE_RATE, subtype="FLOAT")
+    nan = sine(300, 0.5, SAMPLE_RATE)
+    nan[100:200] = np.nan
+    sf.write(root / "nan.wav", nan, SAMPLE_RATE, subtype="FLOAT")
+    return {
+        "unreadable audio": cut_of(root / "garbage.wav", "garbage", SAMPLE_RATE, 8000),
+        "unreadable audio (empty file)": cut_of(root / "empty.wav", "empty", SAMPLE_RATE, 8000),
+        "empty audio": cut_of(root / "zero.wav", "zero", SAMPLE_RATE, 0),
+        "non-finite samples": cut_of(root / "nan.wav", "nan", SAMPLE_RATE, 8000),
+        "missing file": cut_of(root / "does-not-exist.wav", "missing", SAMPLE_RATE, 8000),
+    }
+
+
+def test_bad_audio_is_skipped_counted_and_reported(tmp_path, prompts):
+    good_path = tmp_path / "good.wav"
+    sf.write(good_path, sine(300, 0.5, SAMPLE_RATE), SAMPLE_RATE)
+    good = cut_of(good_path, "good", SAMPLE_RATE, 8000)
+    bad = bad_cuts(tmp_path / "bad")
+    report = tmp_path / "skipped.tsv"
+    dataset = SpeechDataset(prompts, skip_report=report)
+    dataset.report.start()
+
+    batch = dataset[CutSet.from_cuts([good, *bad.values()])]
+
+    assert batch is not None and batch["cut_ids"] == ["good"]
+    assert batch["audio"].shape == (1, 8000)
+    skipped = dict(batch["skipped"])
+    assert set(skipped) == {c.id for c in bad.values()}
+    assert skipped["zero"] == "empty audio"
+    assert skipped["nan"] == "non-finite samples"
+    for cut_id in ("garbage", "empty", "missing"):
+        assert skipped[cut_id].startswith("unreadable audio")
+    assert sum(dataset.skipped.values()) == len(bad)
+    lines = report.read_text().splitlines()
+    assert lines[0] + "\n" == SKIP_REPORT_HEADER
+    assert sorted(line.split("\t")[0] for line in lines[1:]) == sorted(c.id for c in bad.values())
+
+
+def test_a_batch_of_only_bad_cuts_is_none(tmp_path, prompts):
+    dataset = SpeechDataset(prompts)
+    assert dataset[CutSet.from_cuts(bad_cuts(tmp_path).values())] is None
+    assert sum(dataset.skipped.values()) == 5
+
+
+def test_st_cut_gets_target_language_instruction_and_translation_target(tmp_path, prompts):
+    path = tmp_path / "a.wav"
+    sf.write(path, sine(300, 0.5, SAMPLE_RATE), SAMPLE_RATE)
+    cut = cut_of(path, "st1", SAMPLE_RATE, 8000, translation="eins zwei", tgt_lang="de", task="st")
+    batch = SpeechDataset(prompts, train=False)[CutSet.from_cuts([cut])]
+    tokenizer = prompts.tokenizer
+    prefix = tokenizer.decode(batch["prefix_ids"][0, : batch["prefix_lens"][0]])
+    assert "German" in prefix and "English" in prefix
+    target = batch["target_ids"][0, : batch["target_lens"][0]].tolist()
+    assert target == prompts.text_ids("eins zwei") + [prompts.stop_ids[0]]
+    assert batch["task"] == ["st"] and batch["tgt_lang"] == ["de"] and batch["reference"] == ["eins zwei"]
+    # The transcript (for CTC/CIF) stays the source text.
+    assert batch["transcript_ids"][0, : batch["transcript_lens"][0]].tolist() == prompts.text_ids("one two")
+
+
+def test_st_cut_without_translation_is_a_clear_error(tmp_path, prompts):
+    path = tmp_path / "a.wav"
+    sf.write(path, sine(300, 0.5, SAMPLE_RATE), SAMPLE_RATE)
+    cut = cut_of(path, "st-missing", SAMPLE_RATE, 8000, task="st")
+    with pytest.raises(KeyError, match="st-missing"):
+        SpeechDataset(prompts)[CutSet.from_cuts([cut])]

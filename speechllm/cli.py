@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("speechllm.data.prepare_cli", "add_prepare_commands"),
         ("speechllm.metrics.report", "add_report_command"),
         ("speechllm.data.encoder_cache", "add_cache_command"),
+        ("speechllm.evaluation", "add_evaluate_command"),
     ):
         import importlib
 

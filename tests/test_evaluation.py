@@ -1,0 +1,178 @@
+"""`speechllm evaluate`: a tiny model decodes the tone test set into a run directory the report reads."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from lhotse import load_manifest
+
+from speechllm.cli import main
+from speechllm.config import load_config
+from speechllm.data.dataset import load_mono_16k
+from speechllm.evaluation import evaluate, run_names
+from speechllm.metrics.report import build_report, read_hypotheses
+from speechllm.metrics.wer import corpus_wer, sentence_wers
+from speechllm.model import SpeechLLM
+
+try:  # COMET is an optional extra: reuse test_comet's offline tiny-model builder when it is there.
+    import comet  # noqa: F401
+    from test_comet import monkeypatch_module, tiny_comet_dir  # noqa: F401
+
+    HAVE_COMET = True
+except ImportError:
+    HAVE_COMET = False
+
+MAX_NEW_TOKENS = 6
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_overrides: list[str]) -> Path:
+    """An untrained tiny Whisper + Base + Llama, saved like a trained one."""
+    model = SpeechLLM.from_config(load_config(None, tiny_model_overrides).model)
+    return model.save_pretrained(tmp_path_factory.mktemp("model") / "model")
+
+
+@pytest.fixture(scope="module")
+def test_manifest(tones_dir: Path) -> Path:
+    return tones_dir / "tones_cuts_test.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, test_manifest: Path) -> Path:
+    """ASR then ST evaluated into one run directory."""
+    out = tmp_path_factory.mktemp("runs") / "tiny_run"
+    common = {"out_dir": out, "max_new_tokens": MAX_NEW_TOKENS, "device": "cpu"}
+    evaluate(model_dir, test_manifest, task="asr", batch_size=4, **common)
+    evaluate(model_dir, test_manifest, task="st", max_duration=5.0, batch_size=None, **common)
+    return out
+
+
+def test_run_dir_holds_the_documented_files(run_dir: Path, test_manifest: Path) -> None:
+    cuts = load_manifest(test_manifest)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert (info["sfm"], info["llm"], info["adapter"]) == ("whisper", "llama", "base")
+    assert info["tasks"] == ["asr", "st"]
+    assert info["max_new_tokens"] == MAX_NEW_TOKENS
+    assert sorted(p.name for p in run_dir.glob("*.tsv")) == ["bleu_st_en-de.tsv", "hyps_asr_en.tsv"]
+
+    asr = read_hypotheses(run_dir / "hyps_asr_en.tsv")
+    st = read_hypotheses(run_dir / "bleu_st_en-de.tsv")
+    # Every test cut once, with the right reference: the transcript for ASR, the translation for
+    # ST (and the transcript as its source).
+    assert list(asr) == [c.id for c in cuts]
+    assert set(st) == {c.id for c in cuts}
+    for cut in cuts:
+        sup = cut.supervisions[0]
+        assert asr[cut.id]["reference"] == sup.text
+        assert st[cut.id]["reference"] == sup.custom["translation"]
+        assert st[cut.id]["source"] == sup.text
+
+    compression = json.loads((run_dir / "compression.json").read_text())
+    assert compression["encoder_frame_rate_hz"] == 50.0
+    # Base does not shorten the sequence: the adapter emits one vector per encoder frame.
+    assert compression["mean_out_len"] == compression["mean_in_len"] > 0
+
+
+def test_sentence_scores_agree_with_metrics(run_dir: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    asr = read_hypotheses(run_dir / "hyps_asr_en.tsv")
+    refs = [r["reference"] for r in asr.values()]
+    hyps = [r["hypothesis"] for r in asr.values()]
+    scores = [r["score"] for r in asr.values()]
+    assert scores == pytest.approx(sentence_wers(refs, hyps))
+    assert metrics["asr_mean_sentence_wer_en"] == pytest.approx(sum(scores) / len(scores))
+    assert metrics["asr_wer_en"] == pytest.approx(corpus_wer(refs, hyps))
+    assert metrics["num_sentences_asr_en"] == len(asr) == metrics["num_sentences_st_en-de"]
+    for key in ("st_bleu_en-de", "st_chrf_en-de"):
+        assert 0.0 <= metrics[key] <= 100.0
+    assert "st_comet_en-de" not in metrics  # no COMET model given
+
+
+def test_batched_hypotheses_equal_one_clip_at_a_time(run_dir: Path, model_dir: Path, test_manifest: Path):
+    """Rows are decoded and written under their own ids: batching changes nothing."""
+    model = SpeechLLM.from_pretrained(model_dir).eval()
+    asr = read_hypotheses(run_dir / "hyps_asr_en.tsv")
+    for cut in load_manifest(test_manifest):
+        audio, _ = load_mono_16k(cut)
+        (alone,) = model.generate(
+            audio[None], audio.new_tensor([audio.shape[0]]).long(), "asr", "en", max_new_tokens=MAX_NEW_TOKENS
+        )
+        assert asr[cut.id]["hypothesis"] == " ".join(alone.split())
+
+
+def test_report_reads_the_run_dir(run_dir: Path, tmp_path: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    report = build_report([run_dir], tmp_path / "report", n_resamples=50, plots=False)
+    key = ("Whisper", "Llama 3.1", "Base")
+    assert report.table3.rows == [key]
+    assert report.table3.values[key]["asr_wer_en"] == pytest.approx(metrics["asr_wer_en"])
+    (row,) = report.table1
+    assert row.compression_ratio == pytest.approx(1.0)
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
+def test_run_names_from_config_and_overrides() -> None:
+    cfg = {
+        "encoder": {"name": "seamless"},
+        "adapter": {"name": "wlq_former"},
+        "llm": {"name": "hf_causal_lm", "path": "mistralai/Mistral-7B-Instruct-v0.3"},
+    }
+    assert run_names(cfg) == {"sfm": "seamless", "llm": "mistral", "adapter": "wlq_former"}
+    cfg["llm"]["path"] = "/models/Meta-Llama-3.1-8B/"
+    assert run_names(cfg)["llm"] == "llama"
+    cfg["llm"]["path"] = "/models/smollm2-135m"
+    assert run_names(cfg)["llm"] == "smollm2-135m"
+    assert run_names(cfg, sfm="w", llm="l", adapter="a") == {"sfm": "w", "llm": "l", "adapter": "a"}
+
+
+def test_cli_evaluate_with_labels_and_refusing_another_models_dir(
+    model_dir: Path, test_manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli_run"
+    args = ["evaluate", "--model", str(model_dir), "--manifest", str(test_manifest), "--out", str(out)]
+    args += ["--max-new-tokens", "2", "--device", "cpu", "--batch-size", "6"]
+    assert main([*args, "--llm", "my-llm"]) == 0
+    assert "asr_wer_en" in capsys.readouterr().out
+    assert json.loads((out / "run.json").read_text())["llm"] == "my-llm"
+    # The same directory, another label: refused before decoding, with the file named.
+    assert main([*args, "--llm", "other-llm", "--task", "st"]) == 2
+    error = capsys.readouterr().err
+    assert "run.json" in error and "my-llm" in error
+    assert not (out / "bleu_st_en-de.tsv").exists()
+
+
+def test_st_without_translation_names_the_cut(model_dir: Path, tones_dir: Path, tmp_path: Path) -> None:
+    cuts = load_manifest(tones_dir / "tones_cuts_test.jsonl.gz").subset(first=2).to_eager()
+    for cut in cuts:
+        cut.supervisions[0].custom = None
+    path = tmp_path / "no_translation.jsonl.gz"
+    cuts.to_file(path)
+    with pytest.raises(KeyError, match=cuts[0].id):
+        evaluate(model_dir, path, task="st", out_dir=tmp_path / "run", max_new_tokens=2, device="cpu")
+
+
+@pytest.mark.assets
+@pytest.mark.skipif(not HAVE_COMET, reason="unbabel-comet not installed: pip install --no-deps unbabel-comet")
+def test_st_with_comet_writes_the_report_column(
+    model_dir: Path, test_manifest: Path, tiny_comet_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "comet_run"
+    metrics = evaluate(
+        model_dir,
+        test_manifest,
+        task="st",
+        out_dir=out,
+        max_new_tokens=MAX_NEW_TOKENS,
+        comet_model=tiny_comet_dir,
+        device="cpu",
+    )
+    rows = read_hypotheses(out / "hyps_st_en-de.tsv")
+    scores = [r["score"] for r in rows.values()]
+    assert len(scores) == 6 and all(math.isfinite(s) for s in scores)
+    assert metrics["st_comet_en-de"] == pytest.approx(sum(scores) / len(scores))
+    report = build_report([out], tmp_path / "report", n_resamples=50, plots=False)
+    (key,) = report.table3.rows
+    assert report.table3.values[key]["st_comet_en-de"] == pytest.approx(metrics["st_comet_en-de"])

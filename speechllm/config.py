@@ -131,7 +131,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     Raises:
         ConfigError: unknown key, wrong type, unknown component or component option.
     """
-    raw = OmegaConf.load(path) if path is not None else OmegaConf.create({})
+    raw = read_yaml(Path(path)) if path is not None else OmegaConf.create({})
     source = str(path) if path is not None else "<overrides>"
     try:
         if overrides:
@@ -146,6 +146,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     import_user_modules(list(cfg.imports))
     validate_components(cfg)
     return cfg  # type: ignore[return-value]
+
+
+def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
+    """Load a YAML file; an ``extends: other.yaml`` key (relative to the file) is merged underneath.
+
+    This keeps recipe configs short: a pair's ``st.yaml`` extends its ``asr.yaml``, which extends
+    the shared paper settings, so each file shows only what differs.
+    """
+    path = path.resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: circular `extends` ({' -> '.join(map(str, _seen + (path,)))})")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    cfg = OmegaConf.load(path)
+    base = cfg.pop("extends", None) if isinstance(cfg, DictConfig) else None
+    if base is None:
+        return cfg  # type: ignore[return-value]
+    parent = read_yaml(path.parent / str(base), _seen + (path,))
+    return OmegaConf.merge(parent, cfg)  # type: ignore[return-value]
 
 
 def import_user_modules(modules: list[str]) -> None:

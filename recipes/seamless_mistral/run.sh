@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# seamless + mistral: see recipes/common/run_pair.sh for the stages and options.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+exec bash recipes/common/run_pair.sh seamless_mistral "$@"

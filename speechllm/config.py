@@ -110,6 +110,17 @@ class TrainerConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Decode the validation/test sets during training and log WER / BLEU / chrF / COMET
+    (callbacks :class:`~speechllm.lightning.metric_callbacks.ASRMetrics` / ``STMetrics``)."""
+
+    asr_metrics: bool = False
+    st_metrics: bool = False
+    comet_model: str | None = None  # e.g. Unbabel/wmt22-comet-da or a local checkpoint
+    max_new_tokens: int = 200
+
+
+@dataclass
 class Config:
     imports: list[str] = field(default_factory=list)
     seed: int = 0
@@ -118,6 +129,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 COMPONENTS: dict[str, Registry[Any]] = {"encoder": ENCODERS, "adapter": ADAPTERS, "llm": LLMS}

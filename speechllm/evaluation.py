@@ -128,27 +128,26 @@ def decode_batch(
 
     Args:
         model: a :class:`~speechllm.model.SpeechLLM` (on the batch's device).
-        batch: ``audio`` (B, S), ``audio_lens`` (B,), and the lists ``cut_ids``, ``task``,
+        batch: ``audio`` (B, S) and ``audio_lens`` (B,) (or cached ``encoder_hidden`` (B, T, C) and
+            ``encoder_lens`` (B,)), and the lists ``cut_ids``, ``task``,
             ``src_lang``, ``tgt_lang``, ``reference``, ``source_text``.
     """
-    if "audio" not in batch:
-        raise ValueError(
-            "this batch carries cached encoder outputs instead of audio (data.encoder_cache): "
-            "decoding needs the audio; evaluate without the encoder cache"
-        )
     out: list[Decoded] = []
     tasks = [task] if task is not None else sorted(set(batch["task"]))
+    # With data.encoder_cache, batches carry encoder outputs instead of audio.
+    key, lens_key = (
+        ("encoder_hidden", "encoder_lens") if "encoder_hidden" in batch else ("audio", "audio_lens")
+    )
     for current in tasks:
         rows = [i for i, t in enumerate(batch["task"]) if t == current]
         if not rows:
             continue
-        index = torch.tensor(rows, device=batch["audio"].device)
-        lens = batch["audio_lens"].index_select(0, index)
-        # Only as many samples as the longest selected row: less padding through the encoder.
-        audio = batch["audio"].index_select(0, index)[:, : int(lens.max())]
+        index = torch.tensor(rows, device=batch[key].device)
+        lens = batch[lens_key].index_select(0, index)
+        # Only as long as the longest selected row: less padding through the encoder.
+        inputs = {key: batch[key].index_select(0, index)[:, : int(lens.max())], lens_key: lens}
         texts = model.generate(
-            audio,
-            lens,
+            **inputs,
             task=current,
             src_lang=[batch["src_lang"][i] for i in rows],
             tgt_lang=[batch["tgt_lang"][i] for i in rows] if current == "st" else None,

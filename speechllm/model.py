@@ -49,17 +49,26 @@ class SpeechLLM(nn.Module):
         config: the model config it was built from (saved by :meth:`save_pretrained`).
     """
 
-    def __init__(self, encoder: nn.Module, adapter: Adapter, llm: nn.Module, config: Any = None) -> None:
+    def __init__(
+        self, encoder: nn.Module, adapter: Adapter, llm: nn.Module, config: Any = None, imports: Any = ()
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.adapter = adapter
         self.llm = llm
         self.config = config
+        self.imports = list(imports)  # user modules that register components; saved with the model
 
     # -- building ---------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg: Any) -> SpeechLLM:
-        """Build from a model config ``{encoder: {name, ...}, adapter: {name, ...}, llm: {name, ...}}``."""
+    def from_config(cls, cfg: Any, imports: Any = ()) -> SpeechLLM:
+        """Build from a model config ``{encoder: {name, ...}, adapter: {name, ...}, llm: {name, ...}}``.
+
+        ``imports``: modules to import first, so that user components register themselves.
+        """
+        from speechllm.config import import_user_modules
+
+        import_user_modules(list(imports))
         cfg = _to_dict(cfg)
         encoder = ENCODERS.build(cfg["encoder"])
         llm = LLMS.build(cfg["llm"])
@@ -72,7 +81,7 @@ class SpeechLLM(nn.Module):
         accepted = inspect.signature(adapter_cls.__init__).parameters
         extra = {k: v for k, v in context.items() if k in accepted and k not in cfg["adapter"]}
         adapter = ADAPTERS.build(cfg["adapter"], in_dim=encoder.dim, out_dim=llm.dim, **extra)
-        return cls(encoder, adapter, llm, config=cfg)
+        return cls(encoder, adapter, llm, config=cfg, imports=imports)
 
     # -- training ---------------------------------------------------------------------------------
     def encode(
@@ -121,27 +130,38 @@ class SpeechLLM(nn.Module):
     @torch.no_grad()
     def generate(
         self,
-        audio: Tensor,
-        audio_lens: Tensor,
+        audio: Tensor | None = None,
+        audio_lens: Tensor | None = None,
         task: str = "asr",
         src_lang: str | list[str] = "en",
         tgt_lang: str | list[str] | None = None,
         max_new_tokens: int = 200,
+        *,
+        encoder_hidden: Tensor | None = None,
+        encoder_lens: Tensor | None = None,
     ) -> list[str]:
         """Greedy decoding, batched. Returns one string per clip.
 
         Args:
             audio: (B, S) float 16 kHz; audio_lens: (B,) samples.
             task: ``"asr"`` or ``"st"``; src_lang / tgt_lang: a code or one code per clip.
+            encoder_hidden / encoder_lens: (B, T, C) / (B,) cached encoder outputs, instead of audio.
         """
-        batch_size = audio.shape[0]
-        if batch_size == 0:
-            return []
+        if encoder_hidden is not None and encoder_lens is not None:
+            if encoder_hidden.shape[0] == 0:
+                return []
+            adapted = self.adapter(encoder_hidden, encoder_lens)
+        elif audio is not None and audio_lens is not None:
+            if audio.shape[0] == 0:
+                return []
+            adapted = self.encode(audio, audio_lens)
+        else:
+            raise ValueError("generate needs audio and audio_lens, or encoder_hidden and encoder_lens")
+        batch_size = adapted.embeds.shape[0]
         src = [src_lang] * batch_size if isinstance(src_lang, str) else list(src_lang)
         tgt = [tgt_lang] * batch_size if (tgt_lang is None or isinstance(tgt_lang, str)) else list(tgt_lang)
-        adapted = self.encode(audio, audio_lens)
         prompts = [self.llm.prompts.prompt_ids(task, s, t) for s, t in zip(src, tgt)]
-        device = audio.device
+        device = adapted.embeds.device
         prefix_ids, prefix_lens = pad_ids([p for p, _ in prompts], device)
         suffix_ids, suffix_lens = pad_ids([s for _, s in prompts], device)
         embeds, attention_mask, position_ids = splice(
@@ -199,7 +219,9 @@ class SpeechLLM(nn.Module):
         with atomic_write(directory / TRAINED_WEIGHTS) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "pt", "library": "speechllm"})
         with atomic_write(directory / MODEL_CONFIG) as tmp:
-            tmp.write_text(OmegaConf.to_yaml(OmegaConf.create({"model": self.config})))
+            tmp.write_text(
+                OmegaConf.to_yaml(OmegaConf.create({"imports": self.imports, "model": self.config}))
+            )
         return directory
 
     @classmethod
@@ -211,10 +233,9 @@ class SpeechLLM(nn.Module):
         for needed in (MODEL_CONFIG, TRAINED_WEIGHTS):
             if not (directory / needed).is_file():
                 raise FileNotFoundError(f"{directory / needed} not found: not a speechllm model directory")
-        cfg = OmegaConf.load(directory / MODEL_CONFIG).model
-        if overrides:
-            cfg = OmegaConf.merge(cfg, overrides)
-        model = cls.from_config(cfg)
+        saved = OmegaConf.load(directory / MODEL_CONFIG)
+        cfg = OmegaConf.merge(saved.model, overrides) if overrides else saved.model
+        model = cls.from_config(cfg, imports=saved.get("imports", []))
         model.load_trainable(load_file(str(directory / TRAINED_WEIGHTS)), source=str(directory))
         return model
 

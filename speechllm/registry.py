@@ -56,7 +56,9 @@ class Registry(Generic[T]):
         """Build the component named ``cfg["name"]`` with the other keys of ``cfg`` plus ``kwargs``."""
         options = dict(cfg)
         if "name" not in options:
-            raise KeyError(f"{self.kind} config needs a `name`; valid {self.kind}s: {', '.join(self.names())}")
+            raise KeyError(
+                f"{self.kind} config needs a `name`; valid {self.kind}s: {', '.join(self.names())}"
+            )
         factory = self.get(options.pop("name"))
         options.update(kwargs)
         return factory(**options)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from speechllm.config import ConfigError
 from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainable, ThroughputMonitor
 from speechllm.lightning.checkpoint import AtomicCheckpointIO, checkpoint_callback, resolve_resume
+from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
 from speechllm.model import SpeechLLM
 from speechllm.registry import ENCODERS, LLMS
@@ -166,6 +167,10 @@ def default_callbacks(cfg: DictConfig) -> list[L.Callback]:
         ExportTrainable(Path(cfg.output_dir) / "model"),
         checkpoint_callback(cfg.output_dir, trainer_cfg.checkpoint_every_n_steps, trainer_cfg.save_top_k),
     ]
+    if cfg.eval.asr_metrics:
+        callbacks.append(ASRMetrics(max_new_tokens=cfg.eval.max_new_tokens))
+    if cfg.eval.st_metrics:
+        callbacks.append(STMetrics(max_new_tokens=cfg.eval.max_new_tokens, comet_model=cfg.eval.comet_model))
     if trainer_cfg.enable_progress_bar and importlib.util.find_spec("rich") is not None:
         from lightning.pytorch.callbacks import RichProgressBar
 
@@ -205,7 +210,7 @@ def build_trainer(
 def build_module(cfg: DictConfig) -> SpeechLLMModule:
     """The seeded model (``cfg`` already through :func:`prepare_model_config`) in its LightningModule."""
     L.seed_everything(cfg.seed, workers=True)
-    model = SpeechLLM.from_config(cfg.model)
+    model = SpeechLLM.from_config(cfg.model, imports=cfg.imports)
     if cfg.trainer.compile:
         # In place (nn.Module.compile): parameter names, and so checkpoints, are unchanged.
         model.adapter.compile()

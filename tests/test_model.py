@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,7 @@ import torch
 from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.model import SpeechLLM, splice
+from speechllm.registry import ADAPTERS
 
 
 def build(overrides: list[str], *extra: str) -> SpeechLLM:
@@ -143,3 +148,42 @@ def test_mistral_llm_with_its_chat_template(tiny_dirs, tiny_model_overrides, ton
     assert "[INST]" in text and "[/INST]" in text and "German" in text
     batch = first_batch(model, tones_dir)
     assert torch.isfinite(model(batch).loss)
+
+
+def test_generate_from_cached_encoder_outputs_equals_generate_from_audio(tiny_model_overrides, tones_dir):
+    model = build(tiny_model_overrides).eval()
+    batch = first_batch(model, tones_dir)
+    hidden, lens = model.encoder(batch["audio"], batch["audio_lens"])
+    from_audio = model.generate(batch["audio"], batch["audio_lens"], max_new_tokens=8)
+    assert model.generate(encoder_hidden=hidden, encoder_lens=lens, max_new_tokens=8) == from_audio
+    with pytest.raises(ValueError, match="needs audio and audio_lens, or encoder_hidden"):
+        model.generate(max_new_tokens=8)
+
+
+def test_from_pretrained_imports_the_user_modules_the_model_was_built_with(
+    tiny_model_overrides, tmp_path, monkeypatch
+):
+    (tmp_path / "my_pool_adapter.py").write_text(
+        textwrap.dedent("""
+        from speechllm import register_adapter
+        from speechllm.adapters.base_adapter import BaseAdapter
+
+        @register_adapter("my_pool")
+        class MyPool(BaseAdapter):
+            pass
+        """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        overrides = [*tiny_model_overrides, "imports=[my_pool_adapter]", "model.adapter.name=my_pool"]
+        cfg = load_config(None, overrides)
+        SpeechLLM.from_config(cfg.model, imports=cfg.imports).save_pretrained(tmp_path / "m")
+    finally:
+        sys.modules.pop("my_pool_adapter", None)
+        ADAPTERS._entries.pop("my_pool", None)
+    # A fresh interpreter has registered nothing: from_pretrained must import what it needs.
+    load = f"SpeechLLM.from_pretrained({str(tmp_path / 'm')!r})"
+    code = f"from speechllm.model import SpeechLLM; print(type({load}.adapter).__name__)"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().endswith("MyPool")

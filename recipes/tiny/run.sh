@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The tiny recipe: tone-word corpus → train the Base adapter between a tiny random Whisper and a
-# tiny random Llama → transcribe the test clips. Runs on a CPU in about a minute.
-#
-# Usage: recipes/tiny/run.sh [--stage N] [--stop-stage N] [overrides...]
+# The tiny recipe: every stage of a paper recipe, on CPU in a few minutes, with tiny random
+# models (presets tiny-whisper, tiny-llama) on the tone-word corpus. CI runs it.
+#   0  prepare the tone-word corpus        data/tones
+#   1  cache the frozen encoder's outputs  data/encoder_cache/tiny
+#   2  train each adapter in $ADAPTERS     runs/tiny/<adapter>
+#   3  evaluate each on the test split     runs/tiny/<adapter>/eval
+#   4  report                              runs/tiny/report/report.md
+# Outputs go under the current directory; configs are read from the repository.
+# Usage: recipes/tiny/run.sh [--stage N] [--stop-stage N] [training overrides...]
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-stage=0; stop_stage=2
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+stage=0; stop_stage=4
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2; shift 2;;
@@ -13,18 +18,34 @@ while [ $# -gt 0 ]; do
         *) break;;
     esac
 done
-SPEECHLLM="${SPEECHLLM:-.venv/bin/speechllm}"
-out=runs/tiny_asr
+SPEECHLLM="${SPEECHLLM:-$repo/.venv/bin/speechllm}"
+ADAPTERS="${ADAPTERS:-base conv wlq_former}"
+conf=$repo/recipes/tiny/conf/asr.yaml
+cache=data/encoder_cache/tiny
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     echo "== stage 0: prepare the tone-word corpus in data/tones"
-    "$SPEECHLLM" prepare tones data/tones
+    [ -f data/tones/tones_cuts_test.jsonl.gz ] || "$SPEECHLLM" prepare tones data/tones
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-    echo "== stage 1: train (recipes/tiny/conf/asr.yaml)"
-    "$SPEECHLLM" train recipes/tiny/conf/asr.yaml output_dir=$out "$@"
+    echo "== stage 1: cache encoder outputs in $cache"
+    "$SPEECHLLM" cache "$conf" --out "$cache"
 fi
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-    echo "== stage 2: transcribe three test clips"
-    "$SPEECHLLM" transcribe --model $out/model data/tones/wav/tones-test-0000{0,1,2}.wav
+for adapter in $ADAPTERS; do
+    run=runs/tiny/$adapter
+    if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+        echo "== stage 2: train the $adapter adapter"
+        "$SPEECHLLM" train "$conf" model.adapter.name="$adapter" output_dir="$run" \
+            data.encoder_cache="$cache" "$@"
+    fi
+    if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+        echo "== stage 3: evaluate $run/model"
+        "$SPEECHLLM" evaluate --model "$run/model" --manifest data/tones/tones_cuts_test.jsonl.gz \
+            --task asr --out "$run/eval" --sfm tiny-whisper --llm tiny-llama
+    fi
+done
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    echo "== stage 4: report"
+    "$SPEECHLLM" report runs/tiny/*/eval --out runs/tiny/report
+    echo "report: runs/tiny/report/report.md"
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from torch import Tensor, nn
 
 from speechllm.adapters.modality import ModalityAdapter

@@ -147,7 +147,7 @@ class SpeechDataModule(L.LightningDataModule):
             self.prompts,
             task=manifests[0].task,
             train=train,
-            seed=self.seed + rank,
+            seed=self.seed,
             skip_report=self.report,
             encoder_cache=cache,
         )

@@ -103,7 +103,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.prompts = prompts
         self.task = task
         self.train = train
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.report = skip_report if isinstance(skip_report, SkipReport) else SkipReport(skip_report)
         self.encoder_cache = encoder_cache
 
@@ -155,7 +155,9 @@ class SpeechDataset(torch.utils.data.Dataset):
                 )
         else:
             reference = sup.text or ""
-        rng = self.rng if self.train else None
+        # The paraphrase is a function of (seed, cut id), not of a stateful generator: any rank, any
+        # worker and a resumed run pick the same instruction for the same cut.
+        rng = random.Random(f"{self.seed}:{cut.id}") if self.train else None
         prefix, suffix = self.prompts.prompt_ids(task, src_lang, tgt_lang, rng)
         return {
             "cut_id": cut.id,

@@ -65,7 +65,6 @@ class _GenerationMetrics(L.Callback):
         self.stages = {stage for stage, on in (("val", on_validation), ("test", on_test)) if on}
         self._decoded: list[Decoded] = []
         self.last_metrics: dict[str, float] = {}
-        self._warned_no_audio = False
 
     # -- hooks ------------------------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -109,17 +108,6 @@ class _GenerationMetrics(L.Callback):
     # -- work -------------------------------------------------------------------------------------
     def _decode(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: dict[str, Any]) -> None:
         if batch is None or self.task not in batch["task"]:
-            return
-        if "audio" not in batch:
-            if not self._warned_no_audio:
-                log.warning(
-                    "%s: %s batches carry cached encoder outputs, not audio (data.encoder_cache); "
-                    "they are not decoded. Validate without the cache to get %s scores.",
-                    type(self).__name__,
-                    "validation/test",
-                    self.task.upper(),
-                )
-                self._warned_no_audio = True
             return
         model = _speech_llm(pl_module)
         with trainer.precision_plugin.forward_context():

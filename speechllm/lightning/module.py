@@ -51,7 +51,9 @@ class SpeechLLMModule(L.LightningModule):
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+    def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
+        if batch is None:  # every cut of this batch was skipped (see data.skip_report)
+            return None
         out = self.model(batch)
         for name, value in (("loss", out.loss), ("lm_loss", out.lm_loss), ("aux_loss", out.aux_loss)):
             if value is not None:
@@ -70,9 +72,17 @@ class SpeechLLMModule(L.LightningModule):
         self._step_losses = {}
         self.log("train/lr", optimizer.param_groups[0]["lr"], batch_size=1)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+    def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
+        return self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
+        return self._evaluation_step(batch, "test")
+
+    def _evaluation_step(self, batch: dict[str, Any] | None, stage: str) -> dict[str, Any] | None:
+        if batch is None:
+            return None
         out = self.model(batch)
-        self.log("val/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=len(batch["cut_ids"]))
+        self.log(f"{stage}/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=len(batch["cut_ids"]))
         return {"loss": out.loss.detach(), **_step_outputs(out)}
 
     def configure_optimizers(self) -> dict[str, Any]:

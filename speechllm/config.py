@@ -107,6 +107,9 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the adapter
     checkpoint_every_n_steps: int | None = None  # None: after each validation / epoch
     save_top_k: int = 1  # step checkpoints kept besides last.ckpt
+    # Optimizer steps whose loss or gradients are NaN/inf are skipped and counted; this many in a
+    # row stop training with an error (0: stop at the first). See docs/reliability.md.
+    max_bad_steps: int = 10
 
 
 @dataclass

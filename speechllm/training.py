@@ -28,7 +28,14 @@ from speechllm.registry import ENCODERS, LLMS
 log = logging.getLogger(__name__)
 
 # TrainerConfig keys that speechllm interprets; the rest are lightning.Trainer keyword arguments.
-OWN_TRAINER_KEYS = ("logger", "activation_checkpointing", "compile", "checkpoint_every_n_steps", "save_top_k")
+OWN_TRAINER_KEYS = (
+    "logger",
+    "activation_checkpointing",
+    "compile",
+    "checkpoint_every_n_steps",
+    "save_top_k",
+    "max_bad_steps",
+)
 PRECISIONS = ("bf16-mixed", "bf16-true", "32", "32-true", "16-mixed")
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_2")
 LOGGERS = ("csv", "tensorboard", "wandb", "none")
@@ -214,7 +221,8 @@ def build_module(cfg: DictConfig) -> SpeechLLMModule:
     if cfg.trainer.compile:
         # In place (nn.Module.compile): parameter names, and so checkpoints, are unchanged.
         model.adapter.compile()
-    return SpeechLLMModule(model, OmegaConf.to_container(cfg.optim, resolve=True))  # type: ignore[arg-type]
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    return SpeechLLMModule(model, optim, max_bad_steps=int(cfg.trainer.get("max_bad_steps", 10)))  # type: ignore[arg-type]
 
 
 def train(cfg: DictConfig, resume: str | None = None, callbacks: list[L.Callback] | None = None) -> Path:

@@ -6,6 +6,7 @@ or the data module.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -17,9 +18,15 @@ from torch.optim.lr_scheduler import LambdaLR
 from speechllm.config import OptimConfig
 from speechllm.model import SpeechLLM
 
+log = logging.getLogger(__name__)
+
 # Name parts that distributed wrappers insert into parameter names (FSDP, activation checkpointing,
 # torch.compile); removed before names are compared with the model's own.
 WRAPPER_NAME_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """More than ``trainer.max_bad_steps`` optimizer steps in a row had a NaN/inf loss or gradient."""
 
 
 class SpeechLLMModule(L.LightningModule):
@@ -30,15 +37,28 @@ class SpeechLLMModule(L.LightningModule):
     So a 2-process DDP run and a 1-process run accumulating the same two batches log the same
     numbers.
 
+    An optimizer step whose loss (any micro-batch, any rank) or gradient is NaN/inf is skipped: the
+    gradients are dropped before the optimizer sees them, so weights and AdamW moments stay as they
+    were (the lr schedule still advances). Skipped steps are counted (``train/skipped_steps``) and
+    warned about; more than ``max_bad_steps`` in a row raise :class:`NonFiniteTrainingError`.
+
     Args:
         model: the SpeechLLM; only its parameters with ``requires_grad`` are optimized.
         optim: :class:`~speechllm.config.OptimConfig` (AdamW lr 1e-4, cosine, 3% warm-up).
+        max_bad_steps: non-finite steps tolerated in a row (``trainer.max_bad_steps``; 0: none).
     """
 
-    def __init__(self, model: SpeechLLM, optim: OptimConfig | dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, model: SpeechLLM, optim: OptimConfig | dict[str, Any] | None = None, max_bad_steps: int = 10
+    ) -> None:
         super().__init__()
+        if max_bad_steps < 0:
+            raise ValueError(f"trainer.max_bad_steps must be ≥ 0, got {max_bad_steps}")
         self.model = model
         self.optim = OptimConfig(**optim) if isinstance(optim, dict) else (optim or OptimConfig())
+        self.max_bad_steps = max_bad_steps
+        self.skipped_steps = 0  # non-finite optimizer steps skipped by this process
+        self._bad_in_a_row = 0
         # Frozen weights are absent from checkpoints; on_load_checkpoint checks the trained ones.
         self.strict_loading = False
         self._step_losses: dict[str, list[torch.Tensor]] = {}
@@ -61,6 +81,7 @@ class SpeechLLMModule(L.LightningModule):
         return {"loss": out.loss, **_step_outputs(out)}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        losses = self._step_losses.get("loss", [])
         for name, values in self._step_losses.items():
             self.log(
                 f"train/{name}",
@@ -71,6 +92,44 @@ class SpeechLLMModule(L.LightningModule):
             )
         self._step_losses = {}
         self.log("train/lr", optimizer.param_groups[0]["lr"], batch_size=1)
+        self._skip_if_non_finite(optimizer, losses)
+        self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
+
+    def _skip_if_non_finite(self, optimizer: torch.optim.Optimizer, losses: list[torch.Tensor]) -> None:
+        """Drop this step's gradients if a loss or gradient is NaN/inf (on any rank); count it.
+
+        Runs after backward (and fp16 unscaling), before clipping and ``optimizer.step``; a
+        parameter whose ``grad`` is ``None`` is left untouched by AdamW, weight decay included.
+        """
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        finite = all(bool(torch.isfinite(loss).all()) for loss in losses)
+        if finite and params:
+            # One norm per tensor: NaN/inf in any element makes its norm non-finite.
+            norms = torch.stack([torch.linalg.vector_norm(p.grad.detach().float()) for p in params])
+            finite = bool(torch.isfinite(norms).all())
+        # Every rank must take the same decision (DDP gradients are already averaged; losses are not).
+        bad = self.trainer.strategy.reduce_boolean_decision(not finite, all=False)
+        if not bad:
+            self._bad_in_a_row = 0
+            return
+        for p in params:
+            p.grad = None
+        self.skipped_steps += 1
+        self._bad_in_a_row += 1
+        log.warning(
+            "step %d: non-finite loss or gradient, optimizer step skipped (%d skipped, %d in a row)",
+            self.trainer.global_step,
+            self.skipped_steps,
+            self._bad_in_a_row,
+        )
+        if self._bad_in_a_row > self.max_bad_steps:
+            raise NonFiniteTrainingError(
+                f"{self._bad_in_a_row} optimizer steps in a row (up to step {self.trainer.global_step}) "
+                f"had a NaN/inf loss or gradient, more than trainer.max_bad_steps={self.max_bad_steps}; "
+                "training stopped. Lower optim.lr, use trainer.precision=32 or bf16-mixed instead of "
+                "16-mixed, check the data (data.skip_report), then resume from the last checkpoint "
+                "(--resume last), which holds the last finite weights."
+            )
 
     def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
         return self._evaluation_step(batch, "val")

@@ -1,0 +1,132 @@
+"""Reliability: training faults, real crashes, generation edge cases, incompatible configs, fuzzing.
+
+The table in docs/reliability.md names, for every case of issue 11, the test that holds it; the
+cases not already tested elsewhere are here. Training runs use the tiny recipe (tiny random
+Whisper + Llama, tone corpus) in fp32, a few steps each.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from speechllm.config import load_config
+from speechllm.lightning.checkpoint import load_checkpoint
+from speechllm.lightning.module import NonFiniteTrainingError
+from speechllm.training import train
+
+TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
+
+
+def run_overrides(
+    tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, steps: int, *extra: str
+) -> list[str]:
+    """The tiny recipe made exact and small: fp32, no LoRA, no validation, a checkpoint every step."""
+    return [
+        f"output_dir={out}",
+        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
+        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        "model.llm.lora=null",
+        f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",
+        "data.val=[]",
+        "data.max_duration=4",
+        "data.num_buckets=1",
+        "trainer.precision=32",
+        f"trainer.max_steps={steps}",
+        "trainer.limit_val_batches=0",
+        "trainer.val_check_interval=null",
+        "trainer.checkpoint_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.log_every_n_steps=1",
+        *extra,
+    ]
+
+
+def logged(output_dir: Path, key: str) -> dict[int, float]:
+    """``{step: value}`` of one metric over all CSV log versions of a run directory."""
+    values: dict[int, float] = {}
+    for metrics in sorted(output_dir.glob("logs/version_*/metrics.csv")):
+        with metrics.open() as handle:
+            for row in csv.DictReader(handle):
+                if row.get(key):
+                    values[int(row["step"])] = float(row[key])
+    return values
+
+
+# ----------------------------------------------------------------------------- NaN / inf steps
+
+
+class InjectNonFinite(L.Callback):
+    """Fault injection: a NaN loss (adapter output × NaN) or an inf gradient (loss finite) at chosen
+    optimizer steps, and a snapshot of the trained parameters at the start of every step."""
+
+    def __init__(self, nan_loss_steps: set[int], inf_grad_steps: set[int] = frozenset()) -> None:
+        self.nan_loss_steps, self.inf_grad_steps = nan_loss_steps, inf_grad_steps
+        self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+        self._step = -1
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        def poison_output(module, args, output):
+            if self._step in self.nan_loss_steps:
+                return dataclasses.replace(output, embeds=output.embeds * float("nan"))
+            return output
+
+        pl_module.model.adapter.register_forward_hook(poison_output)
+        first = next(p for p in pl_module.model.adapter.parameters() if p.requires_grad)
+        first.register_hook(lambda grad: grad * float("inf") if self._step in self.inf_grad_steps else grad)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._step = trainer.global_step
+        self.snapshots[self._step] = {k: v.clone() for k, v in pl_module.model.trainable_state_dict().items()}
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.snapshots[trainer.global_step] = {
+            k: v.clone() for k, v in pl_module.model.trainable_state_dict().items()
+        }
+        self.module = pl_module
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_loss_and_inf_gradient_steps_are_skipped_counted_and_training_goes_on(
+    tiny_dirs, tones_dir, tmp_path
+):
+    inject = InjectNonFinite(nan_loss_steps={1}, inf_grad_steps={2})
+    train(load_config(TINY_RECIPE, run_overrides(tiny_dirs, tones_dir, tmp_path, 4)), callbacks=[inject])
+
+    snaps = inject.snapshots
+    assert sorted(snaps) == [0, 1, 2, 3, 4]  # all 4 steps ran
+    assert not same(snaps[0], snaps[1])  # a good step moves the weights ...
+    assert same(snaps[1], snaps[2])  # ... the NaN-loss step 1 did not
+    assert same(snaps[2], snaps[3])  # ... nor did the inf-gradient step 2
+    assert not same(snaps[3], snaps[4])  # training goes on afterwards
+    assert all(torch.isfinite(v).all() for v in snaps[4].values())
+    assert inject.module.skipped_steps == 2
+    losses, skipped = logged(tmp_path, "train/loss"), logged(tmp_path, "train/skipped_steps")
+    assert np.isnan(losses[1]) and np.isfinite(losses[2]) and np.isfinite(losses[3])
+    assert [skipped[s] for s in range(4)] == [0, 1, 2, 2]
+
+
+def test_more_non_finite_steps_in_a_row_than_allowed_stop_with_a_clear_error(tiny_dirs, tones_dir, tmp_path):
+    inject = InjectNonFinite(nan_loss_steps={1, 2, 3, 4, 5})
+    cfg = load_config(
+        TINY_RECIPE, run_overrides(tiny_dirs, tones_dir, tmp_path, 6, "trainer.max_bad_steps=1")
+    )
+    with pytest.raises(NonFiniteTrainingError, match=r"2 optimizer steps in a row.*trainer.max_bad_steps=1"):
+        train(cfg, callbacks=[inject])
+    # Stopped at the second bad step in a row (step 2); the last checkpoint holds finite weights
+    # equal to those after the last good step, ready for --resume last.
+    assert max(inject.snapshots) == 2
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 2
+    for name, value in checkpoint["state_dict"].items():
+        assert torch.isfinite(value).all(), name
+        torch.testing.assert_close(value, inject.snapshots[1][name.removeprefix("model.")], rtol=0, atol=0)

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -52,11 +57,14 @@ def logged(output_dir: Path, key: str) -> dict[int, float]:
     """``{step: value}`` of one metric over all CSV log versions of a run directory."""
     values: dict[int, float] = {}
     for metrics in sorted(output_dir.glob("logs/version_*/metrics.csv")):
-        with metrics.open() as handle:
-            for row in csv.DictReader(handle):
-                if row.get(key):
-                    values[int(row["step"])] = float(row[key])
+        values.update(logged_file(metrics, key))
     return values
+
+
+def logged_file(metrics: Path, key: str) -> dict[int, float]:
+    """``{step: value}`` of one metric in one CSV logger ``metrics.csv``."""
+    with metrics.open() as handle:
+        return {int(row["step"]): float(row[key]) for row in csv.DictReader(handle) if row.get(key)}
 
 
 # ----------------------------------------------------------------------------- NaN / inf steps
@@ -130,3 +138,64 @@ def test_more_non_finite_steps_in_a_row_than_allowed_stop_with_a_clear_error(tin
     for name, value in checkpoint["state_dict"].items():
         assert torch.isfinite(value).all(), name
         torch.testing.assert_close(value, inject.snapshots[1][name.removeprefix("model.")], rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- kill -9, then resume
+
+KILL_RUN_STEPS = 6
+
+
+def train_command(args: list[str], *extra: str) -> list[str]:
+    return [sys.executable, "-m", "speechllm.cli", "train", str(TINY_RECIPE), *args, *extra]
+
+
+def newest_step_checkpoint(directory: Path) -> int:
+    """The highest ``step=N.ckpt`` in a checkpoint directory (-1 if none)."""
+    steps = [int(p.stem.split("=")[1]) for p in directory.glob("step=*.ckpt")]
+    return max(steps, default=-1)
+
+
+def test_sigkill_at_a_random_step_then_resume_last_reproduces_the_loss_curve(tiny_dirs, tones_dir, tmp_path):
+    kill_after = random.SystemRandom().randint(1, KILL_RUN_STEPS - 3)  # a checkpointed step
+    where = f"(killed once step {kill_after} was checkpointed)"
+    reference_dir = tmp_path / "reference"
+    train(load_config(TINY_RECIPE, run_overrides(tiny_dirs, tones_dir, reference_dir, KILL_RUN_STEPS)))
+    reference = logged(reference_dir, "train/loss")
+    assert sorted(reference) == list(range(KILL_RUN_STEPS))
+
+    out = tmp_path / "killed"
+    args = run_overrides(tiny_dirs, tones_dir, out, KILL_RUN_STEPS)
+    process = subprocess.Popen(train_command(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while newest_step_checkpoint(out / "checkpoints") < kill_after:
+            assert process.poll() is None, f"training ended before the kill {where}"
+            assert time.monotonic() < deadline, f"no checkpoint of step {kill_after} in time"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    resume_point = load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"]
+    # last.ckpt is written just after step=N.ckpt: the kill may land between the two.
+    assert kill_after - 1 <= resume_point < KILL_RUN_STEPS, (where, resume_point)
+
+    done = subprocess.run(
+        train_command(args, "--resume", "last"), capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    # The resumed process logs every step after the resume point, each equal to the uninterrupted
+    # run's; with the killed process's own log, every step is there: nothing lost, nothing repeated
+    # with a different value.
+    versions = sorted(out.glob("logs/version_*/metrics.csv"))
+    assert len(versions) == 2, versions
+    resumed = logged_file(versions[1], "train/loss")
+    assert sorted(resumed) == list(range(resume_point, KILL_RUN_STEPS)), where
+    for step, value in resumed.items():
+        assert value == reference[step], (where, step, value, reference[step])
+    killed = logged_file(versions[0], "train/loss")
+    assert set(killed) | set(resumed) == set(reference), where
+    for step, value in killed.items():
+        assert value == reference[step], (where, step, value, reference[step])

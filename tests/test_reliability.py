@@ -168,7 +168,8 @@ def test_sigkill_at_a_random_step_then_resume_last_reproduces_the_loss_curve(tin
     process = subprocess.Popen(train_command(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while newest_step_checkpoint(out / "checkpoints") < kill_after:
+        last = out / "checkpoints" / "last.ckpt"
+        while newest_step_checkpoint(out / "checkpoints") < kill_after or not last.is_file():
             assert process.poll() is None, f"training ended before the kill {where}"
             assert time.monotonic() < deadline, f"no checkpoint of step {kill_after} in time"
             time.sleep(0.01)

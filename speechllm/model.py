@@ -146,6 +146,10 @@ class SpeechLLM(nn.Module):
             audio: (B, S) float 16 kHz; audio_lens: (B,) samples.
             task: ``"asr"`` or ``"st"``; src_lang / tgt_lang: a code or one code per clip.
             encoder_hidden / encoder_lens: (B, T, C) / (B,) cached encoder outputs, instead of audio.
+
+        An empty batch gives ``[]``. A clip stops at a stop token or after ``max_new_tokens``.
+        Nothing is truncated: if prompt + audio embeddings + ``max_new_tokens`` exceed the LLM's
+        context (``max_position_embeddings``), a ``ValueError`` says by how much.
         """
         if encoder_hidden is not None and encoder_lens is not None:
             if encoder_hidden.shape[0] == 0:
@@ -171,7 +175,20 @@ class SpeechLLM(nn.Module):
                 (self.llm.embed(suffix_ids), suffix_lens),
             ]
         )
+        self._check_context(embeds.shape[1], max_new_tokens)
         return self._greedy(embeds, attention_mask, position_ids, max_new_tokens)
+
+    def _check_context(self, input_len: int, max_new_tokens: int) -> None:
+        """Refuse a generation whose positions would run past the LLM's context (silent garbage)."""
+        config = getattr(getattr(self.llm, "base_model", None), "config", None)
+        limit = getattr(config, "max_position_embeddings", None)
+        if limit is not None and input_len + max_new_tokens > limit:
+            raise ValueError(
+                f"generate: prompt + audio take {input_len} positions (longest clip of the batch) and "
+                f"max_new_tokens={max_new_tokens}: {input_len + max_new_tokens} > the LLM's context of "
+                f"{limit} positions (max_position_embeddings). Split long audio into shorter clips, "
+                "lower max_new_tokens, or use a more compressing adapter."
+            )
 
     def _greedy(
         self, embeds: Tensor, attention_mask: Tensor, position_ids: Tensor, max_new_tokens: int
@@ -187,8 +204,8 @@ class SpeechLLM(nn.Module):
             next_ids = torch.where(finished, stop_ids[0], next_ids)
             tokens.append(next_ids)
             finished |= torch.isin(next_ids, stop_ids)
-            if bool(finished.all()):
-                break
+            if bool(finished.all()) or len(tokens) == max_new_tokens:
+                break  # (no LLM call for a token that would not be kept)
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch_size, 1)], dim=1)
             logits, cache = self.llm.step(
                 ids=next_ids[:, None], attention_mask=attention_mask, position_ids=next_pos, cache=cache

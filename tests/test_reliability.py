@@ -200,3 +200,65 @@ def test_sigkill_at_a_random_step_then_resume_last_reproduces_the_loss_curve(tin
     assert set(killed) | set(resumed) == set(reference), where
     for step, value in killed.items():
         assert value == reference[step], (where, step, value, reference[step])
+
+
+# ----------------------------------------------------------------------------- generation edge cases
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_model_overrides):
+    from speechllm.model import SpeechLLM
+
+    torch.manual_seed(0)
+    return SpeechLLM.from_config(load_config(None, tiny_model_overrides).model).eval()
+
+
+def two_clips() -> tuple[torch.Tensor, torch.Tensor]:
+    """(2, S) audio of two noise clips (1 s and 0.6 s) and their lengths (2,)."""
+    generator = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(2, 16_000, generator=generator)
+    audio[1, 9_600:] = 0
+    return audio, torch.tensor([16_000, 9_600])
+
+
+def test_generation_stops_after_max_new_tokens(tiny_model):
+    audio, lens = two_clips()
+    assert tiny_model.generate(audio, lens, max_new_tokens=0) == ["", ""]
+    # Greedy decoding of a random LLM rarely stops by itself: the cap ends it. Each longer cap
+    # extends the same greedy continuation (never a different one), and the cap bounds the length.
+    # The LLM's forward calls are counted: one over the prompt, then one per further new token.
+    calls: list[int] = []
+    hook = tiny_model.llm.model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        outputs = []
+        for cap in (2, 4, 8):
+            calls.clear()
+            outputs.append(tiny_model.generate(audio, lens, max_new_tokens=cap))
+            assert 1 <= len(calls) <= cap, (cap, len(calls))
+    finally:
+        hook.remove()
+    for shorter, longer in zip(outputs, outputs[1:]):
+        for a, b in zip(shorter, longer):
+            assert b.startswith(a.rstrip("\ufffd")), (a, b)  # a cut multi-byte character decodes as U+FFFD
+    assert any(outputs[2]) and outputs[2] != outputs[0]
+
+
+def test_generation_of_an_empty_batch_is_empty_from_audio_and_from_cached_encoder_outputs(tiny_model):
+    audio, lens = two_clips()
+    assert tiny_model.generate(audio[:0], lens[:0]) == []
+    assert tiny_model.generate(encoder_hidden=torch.zeros(0, 5, 8), encoder_lens=torch.zeros(0)) == []
+    with pytest.raises(ValueError, match="needs audio and audio_lens"):
+        tiny_model.generate()
+
+
+def test_prompt_and_audio_longer_than_the_llm_context_is_a_clear_error(tiny_model):
+    audio, lens = two_clips()
+    config = tiny_model.llm.base_model.config
+    limit = config.max_position_embeddings
+    try:
+        config.max_position_embeddings = 40  # a short-context LLM: our 1 s clip + prompt exceed it
+        with pytest.raises(ValueError, match=r"> the LLM's context of 40 positions"):
+            tiny_model.generate(audio, lens, max_new_tokens=4)
+    finally:
+        config.max_position_embeddings = limit
+    assert len(tiny_model.generate(audio, lens, max_new_tokens=4)) == 2

@@ -1,0 +1,54 @@
+"""Evaluate one demo model on several test sets, loading it once (stage 4 of recipes/demo/run.sh).
+
+Each ``NAME=MANIFEST`` gets its own run directory ``<out>/<NAME>`` in the ``speechllm evaluate``
+format (:func:`speechllm.evaluation.evaluate`), so ``speechllm report`` and recipes/demo/report.py
+read them.
+
+Usage: python recipes/demo/evaluate.py --model DIR --out DIR --task asr NAME=MANIFEST [...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from speechllm.evaluation import evaluate
+from speechllm.model import SpeechLLM
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", nargs="+", metavar="NAME=MANIFEST")
+    parser.add_argument("--model", required=True, type=Path, help="a save_pretrained directory")
+    parser.add_argument("--out", required=True, type=Path, help="run directories go to OUT/NAME")
+    parser.add_argument("--task", default="asr", choices=["asr", "st"])
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="greedy limit (targets are short)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = SpeechLLM.from_pretrained(args.model)
+    for item in args.sets:
+        name, sep, manifest = item.partition("=")
+        if not sep:
+            raise SystemExit(f"evaluate.py: expected NAME=MANIFEST, got {item!r}")
+        started = time.perf_counter()
+        metrics = evaluate(
+            model,
+            manifest,
+            task=args.task,
+            out_dir=args.out / name,
+            batch_size=8,
+            max_new_tokens=args.max_new_tokens,
+            device="cpu",
+            bf16=True,
+        )
+        scores = {k: round(v, 2) for k, v in metrics.items() if k.startswith(("asr_wer", "st_bleu"))}
+        print(f"{args.model} on {name}: {scores} ({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

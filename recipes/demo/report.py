@@ -1,0 +1,207 @@
+"""The demo's report (stage 6 of recipes/demo/run.sh): tables, curves and sample transcripts.
+
+Reads the run directories the earlier stages wrote under OUT (``eval/<system>/<test set>/``,
+``runs/<run>/curve.tsv``) and writes ``OUT/report.md``, ``OUT/summary.json`` and, when matplotlib
+is installed, ``OUT/curves.png`` (training loss and dev WER against wall-clock time) and
+``OUT/wer_per_adapter.png``. The summary printed at the end holds the two lines docs/demo.md
+quotes: ``best adapter WER: N%`` and ``whisper tiny.en WER: M%`` (synthetic test set).
+
+Usage: python recipes/demo/report.py OUT --adapters wlq_former conv [--wall-seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from speechllm.metrics.report import read_hypotheses
+
+ASR_SETS = {"asr_test": "synthetic test", "real_en": "real speech", "train_probe": "training clips"}
+NUM_SAMPLES = 5
+
+
+def _metrics(run_dir: Path) -> dict[str, float]:
+    path = run_dir / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _compression(run_dir: Path) -> float | None:
+    """Adapter outputs per second of audio (the LLM's audio frame rate)."""
+    path = run_dir / "compression.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data["encoder_frame_rate_hz"] * data["mean_out_len"] / data["mean_in_len"]
+
+
+def read_curve(path: Path) -> dict[str, list[tuple[int, float, float]]]:
+    """``curve.tsv`` → ``{"loss": [(step, seconds, value)], "dev": [...]}``."""
+    curves: dict[str, list[tuple[int, float, float]]] = {"loss": [], "dev": []}
+    if not path.is_file():
+        return curves
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        kind, step, seconds, value = line.split("\t")
+        curves.setdefault(kind, []).append((int(step), float(seconds), float(value)))
+    return curves
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def asr_rows(out: Path, adapters: list[str]) -> list[dict]:
+    """One row per system: WER on each test set, training steps and minutes, audio frame rate."""
+    systems = [("Whisper tiny.en decoder (anchor)", "whisper", None)]
+    systems += [(f"{a} adapter (trained)", f"asr_{a}", a) for a in adapters]
+    untrained = sorted(p.name for p in (out / "eval").glob("asr_*_untrained"))
+    systems += [(f"{name[4:-10]} adapter (untrained)", name, None) for name in untrained]
+    rows = []
+    for label, system, adapter in systems:
+        row: dict = {"system": label, "key": system, "adapter": adapter}
+        for test_set in ASR_SETS:
+            row[test_set] = _metrics(out / "eval" / system / test_set).get("asr_wer_en")
+        curve = read_curve(out / "runs" / system / "curve.tsv")
+        if curve["loss"]:
+            row["steps"] = curve["loss"][-1][0]
+            row["train_minutes"] = curve["loss"][-1][1] / 60
+            head = [v for _, _, v in curve["loss"][:10]]
+            tail = [v for _, _, v in curve["loss"][-10:]]
+            row["loss_first10"] = sum(head) / len(head)
+            row["loss_last10"] = sum(tail) / len(tail)
+        row["frames_per_s"] = _compression(out / "eval" / system / "asr_test")
+        rows.append(row)
+    return rows
+
+
+def st_rows(out: Path) -> list[dict]:
+    rows = []
+    for label, system in (("ST adapter (trained)", "st"), ("ST adapter (untrained)", "st_untrained")):
+        metrics = _metrics(out / "eval" / system / "st_test")
+        pairs = sorted(k.removeprefix("st_bleu_") for k in metrics if k.startswith("st_bleu_"))
+        if pairs:
+            bleus = {pair: metrics[f"st_bleu_{pair}"] for pair in pairs}
+            rows.append({"system": label, "bleu": bleus, "bleu_avg": sum(bleus.values()) / len(bleus)})
+    return rows
+
+
+def samples(out: Path, adapters: list[str]) -> list[str]:
+    """A few synthetic test sentences: reference, Whisper, each trained adapter."""
+    whisper = out / "eval" / "whisper" / "asr_test" / "hyps_asr_en.tsv"
+    if not whisper.is_file():
+        return []
+    hyps = {"Whisper": read_hypotheses(whisper)}
+    for adapter in adapters:
+        path = out / "eval" / f"asr_{adapter}" / "asr_test" / "hyps_asr_en.tsv"
+        if path.is_file():
+            hyps[adapter] = read_hypotheses(path)
+    lines = []
+    for cut_id in list(hyps["Whisper"])[:NUM_SAMPLES]:
+        lines.append(f"- **reference**: {hyps['Whisper'][cut_id]['reference']}")
+        for name, table in hyps.items():
+            if cut_id in table:
+                lines.append(f"  - {name}: {table[cut_id]['hypothesis']}")
+    return lines
+
+
+def plot(out: Path, adapters: list[str], rows: list[dict]) -> list[Path]:
+    """Loss / dev WER against minutes, and WER per adapter; nothing without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    fig, (ax_loss, ax_wer) = plt.subplots(1, 2, figsize=(11, 4))
+    for adapter in adapters:
+        curve = read_curve(out / "runs" / f"asr_{adapter}" / "curve.tsv")
+        if curve["loss"]:
+            ax_loss.plot([s / 60 for _, s, _ in curve["loss"]], [v for *_, v in curve["loss"]], label=adapter)
+        if curve["dev"]:
+            ax_wer.plot(
+                [s / 60 for _, s, _ in curve["dev"]], [v for *_, v in curve["dev"]], "o-", label=adapter
+            )
+    whisper = next((r["asr_test"] for r in rows if r["key"] == "whisper"), None)
+    if whisper is not None:
+        ax_wer.axhline(whisper, color="grey", linestyle="--", label="Whisper tiny.en (test)")
+    ax_loss.set(xlabel="training minutes", ylabel="training loss", title="loss")
+    ax_wer.set(xlabel="training minutes", ylabel="dev WER (%)", title="dev WER (greedy)")
+    for ax in (ax_loss, ax_wer):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    curves = out / "curves.png"
+    fig.savefig(curves, dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    shown = [r for r in rows if r["asr_test"] is not None]
+    ax.barh([r["system"] for r in shown], [r["asr_test"] for r in shown], color="tab:blue")
+    ax.set(xlabel="WER (%) on the synthetic test set", title="WER per system")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    bars = out / "wer_per_adapter.png"
+    fig.savefig(bars, dpi=100)
+    plt.close(fig)
+    return [curves, bars]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--adapters", nargs="+", required=True)
+    parser.add_argument("--wall-seconds", type=float, default=None, help="the whole run's wall time")
+    args = parser.parse_args()
+    out: Path = args.out
+    rows = asr_rows(out, args.adapters)
+    st = st_rows(out)
+    lines = ["# speechllm demo: Whisper tiny.en → adapter → SmolLM2-135M-Instruct", ""]
+    if args.wall_seconds is not None:
+        lines += [f"Wall time of the whole run: {args.wall_seconds / 60:.1f} min.", ""]
+    lines += [
+        "## ASR (English), WER % (greedy; lower is better)",
+        "",
+        "| system | synthetic test | real speech | training clips | steps | train min | "
+        "loss first→last 10 | LLM audio frames/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        loss = f"{r['loss_first10']:.2f}→{r['loss_last10']:.2f}" if "loss_first10" in r else "–"
+        lines.append(
+            f"| {r['system']} | {_fmt(r['asr_test'])} | {_fmt(r['real_en'])} | {_fmt(r['train_probe'])} | "
+            f"{r.get('steps', '–')} | {_fmt(r.get('train_minutes'))} | {loss} | {_fmt(r['frames_per_s'])} |"
+        )
+    trained = [r for r in rows if r["adapter"] and r["asr_test"] is not None]
+    best = min(trained, key=lambda r: r["asr_test"]) if trained else None
+    whisper = next((r for r in rows if r["key"] == "whisper"), None)
+    summary: dict = {"asr": rows, "st": st, "wall_seconds": args.wall_seconds}
+    headline = []
+    if best is not None:
+        headline.append(f"best adapter WER: {best['asr_test']:.1f}% ({best['adapter']})")
+        summary["best_adapter"] = {"adapter": best["adapter"], "wer": best["asr_test"]}
+    if whisper is not None and whisper["asr_test"] is not None:
+        headline.append(f"whisper tiny.en WER: {whisper['asr_test']:.1f}%")
+        if best is not None:
+            ratio = best["asr_test"] / whisper["asr_test"]
+            headline.append(f"ratio: {ratio:.2f}× Whisper tiny.en (target ≤ 1.5×)")
+            summary["ratio_to_whisper"] = ratio
+    if st:
+        lines += ["", "## ST (de/es/fr/it → en), BLEU (higher is better)", ""]
+        pairs = sorted(st[0]["bleu"])
+        lines += ["| system | " + " | ".join(pairs) + " | average |", "|---" * (len(pairs) + 2) + "|"]
+        for r in st:
+            cells = " | ".join(_fmt(r["bleu"].get(p)) for p in pairs)
+            lines.append(f"| {r['system']} | {cells} | {_fmt(r['bleu_avg'])} |")
+            headline.append(f"{r['system']} BLEU: {r['bleu_avg']:.1f}")
+    lines += ["", "## Sample transcripts (synthetic test set)", "", *samples(out, args.adapters)]
+    figures = plot(out, args.adapters, rows)
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
+    lines += ["", "## Summary", "", *[f"    {h}" for h in headline], ""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print("\n".join(["", "==== speechllm demo summary ====", *headline, f"report: {out / 'report.md'}"]))
+
+
+if __name__ == "__main__":
+    main()

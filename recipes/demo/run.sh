@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The demo: a real pretrained speech encoder (Whisper tiny.en) connected to a real pretrained LLM
+# (SmolLM2-135M-Instruct) through trained adapters, on a CPU, offline. See docs/demo.md.
+#
+#   stage 0  prepare the synthetic espeak-ng corpus (en, de, es, fr, it) and the real Asterisk prompts
+#   stage 1  cut the demo's train / dev / test sets
+#   stage 2  Whisper tiny.en's own decoder on the English test sets (the anchor)
+#   stage 3  ASR: train each adapter in ADAPTERS within the time budget, plus an untrained one
+#   stage 4  ASR: evaluate them on the synthetic test set, real speech and a few training clips
+#   stage 5  ST (de/es/fr/it → en): train one adapter, evaluate it and an untrained one (BLEU)
+#   stage 6  report to demo_out/ (tables, curves, samples) and print the summary
+#
+# Usage: recipes/demo/run.sh [--stage N] [--stop-stage N]
+# Environment: DEMO_MINUTES (default 20: the whole run on 2 free cores, after installation),
+#   ADAPTERS (default "wlq_former conv"; any of base conv cif ctc wlq_former), DEMO_THREADS (torch
+#   threads; 1 is faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+stage=0; stop_stage=6
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --stage) stage=$2; shift 2;;
+        --stop-stage) stop_stage=$2; shift 2;;
+        *) echo "unknown argument $1" >&2; exit 2;;
+    esac
+done
+PY="${PY:-.venv/bin/python}"
+SPEECHLLM="${SPEECHLLM:-.venv/bin/speechllm}"
+minutes="${DEMO_MINUTES:-20}"
+adapters="${ADAPTERS:-wlq_former conv}"
+threads="${DEMO_THREADS:-$(nproc)}"
+out="${DEMO_OUT:-demo_out}"
+data="${DEMO_DATA:-data/demo}"
+sets="$data/sets"
+# Budget split (measured, docs/demo.md): ~12% data and Whisper, ~60% ASR training shared by the
+# adapters, ~12% ST training, the rest decoding. Scaled sizes keep a short run short.
+read -r asr_minutes st_minutes num_train num_test num_real < <(
+    "$PY" -c "import sys; m=float(sys.argv[1]); n=len(sys.argv[2].split())
+print(f'{0.6*m/n:.2f} {0.12*m:.2f} {min(600, max(100, int(30*m)))} {min(100, max(20, int(5*m)))} {min(50, max(10, int(2.5*m)))}')" \
+        "$minutes" "$adapters")
+export OMP_NUM_THREADS="$threads"
+echo "demo: ${minutes} min budget; adapters: ${adapters} (${asr_minutes} min each); ST ${st_minutes} min; ${threads} thread(s)"
+SECONDS=0
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+    echo "== stage 0: synthetic corpus ($num_train train sentences per language) and real speech"
+    "$SPEECHLLM" prepare synthetic "$data/synthetic" --languages en de es fr it \
+        --num-train "$num_train" --num-dev 40 --num-test 100 --num-jobs "$(nproc)"
+    "$SPEECHLLM" prepare realspeech "$data/realspeech" --languages en --cache-dir "$data/synthetic/debian"
+fi
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+    echo "== stage 1: demo sets in $sets"
+    "$PY" recipes/demo/subsets.py "$data" "$sets" --num-test "$num_test" --num-real "$num_real"
+fi
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+    echo "== stage 2: Whisper tiny.en's own greedy decoder"
+    for name in asr_test real_en; do
+        "$PY" -m speechllm.baselines.whisper_decoder --manifest "$sets/$name.jsonl.gz" \
+            --out "$out/eval/whisper/$name"
+    done
+fi
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    for adapter in $adapters; do
+        echo "== stage 3: train the $adapter adapter (${asr_minutes} min)"
+        "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${adapter}.yaml" --minutes "$asr_minutes" \
+            --threads "$threads" output_dir="$out/runs/asr_${adapter}" \
+            "data.train=[{path: $sets/asr_train.jsonl.gz, task: asr}]" \
+            "data.val=[{path: $sets/asr_dev.jsonl.gz, task: asr}]"
+    done
+    first=${adapters%% *}
+    "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${first}.yaml" --minutes 0 --untrained \
+        output_dir="$out/runs/asr_${first}_untrained"
+fi
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    first=${adapters%% *}
+    for run in $(for a in $adapters; do echo "asr_$a"; done) "asr_${first}_untrained"; do
+        echo "== stage 4: evaluate $run"
+        "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/model" --out "$out/eval/$run" \
+            --threads "$threads" asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz" \
+            train_probe="$sets/asr_train_probe.jsonl.gz"
+    done
+fi
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+    echo "== stage 5: ST de/es/fr/it → en (${st_minutes} min)"
+    "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --task st --minutes "$st_minutes" \
+        --threads "$threads" output_dir="$out/runs/st" \
+        "data.train=[{path: $sets/st_train.jsonl.gz, task: st}]" \
+        "data.val=[{path: $sets/st_dev.jsonl.gz, task: st}]"
+    "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --minutes 0 --untrained output_dir="$out/runs/st_untrained"
+    for run in st st_untrained; do
+        "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/model" --out "$out/eval/$run" --task st \
+            --threads "$threads" st_test="$sets/st_test.jsonl.gz"
+    done
+fi
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+    echo "== stage 6: report"
+    "$PY" recipes/demo/report.py "$out" --adapters $adapters --wall-seconds "$SECONDS"
+fi

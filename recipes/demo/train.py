@@ -1,0 +1,154 @@
+"""Train one demo model within a wall-clock budget, recording loss and dev WER against time.
+
+``speechllm train`` does the training; this driver only adds what the demo reports:
+
+- a hard time limit (Lightning's ``Timer``): the run stops after ``--minutes`` whatever
+  ``trainer.max_steps`` says, and the trained adapter is still exported to ``<output_dir>/model``;
+- a learning-rate schedule over wall-clock time (:class:`TimeCosineSchedule`): warm-up then cosine
+  decay reaching its end when the time is up, so a slow (or shared) machine still finishes with
+  a decayed learning rate instead of being cut mid-schedule (used when the config says
+  ``optim.scheduler: constant``; any other scheduler runs over ``trainer.max_steps`` as usual);
+- ``curve.tsv`` in ``output_dir``: ``step  seconds  loss`` per optimizer step, and
+  ``step  seconds  dev_wer`` (or ``dev_bleu``) rows after each validation, decoded greedily by
+  :class:`~speechllm.lightning.metric_callbacks.ASRMetrics` / ``STMetrics``;
+- ``--untrained``: save the freshly initialised model instead (the "untrained adapter" row).
+
+Usage: python recipes/demo/train.py CONFIG --minutes M [--task asr|st] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from speechllm.config import load_config
+from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
+from speechllm.model import SpeechLLM
+from speechllm.training import prepare_model_config, train
+
+
+class TimeCosineSchedule(L.Callback):
+    """Set the learning rate from the fraction of the time budget spent: linear warm-up, then cosine.
+
+    Runs before each optimizer step and overrides what the step-based scheduler set (configure
+    ``optim.scheduler: constant`` so that one is a no-op).
+
+    Args:
+        minutes: the time budget the schedule spans.
+        warmup: fraction of the budget spent warming up.
+        min_ratio: final learning rate as a fraction of the peak.
+    """
+
+    def __init__(self, minutes: float, warmup: float = 0.05, min_ratio: float = 0.05) -> None:
+        self.seconds = minutes * 60.0
+        self.warmup = warmup
+        self.min_ratio = min_ratio
+        self.start = 0.0
+        self.peaks: list[float] = []
+
+    def factor(self, fraction: float) -> float:
+        """Multiplier of the peak learning rate at ``fraction`` (0..1) of the budget."""
+        if fraction < self.warmup:
+            return max(fraction / self.warmup, 0.01)
+        progress = min(1.0, (fraction - self.warmup) / max(1e-9, 1.0 - self.warmup))
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+        self.peaks = [group.get("initial_lr", group["lr"]) for group in trainer.optimizers[0].param_groups]
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        scale = self.factor((time.perf_counter() - self.start) / self.seconds)
+        for group, peak in zip(trainer.optimizers[0].param_groups, self.peaks):
+            group["lr"] = peak * scale
+
+
+class CurveWriter(L.Callback):
+    """Append ``kind  step  seconds  value`` rows to ``curve.tsv`` (seconds since training began).
+
+    Args:
+        path: the TSV file (rewritten at the start of training).
+        metrics: the generation-metrics callback whose ``last_metrics`` hold the dev score.
+        metric_key: which of its values to record (``wer_avg``, ``bleu_avg``).
+    """
+
+    def __init__(self, path: Path, metrics: Any, metric_key: str) -> None:
+        self.path = path
+        self.metrics = metrics
+        self.metric_key = metric_key
+        self.start = 0.0
+
+    def _write(self, kind: str, step: int, value: float) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(f"{kind}\t{step}\t{time.perf_counter() - self.start:.1f}\t{value:.4f}\n")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("kind\tstep\tseconds\tvalue\n", encoding="utf-8")
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if isinstance(outputs, dict) and "loss" in outputs:
+            self._write("loss", trainer.global_step, float(outputs["loss"]))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = self.metrics.last_metrics.get(self.metric_key)
+        if value is not None and not trainer.sanity_checking:
+            self._write("dev", trainer.global_step, float(value))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. trainer.max_steps=100")
+    parser.add_argument("--minutes", type=float, required=True, help="wall-clock limit of the training")
+    parser.add_argument("--task", default="asr", choices=["asr", "st"], help="what the dev set scores")
+    parser.add_argument("--untrained", action="store_true", help="save the untrained model and exit")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (1 is fastest on a CPU shared with other jobs)",
+    )
+    args = parser.parse_intermixed_args()
+
+    cfg = load_config(args.config, args.overrides)
+    out = Path(cfg.output_dir)
+    if args.untrained:
+        # The same seeded initialisation training starts from, saved as it is.
+        L.seed_everything(cfg.seed)
+        model = SpeechLLM.from_config(prepare_model_config(cfg).model)
+        model.save_pretrained(out / "model")
+        print(f"untrained model saved to {out / 'model'}")
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    metrics = (ASRMetrics if args.task == "asr" else STMetrics)(
+        output_dir=out / "dev_eval", max_new_tokens=96
+    )
+    key = "wer_avg" if args.task == "asr" else "bleu_avg"
+    callbacks = [
+        metrics,
+        CurveWriter(out / "curve.tsv", metrics, key),
+        L.pytorch.callbacks.Timer(duration=datetime.timedelta(minutes=args.minutes), interval="step"),
+    ]
+    if cfg.optim.scheduler == "constant":  # the demo's configs: schedule over the time budget
+        callbacks.append(TimeCosineSchedule(args.minutes))
+    started = time.perf_counter()
+    model_dir = train(cfg, callbacks=callbacks)
+    print(f"trained model saved to {model_dir} ({(time.perf_counter() - started) / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

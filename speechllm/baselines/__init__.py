@@ -1,0 +1,1 @@
+"""Reference systems that speech-LLM results are compared with (not trained by speechllm)."""

@@ -23,8 +23,10 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check speechllm tests benchmarks
 	$(VENV)/bin/ruff format --check speechllm tests benchmarks
 
+# The demo (docs/demo.md): `make demo DEMO_MINUTES=10` scales its time budget (default 20 minutes).
+DEMO_MINUTES ?= 20
 demo: $(VENV)/.installed-demo
-	bash recipes/tiny/run.sh
+	DEMO_MINUTES=$(DEMO_MINUTES) bash recipes/demo/run.sh
 
 bench: $(VENV)/.installed-test
 	for script in benchmarks/*.py; do case $$script in */_*) ;; *) $(PY) $$script || exit 1;; esac; done

@@ -72,14 +72,16 @@ class SpeechLLM(nn.Module):
         cfg = _to_dict(cfg)
         encoder = ENCODERS.build(cfg["encoder"])
         llm = LLMS.build(cfg["llm"])
+        # Read only when the adapter takes the value and the config is silent (a tokenizer without
+        # pad/eos has no default blank, which only matters to the CTC adapter).
         context = {
-            "vocab_size": llm.vocab_size,
-            "blank_id": llm.pad_id,
-            "encoder_frame_rate_hz": float(encoder.frame_rate_hz),
+            "vocab_size": lambda: llm.vocab_size,
+            "blank_id": lambda: llm.pad_id,
+            "encoder_frame_rate_hz": lambda: float(encoder.frame_rate_hz),
         }
         adapter_cls = ADAPTERS.get(cfg["adapter"]["name"])
         accepted = inspect.signature(adapter_cls.__init__).parameters
-        extra = {k: v for k, v in context.items() if k in accepted and k not in cfg["adapter"]}
+        extra = {k: get() for k, get in context.items() if k in accepted and k not in cfg["adapter"]}
         adapter = ADAPTERS.build(cfg["adapter"], in_dim=encoder.dim, out_dim=llm.dim, **extra)
         return cls(encoder, adapter, llm, config=cfg, imports=imports)
 

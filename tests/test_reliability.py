@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import random
 import signal
 import subprocess
@@ -262,3 +263,30 @@ def test_prompt_and_audio_longer_than_the_llm_context_is_a_clear_error(tiny_mode
     finally:
         config.max_position_embeddings = limit
     assert len(tiny_model.generate(audio, lens, max_new_tokens=4)) == 2
+
+
+# ----------------------------------------------------------------------------- incompatible configs
+
+
+def test_ctc_adapter_with_a_tokenizer_without_pad_or_eos_names_blank_id(
+    tiny_dirs, tiny_model_overrides, tmp_path
+):
+    import shutil
+
+    from speechllm.model import SpeechLLM
+
+    llm_dir = shutil.copytree(tiny_dirs["tiny-llama"], tmp_path / "llm-without-pad")
+    tokenizer_config = json.loads((llm_dir / "tokenizer_config.json").read_text())
+    tokenizer_config.pop("pad_token")
+    tokenizer_config.pop("eos_token")
+    (llm_dir / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    overrides = [*tiny_model_overrides, f"model.llm.path={llm_dir}"]
+
+    with pytest.raises(ValueError, match=r"neither a pad nor an eos token.*model\.adapter\.blank_id"):
+        SpeechLLM.from_config(load_config(None, [*overrides, "model.adapter.name=ctc"]).model)
+    # A blank id given in the config is used; adapters without a blank do not need one.
+    model = SpeechLLM.from_config(
+        load_config(None, [*overrides, "model.adapter.name=ctc", "model.adapter.blank_id=3"]).model
+    )
+    assert model.adapter.blank_id == 3
+    assert SpeechLLM.from_config(load_config(None, overrides).model).adapter is not None

@@ -90,9 +90,19 @@ class CausalLM(nn.Module):
 
     @property
     def pad_id(self) -> int:
-        """Pad id, else eos: also the CTC adapter's default blank."""
+        """Pad id, else eos: also the CTC adapter's default blank.
+
+        Raises:
+            ValueError: the tokenizer has neither (the CTC adapter then needs ``blank_id`` set).
+        """
         pad = self.tokenizer.pad_token_id
-        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+        pad = pad if pad is not None else self.tokenizer.eos_token_id
+        if pad is None:
+            raise ValueError(
+                f"{self.tokenizer.name_or_path}: the tokenizer has neither a pad nor an eos token, so there "
+                "is no default CTC blank; set model.adapter.blank_id to a token id of its vocabulary"
+            )
+        return int(pad)
 
     def embed(self, ids: Tensor) -> Tensor:
         """(B, L) ids → (B, L, D) input embeddings."""

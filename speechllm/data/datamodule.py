@@ -354,6 +354,11 @@ def load_cuts(
         if train:
             cuts = cuts.repeat(preserve_id=True)  # ids key the encoder cache
     else:
+        # One streaming pass first: a truncated or bad manifest fails now, naming file:line, not
+        # mid-epoch.
+        from speechllm.data.manifest_import import check_cut_manifest
+
+        check_cut_manifest(path)
         cuts = load_manifest_lazy(path)
         if not isinstance(cuts, CutSet):
             raise ValueError(f"data manifest {path} is not a CutSet manifest")

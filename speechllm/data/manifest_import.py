@@ -22,9 +22,11 @@ Table format (TSV with a header row, or JSONL with one object per line)::
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import logging
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -79,6 +81,63 @@ def check_language_code(code: str, where: str) -> str:
     if not _LANG_CODE.match(code or ""):
         raise ManifestError(f"{where}: {code!r} is not a lower-case ISO 639 language code (e.g. 'en')")
     return code
+
+
+# ----------------------------------------------------------------------------- checking cut manifests
+
+_CUT_FIELDS = ("id", "duration", "supervisions", "recording")
+
+
+def check_cut_manifest(path: str | Path) -> int:
+    """Read a cut manifest (``.jsonl`` or ``.jsonl.gz``) once, line by line, before training uses it.
+
+    Lazy reading would otherwise fail mid-epoch (hours in) on a truncated file or a bad line.
+
+    Returns:
+        the number of cuts.
+
+    Raises:
+        ManifestError: naming the file and line, for a truncated or corrupt gzip stream, bytes that
+            are not UTF-8, a line that is not a JSON object, a cut missing ``id`` / ``duration`` /
+            ``supervisions`` / ``recording`` or without any supervision, or a repeated cut id.
+    """
+    path = Path(path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    first_line: dict[str, int] = {}
+    number = 0
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:  # decoded per line, so that the error names the line
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise ManifestError(f"{path}:{number}: not valid UTF-8 ({err.reason})") from None
+                if not line.strip():
+                    continue
+                try:
+                    cut = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+                if not isinstance(cut, dict):
+                    raise ManifestError(f"{path}:{number}: expected a JSON object (a cut)")
+                # Mono cuts (the library's own) are checked field by field; other kinds by id.
+                needed = _CUT_FIELDS if cut.get("type", "MonoCut") == "MonoCut" else ("id",)
+                missing = [key for key in needed if key not in cut]
+                if missing:
+                    raise ManifestError(f"{path}:{number}: cut without {', '.join(missing)}")
+                cut_id = cut["id"]
+                if "supervisions" in needed and not cut["supervisions"]:
+                    raise ManifestError(f"{path}:{number}: cut {cut_id!r} has no supervision (no text)")
+                if cut_id in first_line:
+                    raise ManifestError(
+                        f"{path}:{number}: duplicate cut id {cut_id!r} (first at line {first_line[cut_id]})"
+                    )
+                first_line[cut_id] = number
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ManifestError(
+            f"{path}:{number + 1}: unreadable ({type(err).__name__}: {err}): the file is truncated or corrupt"
+        ) from None
+    return len(first_line)
 
 
 # ----------------------------------------------------------------------------- audio probing

@@ -20,6 +20,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from speechllm.config import load_config
@@ -290,3 +291,159 @@ def test_ctc_adapter_with_a_tokenizer_without_pad_or_eos_names_blank_id(
     )
     assert model.adapter.blank_id == 3
     assert SpeechLLM.from_config(load_config(None, overrides).model).adapter is not None
+
+
+# ----------------------------------------------------------------------------- fuzzing
+
+
+def write_fuzz_audio(path: Path, kind: str, rng: np.random.Generator) -> None:
+    """One audio file of a kind: good ones at several rates/channel counts, or a known corruption."""
+    rate = int(rng.choice([8000, 16000, 44100]))
+    seconds = float(rng.uniform(0.1, 0.4))
+    samples = (0.3 * rng.standard_normal((int(rate * seconds), int(rng.integers(1, 3))))).astype(np.float32)
+    if kind == "good":
+        sf.write(path, samples, rate, subtype=str(rng.choice(["PCM_16", "FLOAT"])))
+    elif kind == "non-finite":
+        samples[int(rng.integers(0, samples.shape[0])), 0] = rng.choice([np.nan, np.inf, -np.inf])
+        sf.write(path, samples, rate, subtype="FLOAT")
+    elif kind == "empty":  # a valid header with zero frames
+        sf.write(path, samples[:0], rate, subtype="FLOAT")
+    elif kind == "random bytes":
+        path.write_bytes(rng.bytes(int(rng.integers(1, 4000))))
+    elif kind == "zero bytes":
+        path.write_bytes(b"")
+    elif kind == "cut header":  # the first bytes of a real file, before its header ends
+        sf.write(path, samples, rate, subtype="FLOAT")
+        path.write_bytes(path.read_bytes()[: int(rng.integers(1, 40))])
+    else:
+        raise ValueError(kind)
+
+
+FUZZ_KINDS = ["good"] * 5 + ["non-finite", "empty", "random bytes", "zero bytes", "cut header"]
+
+
+def test_fuzzed_audio_through_preparation_and_the_dataloader_keeps_every_good_clip_and_reports_every_bad_one(
+    tiny_dirs, tmp_path
+):
+    from transformers import AutoTokenizer
+
+    from speechllm.data.datamodule import SpeechDataModule
+    from speechllm.data.manifest_import import import_table
+    from speechllm.llms.prompts import PromptBuilder
+
+    rng = np.random.default_rng(11)
+    kinds = {f"clip{i:03d}": str(rng.choice(FUZZ_KINDS)) for i in range(240)}
+    (tmp_path / "audio").mkdir()
+    for name, kind in kinds.items():
+        write_fuzz_audio(tmp_path / "audio" / f"{name}.wav", kind, rng)
+    table = tmp_path / "data.tsv"
+    table.write_text("audio\ttext\tid\n" + "".join(f"audio/{name}.wav\tone two\t{name}\n" for name in kinds))
+
+    # Preparation reads headers only: unreadable and empty files are skipped and listed.
+    manifests = import_table(table, tmp_path / "manifests", corpus="fuzz", language="en")
+    skipped = (tmp_path / "manifests" / "fuzz_skipped_train.tsv").read_text().splitlines()[1:]
+    skipped_ids = {Path(line.split("\t")[1]).stem for line in skipped}
+    bad_at_preparation = {name for name, kind in kinds.items() if kind not in ("good", "non-finite")}
+    assert skipped_ids == bad_at_preparation
+    assert {c.id for c in manifests["train"]["cuts"]} == set(kinds) - bad_at_preparation
+
+    # The dataloader reads samples: non-finite audio is skipped and reported, every good clip is
+    # kept once, resampled to 16 kHz and down-mixed to one channel.
+    report = tmp_path / "skipped.tsv"
+    cuts_path = tmp_path / "manifests" / "fuzz_cuts_train.jsonl.gz"
+    config = load_config(
+        None,
+        [
+            f"data.train=[{{path: {cuts_path}}}]",
+            "data.num_workers=0",
+            "data.max_duration=3",
+            "data.num_buckets=1",
+            f"data.skip_report={report}",
+        ],
+    ).data
+    dm = SpeechDataModule(config, PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-llama"])))
+    durations = {c.id: c.duration for c in manifests["train"]["cuts"]}
+    kept: list[str] = []
+    for batch in dm.train_dataloader():
+        if batch is None:  # a batch of only bad clips
+            continue
+        for i, cut_id in enumerate(batch["cut_ids"]):
+            assert batch["audio"].ndim == 2
+            assert abs(int(batch["audio_lens"][i]) - durations[cut_id] * 16000) <= 1
+            assert torch.isfinite(batch["audio"][i]).all()
+        kept += batch["cut_ids"]
+    assert sorted(kept) == sorted(name for name, kind in kinds.items() if kind == "good")
+    reported = {line.split("\t")[0]: line.split("\t")[1] for line in report.read_text().splitlines()[1:]}
+    assert reported == {name: "non-finite samples" for name, kind in kinds.items() if kind == "non-finite"}
+
+
+def good_table_lines(tmp_path: Path) -> list[bytes]:
+    for name in ("a", "b", "c"):
+        sf.write(tmp_path / f"{name}.wav", np.zeros(1600, dtype=np.float32) + 0.1, 16000)
+    return [b"audio\ttext\tid", b"a.wav\tone\tu1", b"b.wav\ttwo\tu2", b"c.wav\tthree\tu3"]
+
+
+LINE_DEFECTS = {
+    "no text": lambda line, rng: line.split(b"\t")[0] + b"\t\t" + line.split(b"\t")[2],
+    "too few fields": lambda line, rng: line.split(b"\t")[0],
+    "not UTF-8": lambda line, rng: line.replace(b"\t", b"\t\xff" + rng.bytes(1) + b"\xfe", 1),
+    "duplicate id": lambda line, rng: line.rsplit(b"\t", 1)[0] + b"\tu1",
+    "missing audio file": lambda line, rng: b"gone-" + line,
+}
+
+
+@pytest.mark.parametrize("defect", sorted(LINE_DEFECTS))
+def test_fuzzed_table_lines_are_errors_naming_the_file_and_line(tmp_path, defect):
+    from speechllm.data.manifest_import import ManifestError, import_table
+
+    lines = good_table_lines(tmp_path)
+    rng = np.random.default_rng(sorted(LINE_DEFECTS).index(defect))
+    for trial in range(40):  # 5 defects × 40 = 200 corrupted lines
+        number = int(rng.integers(3, 5)) if defect == "duplicate id" else int(rng.integers(2, 5))
+        broken = list(lines)
+        broken[number - 1] = LINE_DEFECTS[defect](broken[number - 1], rng)
+        table = tmp_path / f"t{trial}.tsv"
+        table.write_bytes(b"\n".join(broken) + b"\n")
+        with pytest.raises(ManifestError, match=rf"t{trial}\.tsv:{number}: "):
+            import_table(table, None, language="en", audio_root=tmp_path)
+
+
+def test_truncated_or_bad_cut_manifests_are_errors_naming_the_file_and_line(tones_dir, tmp_path):
+    import gzip
+
+    from speechllm.data.manifest_import import ManifestError, check_cut_manifest
+
+    source = tones_dir / "tones_cuts_train.jsonl.gz"
+    data = source.read_bytes()
+    lines = gzip.decompress(data).splitlines(keepends=True)
+    assert check_cut_manifest(source) == len(lines)
+    rng = np.random.default_rng(3)
+    for trial in range(20):  # a download or copy cut short anywhere
+        truncated = tmp_path / f"cut{trial}.jsonl.gz"
+        truncated.write_bytes(data[: int(rng.integers(10, len(data) - 1))])
+        with pytest.raises(ManifestError, match=rf"cut{trial}\.jsonl\.gz:\d+: .*truncated or corrupt"):
+            check_cut_manifest(truncated)
+    cut = json.loads(lines[1])
+    defects = {
+        "half a line": (lines[1][: len(lines[1]) // 2] + b"\n", "not valid JSON"),
+        "missing recording": (
+            json.dumps({k: v for k, v in cut.items() if k != "recording"}).encode(),
+            "cut without recording",
+        ),
+        "no supervision": (json.dumps({**cut, "supervisions": []}).encode(), "cut .* has no supervision"),
+        "duplicate id": (lines[0], "duplicate cut id .* \\(first at line 1\\)"),
+        "not UTF-8": (lines[1].replace(b"en", b"\xff\xfe", 1), "not valid UTF-8"),
+    }
+    for name, (bad_line, message) in defects.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.jsonl.gz"
+        path.write_bytes(gzip.compress(b"".join([lines[0], bad_line.rstrip(b"\n") + b"\n", *lines[2:]])))
+        with pytest.raises(ManifestError, match=rf"{path.name}:2: {message}"):
+            check_cut_manifest(path)
+    # The data module checks before training reads a batch.
+    from speechllm.data.datamodule import SpeechDataModule
+
+    config = load_config(
+        None, [f"data.train=[{{path: {tmp_path / 'cut0.jsonl.gz'}}}]", "data.num_workers=0"]
+    ).data
+    with pytest.raises(ManifestError, match="cut0.jsonl.gz"):
+        SpeechDataModule(config, prompts=None).train_dataloader()

@@ -44,3 +44,17 @@ def tiny_model_overrides(tiny_dirs: dict[str, Path]) -> list[str]:
         "model.adapter.modality_layers=1",
         "model.adapter.dropout=0.0",
     ]
+
+
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """Components a test registers (user adapters from docs or YAML) do not leak into other tests."""
+    from speechllm.config import import_user_modules
+    from speechllm.registry import ADAPTERS, ENCODERS, LLMS
+
+    import_user_modules([])  # the built-in components register once, before the snapshot
+    before = {registry: dict(registry._entries) for registry in (ADAPTERS, ENCODERS, LLMS)}
+    yield
+    for registry, entries in before.items():
+        registry._entries.clear()
+        registry._entries.update(entries)

@@ -102,7 +102,6 @@ def test_user_adapter_registered_in_its_own_module_is_built_from_yaml(
         assert out.lens.tolist() == [13]  # 50 frames / 4, rounded up
     finally:
         sys.modules.pop("my_speech_adapters", None)
-        ADAPTERS._entries.pop("user_mean_pool", None)
 
 
 def test_missing_import_is_a_clear_error():

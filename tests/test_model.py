@@ -15,7 +15,6 @@ import torch
 from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.model import SpeechLLM, splice
-from speechllm.registry import ADAPTERS
 
 
 def build(overrides: list[str], *extra: str) -> SpeechLLM:
@@ -168,19 +167,18 @@ def test_from_pretrained_imports_the_user_modules_the_model_was_built_with(
         from speechllm import register_adapter
         from speechllm.adapters.base_adapter import BaseAdapter
 
-        @register_adapter("my_pool")
+        @register_adapter("my_saved_pool")
         class MyPool(BaseAdapter):
             pass
         """)
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        overrides = [*tiny_model_overrides, "imports=[my_pool_adapter]", "model.adapter.name=my_pool"]
+        overrides = [*tiny_model_overrides, "imports=[my_pool_adapter]", "model.adapter.name=my_saved_pool"]
         cfg = load_config(None, overrides)
         SpeechLLM.from_config(cfg.model, imports=cfg.imports).save_pretrained(tmp_path / "m")
     finally:
         sys.modules.pop("my_pool_adapter", None)
-        ADAPTERS._entries.pop("my_pool", None)
     # A fresh interpreter has registered nothing: from_pretrained must import what it needs.
     load = f"SpeechLLM.from_pretrained({str(tmp_path / 'm')!r})"
     code = f"from speechllm.model import SpeechLLM; print(type({load}.adapter).__name__)"

@@ -24,8 +24,8 @@ def test_tiny_recipe_runs_all_stages_and_writes_a_report(tmp_path):
         [
             "bash",
             str(RUN),
-            "trainer.max_steps=12",
-            "trainer.val_check_interval=6",
+            "trainer.max_steps=6",
+            "trainer.val_check_interval=3",
             "trainer.enable_progress_bar=false",
         ],
         cwd=tmp_path,

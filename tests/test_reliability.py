@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from lhotse import CutSet, SupervisionSegment
 
 from speechllm.config import load_config
 from speechllm.lightning.checkpoint import load_checkpoint
@@ -447,3 +448,23 @@ def test_truncated_or_bad_cut_manifests_are_errors_naming_the_file_and_line(tone
     ).data
     with pytest.raises(ManifestError, match="cut0.jsonl.gz"):
         SpeechDataModule(config, prompts=None).train_dataloader()
+
+
+def test_all_silence_is_kept_and_gives_a_finite_loss_and_a_generation(tiny_model, tmp_path):
+    from lhotse import Recording
+
+    from speechllm.data.dataset import SpeechDataset
+
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(8000, dtype=np.float32), 16000)
+    cut = Recording.from_file(path).to_cut()
+    cut.supervisions = [
+        SupervisionSegment(id=cut.id, recording_id=cut.id, start=0, duration=0.5, text="one", language="en")
+    ]
+    dataset = SpeechDataset(tiny_model.llm.prompts, train=False)
+    batch = dataset[CutSet.from_cuts([cut])]
+    assert batch is not None and batch["skipped"] == [] and not dataset.skipped
+    assert batch["audio"].shape == (1, 8000) and not batch["audio"].any()
+    with torch.no_grad():
+        assert torch.isfinite(tiny_model(batch).loss)
+    assert len(tiny_model.generate(batch["audio"], batch["audio_lens"], max_new_tokens=3)) == 1

@@ -67,6 +67,25 @@ def build_bpe_tokenizer(out_dir: Path, vocab_size: int = 1000) -> Path:
     return out_dir
 
 
+def _decoder_sizes(tok, hidden_size: int, layers: int) -> dict[str, int | float | None]:
+    """Config sizes shared by the tiny Llama and Mistral (4 heads, 2 KV heads, 2× MLP)."""
+    return {
+        "vocab_size": len(tok),
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+        # Random embeddings at HF's default 0.02 give near-uniform logits that no adapter can
+        # steer through a frozen LLM; 0.2 makes the tiny LLM's output depend on its input.
+        "initializer_range": 0.2,
+    }
+
+
 def build_tiny_llama(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, layers: int = 2) -> Path:
     """A random ``LlamaForCausalLM`` (2 layers, 64 wide) with a 1k byte-level BPE tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -75,20 +94,7 @@ def build_tiny_llama(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
     build_bpe_tokenizer(out_dir)
     tok = AutoTokenizer.from_pretrained(out_dir)
     _seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-        initializer_range=0.2,
-    )
+    config = LlamaConfig(**_decoder_sizes(tok, hidden_size, layers), tie_word_embeddings=True)
     LlamaForCausalLM(config).save_pretrained(out_dir)
     return out_dir
 
@@ -114,18 +120,7 @@ def build_tiny_mistral(out_dir: str | Path, seed: int = 0, hidden_size: int = 64
         build_bpe_tokenizer(out_dir)
     tok = AutoTokenizer.from_pretrained(out_dir)
     _seed(seed)
-    config = MistralConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        sliding_window=None,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
+    config = MistralConfig(**_decoder_sizes(tok, hidden_size, layers), sliding_window=None)
     MistralForCausalLM(config).save_pretrained(out_dir)
     return out_dir
 

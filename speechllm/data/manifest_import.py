@@ -450,12 +450,37 @@ def import_table(
         for e in entries
         if e.utterance_id in recordings
     ]
+    return {
+        split: _write_split(
+            recordings,
+            supervisions,
+            skips,
+            output_dir,
+            corpus,
+            split,
+            resample_to,
+            f"{table}: no usable entries (all audio unreadable or empty)",
+        )
+    }
+
+
+def _write_split(
+    recordings: dict[str, Recording],
+    supervisions: list[SupervisionSegment],
+    skips: SkipReport,
+    output_dir: str | Path | None,
+    corpus: str,
+    split: str,
+    resample_to: int | None,
+    nothing_usable: str,
+) -> dict[str, Any]:
+    """Write the skip report, then the validated manifests of one split (error when nothing is usable)."""
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     skips.write(Path(output_dir) if output_dir is not None else None, corpus, split)
     if not supervisions:
-        raise ManifestError(f"{table}: no usable entries (all audio unreadable or empty)")
-    manifests = write_manifests(
+        raise ManifestError(nothing_usable)
+    return write_manifests(
         RecordingSet.from_recordings(recordings.values()),
         SupervisionSet.from_segments(supervisions),
         output_dir,
@@ -463,7 +488,6 @@ def import_table(
         split,
         resample_to=resample_to,
     )
-    return {split: manifests}
 
 
 # ----------------------------------------------------------------------------- kaldi
@@ -572,20 +596,18 @@ def import_kaldi_dir(
                 duration=duration,
             )
         )
-    if output_dir is not None:
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-    skips.write(Path(output_dir) if output_dir is not None else None, corpus, split)
-    if not supervisions:
-        raise ManifestError(f"{data_dir}: no usable utterances")
-    manifests = write_manifests(
-        RecordingSet.from_recordings(recordings.values()),
-        SupervisionSet.from_segments(supervisions),
-        output_dir,
-        corpus,
-        split,
-        resample_to=resample_to,
-    )
-    return {split: manifests}
+    return {
+        split: _write_split(
+            recordings,
+            supervisions,
+            skips,
+            output_dir,
+            corpus,
+            split,
+            resample_to,
+            f"{data_dir}: no usable utterances",
+        )
+    }
 
 
 def import_manifest(

@@ -40,8 +40,12 @@ def read_curve(path: Path) -> dict[str, list[tuple[int, float, float]]]:
     curves: dict[str, list[tuple[int, float, float]]] = {"loss": [], "dev": []}
     if not path.is_file():
         return curves
+    seen = set()
     for line in path.read_text(encoding="utf-8").splitlines()[1:]:
         kind, step, seconds, value = line.split("\t")
+        if (kind, step) in seen:  # a validation at the last step may be reported twice
+            continue
+        seen.add((kind, step))
         curves.setdefault(kind, []).append((int(step), float(seconds), float(value)))
     return curves
 
@@ -104,6 +108,14 @@ def samples(out: Path, adapters: list[str]) -> list[str]:
     return lines
 
 
+def smooth(values: list[float], window: int = 10) -> list[float]:
+    """Running mean over the last ``window`` values (the per-step loss is noisy with small batches)."""
+    return [
+        sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
+        for i in range(len(values))
+    ]
+
+
 def plot(out: Path, adapters: list[str], rows: list[dict]) -> list[Path]:
     """Loss / dev WER against minutes, and WER per adapter; nothing without matplotlib."""
     try:
@@ -117,7 +129,11 @@ def plot(out: Path, adapters: list[str], rows: list[dict]) -> list[Path]:
     for adapter in adapters:
         curve = read_curve(out / "runs" / f"asr_{adapter}" / "curve.tsv")
         if curve["loss"]:
-            ax_loss.plot([s / 60 for _, s, _ in curve["loss"]], [v for *_, v in curve["loss"]], label=adapter)
+            minutes = [s / 60 for _, s, _ in curve["loss"]]
+            (line,) = ax_loss.plot(minutes, [v for *_, v in curve["loss"]], alpha=0.3)
+            ax_loss.plot(
+                minutes, smooth([v for *_, v in curve["loss"]]), color=line.get_color(), label=adapter
+            )
         if curve["dev"]:
             ax_wer.plot(
                 [s / 60 for _, s, _ in curve["dev"]], [v for *_, v in curve["dev"]], "o-", label=adapter
@@ -125,7 +141,7 @@ def plot(out: Path, adapters: list[str], rows: list[dict]) -> list[Path]:
     whisper = next((r["asr_test"] for r in rows if r["key"] == "whisper"), None)
     if whisper is not None:
         ax_wer.axhline(whisper, color="grey", linestyle="--", label="Whisper tiny.en (test)")
-    ax_loss.set(xlabel="training minutes", ylabel="training loss", title="loss")
+    ax_loss.set(xlabel="training minutes", ylabel="training loss", title="loss (running mean of 10 steps)")
     ax_wer.set(xlabel="training minutes", ylabel="dev WER (%)", title="dev WER (greedy)")
     for ax in (ax_loss, ax_wer):
         ax.legend()

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("data_dir", type=Path, help="holds synthetic/ and realspeech/")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--num-test", type=int, default=100, help="English synthetic test clips")
-    parser.add_argument("--num-dev", type=int, default=16, help="dev clips decoded during training")
+    parser.add_argument("--num-dev", type=int, default=8, help="dev clips decoded during training")
     parser.add_argument("--num-real", type=int, default=100, help="real English prompts")
     parser.add_argument("--num-st-test", type=int, default=25, help="ST test clips per source language")
     parser.add_argument("--num-probe", type=int, default=16, help="training clips decoded after training")

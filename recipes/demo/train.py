@@ -135,7 +135,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     metrics = (ASRMetrics if args.task == "asr" else STMetrics)(
-        output_dir=out / "dev_eval", max_new_tokens=96
+        output_dir=out / "dev_eval", max_new_tokens=48
     )
     key = "wer_avg" if args.task == "asr" else "bleu_avg"
     callbacks = [

@@ -153,7 +153,8 @@ def build_loggers(cfg: DictConfig) -> Any:
     from lightning.pytorch import loggers
 
     if kind == "csv":
-        return loggers.CSVLogger(cfg.output_dir, name="logs")
+        # Flushed at every logged step, so a killed run's metrics.csv holds all but the step in flight.
+        return loggers.CSVLogger(cfg.output_dir, name="logs", flush_logs_every_n_steps=1)
     if kind == "tensorboard":
         if not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
             raise ConfigError(

@@ -200,7 +200,10 @@ def test_sigkill_at_a_random_step_then_resume_last_reproduces_the_loss_curve(tin
     for step, value in resumed.items():
         assert value == reference[step], (where, step, value, reference[step])
     killed = logged_file(versions[0], "train/loss")
-    assert set(killed) | set(resumed) == set(reference), where
+    # The CSV log is flushed at every logged step, but Lightning writes the checkpoint of a step
+    # before it logs that step's metrics: the killed log holds every step before the last one the
+    # checkpoint covers (that one may have been in flight); the resumed run logs the rest.
+    assert set(range(resume_point - 1)) <= set(killed), (where, sorted(killed))
     for step, value in killed.items():
         assert value == reference[step], (where, step, value, reference[step])
 

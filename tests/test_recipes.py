@@ -65,3 +65,20 @@ def test_print_config_resolves_a_pair_recipe_without_loading_weights(capsys):
     assert main(["train", str(config), "--print-config", "model.adapter.name=wlq_former"]) == 0
     printed = capsys.readouterr().out
     assert "name: wlq_former" in printed and "output_dir: runs/whisper_llama/asr_wlq_former" in printed
+
+
+@pytest.mark.parametrize("pair", ["whisper_llama", "whisper_mistral", "seamless_llama", "seamless_mistral"])
+def test_dry_run_prints_every_stage_command_without_running_it(pair, tmp_path):
+    import subprocess
+
+    result = subprocess.run(
+        ["bash", str(RECIPES / pair / "run.sh"), "--dry-run", "--task", "st", "--adapter", "ctc"],
+        capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    commands = [line[2:] for line in result.stdout.splitlines() if line.startswith("+ ")]
+    assert [c.split()[1] for c in commands] == ["prepare", "cache", "train", "evaluate", "report"]
+    train = commands[2]
+    assert f"recipes/{pair}/conf/st.yaml model.adapter.name=ctc output_dir=runs/{pair}/st_ctc" in train
+    assert "--comet-model Unbabel/wmt22-comet-da" in commands[3]
+    assert not (RECIPES.parent / "runs" / pair / "st_ctc").exists()  # nothing ran

@@ -7,12 +7,14 @@
 #   4  report                           (Table 3 / Table 1 beside the paper's numbers)
 #
 # Usage: recipes/<pair>/run.sh [--task asr|st] [--adapter NAME] [--stage N] [--stop-stage N]
-#                              [key=value overrides for training...]
+#                              [--dry-run] [key=value overrides for training...]
+# --dry-run prints the commands of the selected stages instead of running them.
 set -euo pipefail
 pair=$1; shift
-task=asr; adapter=base; stage=0; stop_stage=4
+task=asr; adapter=base; stage=0; stop_stage=4; dry_run=false
 while [ $# -gt 0 ]; do
     case "$1" in
+        --dry-run) dry_run=true; shift;;
         --task) task=$2; shift 2;;
         --adapter) adapter=$2; shift 2;;
         --stage) stage=$2; shift 2;;
@@ -25,27 +27,28 @@ conf=recipes/$pair/conf/$task.yaml
 run=runs/$pair/${task}_$adapter
 cache=data/encoder_cache/${pair%%_*}
 comet=(); [ "$task" = st ] && comet=(--comet-model "${COMET_MODEL:-Unbabel/wmt22-comet-da}")
+run() { if $dry_run; then echo "+ $*"; else "$@"; fi; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     echo "== $pair stage 0: prepare CoVoST2 (test clips 1-15 s, as in the paper)"
-    : "${CV_ROOT:?set CV_ROOT to the Common Voice root}" "${COVOST_TSV:?set COVOST_TSV to the CoVoST2 TSV dir}"
+    $dry_run || : "${CV_ROOT:?set CV_ROOT to the Common Voice root}" "${COVOST_TSV:?set COVOST_TSV to the CoVoST2 TSV dir}"
     [ -f data/covost2/covost2_cuts_test.jsonl.gz ] || \
-        "$SPEECHLLM" prepare covost2 "$CV_ROOT" "$COVOST_TSV" data/covost2 --paper-test-filter
+        run "$SPEECHLLM" prepare covost2 "${CV_ROOT:-\$CV_ROOT}" "${COVOST_TSV:-\$COVOST_TSV}" data/covost2 --paper-test-filter
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     echo "== $pair stage 1: cache encoder outputs in $cache"
-    "$SPEECHLLM" cache "$conf" --out "$cache" --device "${CACHE_DEVICE:-cuda}"
+    run "$SPEECHLLM" cache "$conf" --out "$cache" --device "${CACHE_DEVICE:-cuda}"
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     echo "== $pair stage 2: train the $adapter adapter for $task"
-    "$SPEECHLLM" train "$conf" model.adapter.name="$adapter" output_dir="$run" data.encoder_cache="$cache" "$@"
+    run "$SPEECHLLM" train "$conf" model.adapter.name="$adapter" output_dir="$run" data.encoder_cache="$cache" "$@"
 fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     echo "== $pair stage 3: evaluate $run/model"
-    "$SPEECHLLM" evaluate --model "$run/model" --manifest data/covost2/covost2_cuts_test.jsonl.gz \
+    run "$SPEECHLLM" evaluate --model "$run/model" --manifest data/covost2/covost2_cuts_test.jsonl.gz \
         --task "$task" --out "$run/eval" --bf16 "${comet[@]}"
 fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     echo "== $pair stage 4: report over every evaluated run of this pair"
-    "$SPEECHLLM" report runs/"$pair"/*/eval --out runs/"$pair"/report
+    run "$SPEECHLLM" report runs/"$pair"/*/eval --out runs/"$pair"/report
 fi

@@ -32,9 +32,21 @@ elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; the
     "${PIP[@]}" install "torch==$TORCH_VERSION"
 else
     say "no NVIDIA GPU: installing a CPU build of torch==$TORCH_VERSION"
-    if ! "${PIP[@]}" install --no-index "torch==$TORCH_VERSION" 2>/dev/null; then
-        say "no local CPU wheel; using PyTorch's CPU index"
-        "${PIP[@]}" install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu
+    # A CPU wheel in pip's find-links (config or PIP_FIND_LINKS) is installed by path; its
+    # dependencies come from the usual indexes. Otherwise PyTorch's CPU index.
+    cpu_wheel=""
+    links=$("${PIP[@]}" config list 2>/dev/null | sed -n "s/^[^=]*find-links='\(.*\)'$/\1/p"; echo "${PIP_FIND_LINKS:-}")
+    for dir in $links; do
+        for wheel in "${dir#file://}"/torch-"$TORCH_VERSION"+cpu-*.whl; do
+            [ -f "$wheel" ] && { cpu_wheel=$wheel; break 2; }
+        done
+    done
+    if [ -n "$cpu_wheel" ]; then
+        say "local CPU wheel: $cpu_wheel"
+        "${PIP[@]}" install "$cpu_wheel"
+    else
+        "${PIP[@]}" install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
+            --extra-index-url https://pypi.org/simple
     fi
 fi
 

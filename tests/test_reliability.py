@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from exact_runs import exact_run_overrides
 from lhotse import CutSet, SupervisionSegment
 
 from speechllm.config import load_config
@@ -30,30 +31,6 @@ from speechllm.lightning.module import NonFiniteTrainingError
 from speechllm.training import train
 
 TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
-
-
-def run_overrides(
-    tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, steps: int, *extra: str
-) -> list[str]:
-    """The tiny recipe made exact and small: fp32, no LoRA, no validation, a checkpoint every step."""
-    return [
-        f"output_dir={out}",
-        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
-        f"model.llm.path={tiny_dirs['tiny-llama']}",
-        "model.llm.lora=null",
-        f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",
-        "data.val=[]",
-        "data.max_duration=4",
-        "data.num_buckets=1",
-        "trainer.precision=32",
-        f"trainer.max_steps={steps}",
-        "trainer.limit_val_batches=0",
-        "trainer.val_check_interval=null",
-        "trainer.checkpoint_every_n_steps=1",
-        "trainer.enable_progress_bar=false",
-        "trainer.log_every_n_steps=1",
-        *extra,
-    ]
 
 
 def logged(output_dir: Path, key: str) -> dict[int, float]:
@@ -111,7 +88,9 @@ def test_nan_loss_and_inf_gradient_steps_are_skipped_counted_and_training_goes_o
     tiny_dirs, tones_dir, tmp_path
 ):
     inject = InjectNonFinite(nan_loss_steps={1}, inf_grad_steps={2})
-    train(load_config(TINY_RECIPE, run_overrides(tiny_dirs, tones_dir, tmp_path, 4)), callbacks=[inject])
+    train(
+        load_config(TINY_RECIPE, exact_run_overrides(tiny_dirs, tones_dir, tmp_path, 4)), callbacks=[inject]
+    )
 
     snaps = inject.snapshots
     assert sorted(snaps) == [0, 1, 2, 3, 4]  # all 4 steps ran
@@ -129,7 +108,7 @@ def test_nan_loss_and_inf_gradient_steps_are_skipped_counted_and_training_goes_o
 def test_more_non_finite_steps_in_a_row_than_allowed_stop_with_a_clear_error(tiny_dirs, tones_dir, tmp_path):
     inject = InjectNonFinite(nan_loss_steps={1, 2, 3, 4, 5})
     cfg = load_config(
-        TINY_RECIPE, run_overrides(tiny_dirs, tones_dir, tmp_path, 6, "trainer.max_bad_steps=1")
+        TINY_RECIPE, exact_run_overrides(tiny_dirs, tones_dir, tmp_path, 6, "trainer.max_bad_steps=1")
     )
     with pytest.raises(NonFiniteTrainingError, match=r"2 optimizer steps in a row.*trainer.max_bad_steps=1"):
         train(cfg, callbacks=[inject])
@@ -162,12 +141,12 @@ def test_sigkill_at_a_random_step_then_resume_last_reproduces_the_loss_curve(tin
     kill_after = random.SystemRandom().randint(1, KILL_RUN_STEPS - 3)  # a checkpointed step
     where = f"(killed once step {kill_after} was checkpointed)"
     reference_dir = tmp_path / "reference"
-    train(load_config(TINY_RECIPE, run_overrides(tiny_dirs, tones_dir, reference_dir, KILL_RUN_STEPS)))
+    train(load_config(TINY_RECIPE, exact_run_overrides(tiny_dirs, tones_dir, reference_dir, KILL_RUN_STEPS)))
     reference = logged(reference_dir, "train/loss")
     assert sorted(reference) == list(range(KILL_RUN_STEPS))
 
     out = tmp_path / "killed"
-    args = run_overrides(tiny_dirs, tones_dir, out, KILL_RUN_STEPS)
+    args = exact_run_overrides(tiny_dirs, tones_dir, out, KILL_RUN_STEPS)
     process = subprocess.Popen(train_command(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120

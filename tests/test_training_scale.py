@@ -17,6 +17,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from exact_runs import exact_run_overrides
 from safetensors.torch import load_file
 
 from speechllm.config import ConfigError, load_config
@@ -25,31 +26,13 @@ from speechllm.model import TRAINED_WEIGHTS
 from speechllm.training import train
 
 TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
+
 STEPS = 4
 
 
 def overrides_for(tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, *extra: str) -> list[str]:
-    """The tiny recipe made exact and small: fp32, unbucketed batches (paraphrases stay on: each is
-    a function of the seed and the cut id, so every rank and a resumed run pick the same)."""
-    return [
-        f"output_dir={out}",
-        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
-        f"model.llm.path={tiny_dirs['tiny-llama']}",
-        "model.llm.lora=null",
-        f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",
-        "data.val=[]",
-        "data.max_duration=4",
-        "data.num_buckets=1",
-        "trainer.precision=32",
-        f"trainer.max_steps={STEPS}",
-        "trainer.accumulate_grad_batches=2",
-        "trainer.limit_val_batches=0",
-        "trainer.val_check_interval=null",
-        "trainer.checkpoint_every_n_steps=1",
-        "trainer.enable_progress_bar=false",
-        "trainer.log_every_n_steps=1",
-        *extra,
-    ]
+    """An exact tiny run of STEPS optimizer steps of 2 accumulated batches each."""
+    return exact_run_overrides(tiny_dirs, tones_dir, out, STEPS, "trainer.accumulate_grad_batches=2", *extra)
 
 
 def step_losses(output_dir: Path) -> dict[int, float]:

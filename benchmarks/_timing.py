@@ -18,16 +18,12 @@ for path in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(path))
 
 
-def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``run()`` over ``repeats`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def loop_vs_vectorized(
+    loop: Callable[[], object], vectorized: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Median seconds of a loop reference and its vectorized twin, timed interleaved."""
+    times = interleaved_times({"loop": loop, "vectorized": vectorized}, repeats)
+    return statistics.median(times["loop"]), statistics.median(times["vectorized"])
 
 
 def print_table(title: str, loop_s: float, vectorized_s: float, repeats: int) -> None:

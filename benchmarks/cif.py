@@ -41,8 +41,11 @@ def main() -> None:
         expected, expected_lens = cif_integrate_loop(hidden, alphas, lens)
         assert torch.equal(out_lens, expected_lens), "vectorized and loop CIF disagree on lengths"
         torch.testing.assert_close(fired, expected, atol=1e-3, rtol=1e-4)
-        loop_s = _timing.median_seconds(lambda: cif_integrate_loop(hidden, alphas, lens), args.repeats)
-        vectorized_s = _timing.median_seconds(lambda: cif_integrate(hidden, alphas), args.repeats)
+        loop_s, vectorized_s = _timing.loop_vs_vectorized(
+            lambda: cif_integrate_loop(hidden, alphas, lens),
+            lambda: cif_integrate(hidden, alphas),
+            args.repeats,
+        )
     title = (
         f"CIF integrate-and-fire, B={args.batch} T={args.frames} C={args.dim}, "
         f"{int(out_lens.sum())} fired frames, torch threads={torch.get_num_threads()}"

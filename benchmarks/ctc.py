@@ -42,8 +42,11 @@ def main() -> None:
         expected, expected_lens = ctc_compress_loop(hidden, labels, lens)
         assert torch.equal(out_lens, expected_lens), "vectorized and loop CTC compression disagree on lengths"
         torch.testing.assert_close(pooled, expected, atol=1e-4, rtol=1e-4)
-        loop_s = _timing.median_seconds(lambda: ctc_compress_loop(hidden, labels, lens), args.repeats)
-        vectorized_s = _timing.median_seconds(lambda: ctc_compress(hidden, labels, lens), args.repeats)
+        loop_s, vectorized_s = _timing.loop_vs_vectorized(
+            lambda: ctc_compress_loop(hidden, labels, lens),
+            lambda: ctc_compress(hidden, labels, lens),
+            args.repeats,
+        )
     title = (
         f"CTC run averaging, B={args.batch} T={args.frames} C={args.dim}, "
         f"{int(out_lens.sum())} runs from {int(lens.sum())} frames, torch threads={torch.get_num_threads()}"

@@ -61,11 +61,21 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
             --out "$out/eval/whisper/$name"
     done
 fi
+# ASR training reads Whisper tiny.en's outputs from a cache: the frozen encoder runs once per clip,
+# not once per step (docs/demo.md). ST trains on audio: its 2 minutes see fewer clips than its
+# training set holds, so caching them all would cost more than it saves.
+cache="$data/encoder_cache"
+cache_sets() {
+    echo "== Whisper tiny.en encoder outputs of $* -> $cache"
+    "$SPEECHLLM" cache recipes/demo/conf/asr.yaml --out "$cache" \
+        $(for name in "$@"; do echo --manifest "$sets/$name.jsonl.gz"; done)
+}
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    cache_sets asr_train asr_dev
     for adapter in $adapters; do
         echo "== stage 3: train the $adapter adapter (${asr_minutes} min)"
         "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${adapter}.yaml" --minutes "$asr_minutes" \
-            --threads "$threads" output_dir="$out/runs/asr_${adapter}" \
+            --threads "$threads" output_dir="$out/runs/asr_${adapter}" data.encoder_cache="$cache" \
             "data.train=[{path: $sets/asr_train.jsonl.gz, task: asr}]" \
             "data.val=[{path: $sets/asr_dev.jsonl.gz, task: asr}]"
     done

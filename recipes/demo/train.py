@@ -2,8 +2,9 @@
 
 ``speechllm train`` does the training; this driver only adds what the demo reports:
 
-- a hard time limit (Lightning's ``Timer``): the run stops after ``--minutes`` whatever
-  ``trainer.max_steps`` says, and the trained adapter is still exported to ``<output_dir>/model``;
+- a hard time limit (Lightning's ``Timer``): the run stops after ``--minutes`` and the trained
+  adapter is still exported to ``<output_dir>/model``. ``trainer.max_steps`` still stops it if
+  reached first, so the demo's configs set it out of reach (100 000);
 - a learning-rate schedule over wall-clock time (:class:`TimeCosineSchedule`): warm-up then cosine
   decay reaching its end when the time is up, so a slow (or shared) machine still finishes with
   a decayed learning rate instead of being cut mid-schedule (used when the config says

@@ -13,7 +13,8 @@
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage N]
 # Environment: DEMO_MINUTES (default 20: the whole run on 2 free cores, after installation),
 #   ADAPTERS (default "wlq_former conv"; any of base conv cif ctc wlq_former), DEMO_THREADS (torch
-#   threads; 1 is faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA.
+#   threads; 1 is faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA,
+#   DEMO_TRAIN_SENTENCES (training sentences per language; default from the budget, at most 600).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=0; stop_stage=6
@@ -40,6 +41,7 @@ print(f'{0.5*m/n:.2f} {0.1*m:.2f} {min(600, max(100, int(30*m)))} {min(100, max(
       f'{min(50, max(10, int(2.5*m)))} {min(25, max(4, int(m // 2)))}')" \
         "$minutes" "$adapters")
 export OMP_NUM_THREADS="$threads"
+num_train="${DEMO_TRAIN_SENTENCES:-$num_train}"
 echo "demo: ${minutes} min budget; adapters: ${adapters} (${asr_minutes} min each); ST ${st_minutes} min; ${threads} thread(s)"
 SECONDS=0
 

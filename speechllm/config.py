@@ -67,6 +67,36 @@ class ModelConfig:
     encoder: dict[str, Any] = field(default_factory=lambda: {"name": "whisper"})
     adapter: dict[str, Any] = field(default_factory=lambda: {"name": "base"})
     llm: dict[str, Any] = field(default_factory=lambda: {"name": "hf_causal_lm"})
+    # The pre-alignment head's options (speechllm.alignment.AlignmentHead); None: no head.
+    alignment: dict[str, Any] | None = None
+
+
+@dataclass
+class PretrainConfig:
+    """Pre-alignment of the adapter before the LLM stage (see docs/training.md, "Pre-alignment").
+
+    The adapter's outputs are scored against the LLM's frozen input embeddings
+    (:mod:`speechllm.alignment`); no LLM forward pass. ``speechllm train`` runs it first when
+    ``objective`` is set and ``steps`` or ``minutes`` is positive, writing ``<output_dir>/prealign/``.
+
+    Attributes:
+        objective: ``none`` (off), ``auto`` (``ce`` for CIF, else ``ctc``), ``ctc`` or ``ce``.
+        steps / minutes: length of the stage (the first reached stops it; at least one is set).
+        lr: AdamW peak learning rate (linear warm-up over ``warmup_ratio``, then cosine to 5%).
+        max_duration: seconds of audio per batch (the LLM stage's ``data.max_duration`` is unchanged).
+        val_check_interval: steps between dev evaluations (loss and the adapter's greedy WER).
+        rescale: match the outputs' RMS to the embedding rows' at the end (``output_scale``).
+    """
+
+    objective: str = "none"
+    steps: int = 0
+    minutes: float | None = None
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    max_duration: float = 120.0
+    val_check_interval: int = 50
+    rescale: bool = True
 
 
 @dataclass
@@ -132,6 +162,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -160,6 +191,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(f"{source}: {err.msg if hasattr(err, 'msg') else err}") from None
     import_user_modules(list(cfg.imports))
     validate_components(cfg)
+    validate_pretrain(cfg)
     return cfg  # type: ignore[return-value]
 
 
@@ -212,6 +244,32 @@ def validate_components(cfg: DictConfig) -> None:
             if key not in valid:
                 choices = ", ".join(sorted(valid))
                 raise ConfigError(f"model.{kind}.{key}: unknown option of {kind} {name!r}; valid: {choices}")
+
+
+def validate_pretrain(cfg: DictConfig) -> None:
+    """``pretrain`` and ``model.alignment`` options, checked before any weights load.
+
+    A pre-alignment stage needs the head: ``model.alignment`` is added (its defaults) when absent.
+    """
+    from speechllm.alignment import OBJECTIVES, AlignmentHead
+
+    objective = str(cfg.pretrain.objective)
+    valid = ("none", "auto", *OBJECTIVES)
+    if objective not in valid:
+        raise ConfigError(f"pretrain.objective: unknown {objective!r}; valid: {', '.join(valid)}")
+    if objective != "none":
+        if cfg.pretrain.steps <= 0 and not cfg.pretrain.minutes:
+            raise ConfigError("pretrain: set pretrain.steps or pretrain.minutes (> 0), or objective: none")
+        if cfg.model.alignment is None:
+            cfg.model.alignment = {}
+    if cfg.model.alignment is not None:
+        options = OmegaConf.to_container(cfg.model.alignment, resolve=True)
+        valid_keys = constructor_options(AlignmentHead) - {"dim", "vocab_size"}
+        for key in options:  # type: ignore[union-attr]
+            if key not in valid_keys:
+                raise ConfigError(
+                    f"model.alignment.{key}: unknown option; valid: {', '.join(sorted(valid_keys))}"
+                )
 
 
 def constructor_options(component: Any) -> set[str]:

@@ -119,7 +119,11 @@ Decoded = tuple[str, str, "str | None", str, str, str, str]
 
 
 def decode_batch(
-    model: Any, batch: dict[str, Any], max_new_tokens: int = 200, task: str | None = None
+    model: Any,
+    batch: dict[str, Any],
+    max_new_tokens: int = 200,
+    task: str | None = None,
+    decoder: str = "llm",
 ) -> list[Decoded]:
     """Greedy-decode the rows of a :class:`~speechllm.data.dataset.SpeechDataset` batch.
 
@@ -152,6 +156,7 @@ def decode_batch(
             src_lang=[batch["src_lang"][i] for i in rows],
             tgt_lang=[batch["tgt_lang"][i] for i in rows] if current == "st" else None,
             max_new_tokens=max_new_tokens,
+            **({"decoder": decoder} if decoder != "llm" else {}),
         )
         for i, text in zip(rows, texts):
             out.append(
@@ -314,11 +319,16 @@ def write_run_dir(
 # -- compression ----------------------------------------------------------------------------------
 @dataclass
 class LengthTally:
-    """Encoder frames in and adapter outputs out, summed over utterances (for Table 1)."""
+    """Encoder frames in and adapter outputs out, summed over utterances (for Table 1).
+
+    ``read_frames``: the vectors the LLM reads after a pre-alignment readout that merges runs
+    (``model.alignment.readout``: compress, mix); 0 when the model has none.
+    """
 
     utterances: int = 0
     in_frames: float = 0.0
     out_frames: float = 0.0
+    read_frames: float = 0.0
 
     def as_json(self, encoder_frame_rate_hz: float) -> dict[str, float] | None:
         if self.utterances == 0 or self.out_frames == 0:
@@ -328,6 +338,7 @@ class LengthTally:
             "mean_in_len": self.in_frames / self.utterances,
             "mean_out_len": self.out_frames / self.utterances,
             "utterances": float(self.utterances),
+            **({"mean_read_len": self.read_frames / self.utterances} if self.read_frames else {}),
         }
 
 
@@ -346,11 +357,17 @@ def count_adapter_lengths(model: Any) -> Iterator[LengthTally]:
         tally.in_frames += float(in_lens.sum())
         tally.out_frames += float(output.lens.sum())
 
-    handle = model.adapter.register_forward_hook(hook, with_kwargs=True)
+    def read_hook(module: Any, args: tuple, output: Any) -> None:
+        tally.read_frames += float(output.lens.sum())
+
+    handles = [model.adapter.register_forward_hook(hook, with_kwargs=True)]
+    if getattr(model, "alignment", None) is not None:
+        handles.append(model.alignment.register_forward_hook(read_hook))
     try:
         yield tally
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 # -- evaluate -------------------------------------------------------------------------------------
@@ -377,6 +394,7 @@ def evaluate(
     llm: str | None = None,
     adapter: str | None = None,
     imports: Sequence[str] = (),
+    decoder: str = "llm",
 ) -> dict[str, float]:
     """Decode ``manifests`` with ``model``, score, and write a run directory; returns its metrics.
 
@@ -395,6 +413,8 @@ def evaluate(
         sfm, llm, adapter: labels for ``run.json`` instead of those derived by :func:`run_names`.
         imports: modules to import before loading ``model`` (those registering user components,
             like a training config's ``imports:``).
+        decoder: ``"llm"`` (the model), or ``"alignment"``: the adapter decoded alone by its
+            pre-alignment head (CTC greedy, no LLM; ASR only). Recorded in ``run.json``.
 
     Returns:
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
@@ -446,7 +466,7 @@ def evaluate(
                 if batch is None or not batch["cut_ids"]:  # every cut of the batch was unusable
                     continue
                 batch = {k: v.to(run_device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                decoded += decode_batch(model, batch, max_new_tokens, task=task)
+                decoded += decode_batch(model, batch, max_new_tokens, task=task, decoder=decoder)
             # Unusable audio is skipped by the dataset (in its worker processes, so its own counter
             # is not visible here): count what did not come back. It changes the test set.
             skipped += sum(1 for _ in cuts) - (len(decoded) - decoded_before)
@@ -464,6 +484,7 @@ def evaluate(
         f"{task}_manifests": [str(p) for p in manifest_paths],
         f"{task}_skipped_cuts": skipped,
         "max_new_tokens": max_new_tokens,
+        "decoder": decoder,
         "bf16": bf16,
         "comet_model": None if comet_model is None else str(comet_model),
         "model_config": model.config,

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
 from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+from speechllm.alignment import AlignmentHead
 from speechllm.masking import pad_ids
 from speechllm.registry import ADAPTERS, ENCODERS, LLMS
 
@@ -58,6 +59,8 @@ class SpeechLLM(nn.Module):
         self.llm = llm
         self.config = config
         self.imports = list(imports)  # user modules that register components; saved with the model
+        # The pre-alignment head (speechllm.alignment), when the config has ``model.alignment``.
+        self.alignment: AlignmentHead | None = None
 
     # -- building ---------------------------------------------------------------------------------
     @classmethod
@@ -83,7 +86,10 @@ class SpeechLLM(nn.Module):
         accepted = inspect.signature(adapter_cls.__init__).parameters
         extra = {k: get() for k, get in context.items() if k in accepted and k not in cfg["adapter"]}
         adapter = ADAPTERS.build(cfg["adapter"], in_dim=encoder.dim, out_dim=llm.dim, **extra)
-        return cls(encoder, adapter, llm, config=cfg, imports=imports)
+        model = cls(encoder, adapter, llm, config=cfg, imports=imports)
+        if cfg.get("alignment") is not None:
+            model.alignment = AlignmentHead(llm.dim, llm.vocab_size, **cfg["alignment"])
+        return model
 
     # -- training ---------------------------------------------------------------------------------
     def encode(
@@ -91,6 +97,28 @@ class SpeechLLM(nn.Module):
     ) -> AdapterOutput:
         """(B, S) 16 kHz audio → adapter output in the LLM's embedding space."""
         hidden, lens = self.encoder(audio, audio_lens)
+        return self.adapt(hidden, lens, targets)
+
+    def adapt(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
+        """Encoder outputs (B, T, C) → what the LLM reads: the adapter, then the alignment readout.
+
+        With ``model.alignment.aux_weight`` > 0 and targets, the alignment head's CTC loss on the
+        adapter's outputs, times that weight, is added to the aux loss.
+        """
+        adapted = self.adapter(hidden, lens, targets)
+        if self.alignment is None:
+            return adapted
+        table = self.llm.input_embeddings()
+        if targets is not None and self.alignment.aux_weight > 0:
+            ctc = self.alignment.aux_weight * self.alignment.loss("ctc", adapted, targets, table)
+            adapted.aux_loss = ctc if adapted.aux_loss is None else adapted.aux_loss + ctc
+        return self.alignment(adapted, table)
+
+    def adapter_outputs(self, batch: dict[str, Any], targets: AdapterTargets | None = None) -> AdapterOutput:
+        """The adapter's own outputs for a batch (audio or cached encoder outputs), before any readout."""
+        if "encoder_hidden" in batch:
+            return self.adapter(batch["encoder_hidden"], batch["encoder_lens"], targets)
+        hidden, lens = self.encoder(batch["audio"], batch["audio_lens"])
         return self.adapter(hidden, lens, targets)
 
     def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:
@@ -103,7 +131,7 @@ class SpeechLLM(nn.Module):
         """
         targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
         if "encoder_hidden" in batch:
-            adapted = self.adapter(batch["encoder_hidden"], batch["encoder_lens"], targets)
+            adapted = self.adapt(batch["encoder_hidden"], batch["encoder_lens"], targets)
         else:
             adapted = self.encode(batch["audio"], batch["audio_lens"], targets)
         segments = [
@@ -141,6 +169,7 @@ class SpeechLLM(nn.Module):
         *,
         encoder_hidden: Tensor | None = None,
         encoder_lens: Tensor | None = None,
+        decoder: str = "llm",
     ) -> list[str]:
         """Greedy decoding, batched. Returns one string per clip.
 
@@ -148,21 +177,27 @@ class SpeechLLM(nn.Module):
             audio: (B, S) float 16 kHz; audio_lens: (B,) samples.
             task: ``"asr"`` or ``"st"``; src_lang / tgt_lang: a code or one code per clip.
             encoder_hidden / encoder_lens: (B, T, C) / (B,) cached encoder outputs, instead of audio.
+            decoder: ``"llm"``, or ``"alignment"``: the transcript read off the adapter's outputs by
+                the pre-alignment head (CTC greedy, or argmax per vector for CIF), without the LLM.
 
         An empty batch gives ``[]``. A clip stops at a stop token or after ``max_new_tokens``.
         Nothing is truncated: if prompt + audio embeddings + ``max_new_tokens`` exceed the LLM's
         context (``max_position_embeddings``), a ``ValueError`` says by how much.
         """
+        if decoder not in ("llm", "alignment"):
+            raise ValueError(f"generate: unknown decoder {decoder!r}; valid: llm, alignment")
         if encoder_hidden is not None and encoder_lens is not None:
             if encoder_hidden.shape[0] == 0:
                 return []
-            adapted = self.adapter(encoder_hidden, encoder_lens)
         elif audio is not None and audio_lens is not None:
             if audio.shape[0] == 0:
                 return []
-            adapted = self.encode(audio, audio_lens)
+            encoder_hidden, encoder_lens = self.encoder(audio, audio_lens)
         else:
             raise ValueError("generate needs audio and audio_lens, or encoder_hidden and encoder_lens")
+        if decoder == "alignment":
+            return self._decode_alignment(encoder_hidden, encoder_lens)
+        adapted = self.adapt(encoder_hidden, encoder_lens)
         batch_size = adapted.embeds.shape[0]
         src = [src_lang] * batch_size if isinstance(src_lang, str) else list(src_lang)
         tgt = [tgt_lang] * batch_size if (tgt_lang is None or isinstance(tgt_lang, str)) else list(tgt_lang)
@@ -179,6 +214,15 @@ class SpeechLLM(nn.Module):
         )
         self._check_context(embeds.shape[1], max_new_tokens)
         return self._greedy(embeds, attention_mask, position_ids, max_new_tokens)
+
+    def _decode_alignment(self, hidden: Tensor, lens: Tensor) -> list[str]:
+        """The adapter decoded alone by the pre-alignment head: no LLM forward pass."""
+        if self.alignment is None:
+            raise ValueError("decoder='alignment' needs a model with model.alignment (a pre-aligned adapter)")
+        objective = "ce" if (self.config or {}).get("adapter", {}).get("name") == "cif" else "ctc"
+        out = self.adapter(hidden, lens)
+        ids = self.alignment.greedy_ids(objective, out, self.llm.input_embeddings())
+        return [self.llm.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
 
     def _check_context(self, input_len: int, max_new_tokens: int) -> None:
         """Refuse a generation whose positions would run past the LLM's context (silent garbage)."""
@@ -223,8 +267,12 @@ class SpeechLLM(nn.Module):
 
     # -- artefacts --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, Tensor]:
-        """Only the trained parameters (adapter, LoRA): what a checkpoint needs."""
-        return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+        """Only the trained parameters (adapter, LoRA, alignment head and its vocabulary): what a
+        checkpoint needs."""
+        state = {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+        if self.alignment is not None:
+            state["alignment.vocab_ids"] = self.alignment.vocab_ids
+        return state
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``trainable.safetensors`` + ``config.yaml`` (frozen parts are rebuilt from their paths)."""

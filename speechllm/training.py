@@ -166,15 +166,17 @@ def build_loggers(cfg: DictConfig) -> Any:
     return loggers.WandbLogger(save_dir=cfg.output_dir, name=Path(cfg.output_dir).name)
 
 
-def default_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """Compression and throughput monitors, export of the trained parameters, checkpoints, progress bar."""
+def default_callbacks(cfg: DictConfig, export: bool = True) -> list[L.Callback]:
+    """Compression and throughput monitors, export of the trained parameters (``export``),
+    checkpoints, progress bar."""
     trainer_cfg = cfg.trainer
     callbacks: list[L.Callback] = [
         CompressionRatioMonitor(cfg.output_dir, adapter_name=cfg.model.adapter.get("name")),
         ThroughputMonitor(),
-        ExportTrainable(Path(cfg.output_dir) / "model"),
         checkpoint_callback(cfg.output_dir, trainer_cfg.checkpoint_every_n_steps, trainer_cfg.save_top_k),
     ]
+    if export:
+        callbacks.insert(2, ExportTrainable(Path(cfg.output_dir) / "model"))
     if cfg.eval.asr_metrics:
         callbacks.append(ASRMetrics(max_new_tokens=cfg.eval.max_new_tokens))
     if cfg.eval.st_metrics:
@@ -187,7 +189,10 @@ def default_callbacks(cfg: DictConfig) -> list[L.Callback]:
 
 
 def build_trainer(
-    cfg: DictConfig, callbacks: list[L.Callback] | None = None, model: SpeechLLM | None = None
+    cfg: DictConfig,
+    callbacks: list[L.Callback] | None = None,
+    model: SpeechLLM | None = None,
+    export: bool = True,
 ) -> L.Trainer:
     """A ``lightning.Trainer`` from ``cfg.trainer``: our keys interpreted, the rest passed through.
 
@@ -195,6 +200,7 @@ def build_trainer(
         cfg: the full config (``trainer``, ``output_dir``, ``model``).
         callbacks: extra callbacks, after :func:`default_callbacks`.
         model: the built model, needed by ``strategy: fsdp`` to find the LLM's decoder layers.
+        export: ``save_pretrained`` the trained parameters to ``<output_dir>/model`` at the end.
     """
     options: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
     for key in OWN_TRAINER_KEYS:
@@ -208,7 +214,7 @@ def build_trainer(
     return L.Trainer(
         default_root_dir=cfg.output_dir,
         logger=build_loggers(cfg),
-        callbacks=default_callbacks(cfg) + list(callbacks or []),
+        callbacks=default_callbacks(cfg, export) + list(callbacks or []),
         plugins=plugins,
         use_distributed_sampler=False,  # the lhotse sampler shards by rank itself
         **options,
@@ -226,22 +232,34 @@ def build_module(cfg: DictConfig) -> SpeechLLMModule:
     return SpeechLLMModule(model, optim, max_bad_steps=int(cfg.trainer.get("max_bad_steps", 10)))  # type: ignore[arg-type]
 
 
-def train(cfg: DictConfig, resume: str | None = None, callbacks: list[L.Callback] | None = None) -> Path:
+def train(
+    cfg: DictConfig,
+    resume: str | None = None,
+    callbacks: list[L.Callback] | None = None,
+    prealign_callbacks: list[L.Callback] | None = None,
+) -> Path:
     """Train as configured; returns the ``save_pretrained`` directory of the trained model.
+
+    With ``pretrain.objective`` set, the pre-alignment stage (:func:`prealign`) runs first and the
+    LLM stage starts from its adapter.
 
     Args:
         cfg: a config from :func:`speechllm.config.load_config`.
         resume: ``None``, ``"last"`` (``<output_dir>/checkpoints/last.ckpt``) or a checkpoint path;
-            training continues mid-epoch where that checkpoint was written.
-        callbacks: extra Lightning callbacks (after the defaults).
+            training continues mid-epoch where that checkpoint was written. An unfinished
+            pre-alignment stage resumes from its own ``last.ckpt``.
+        callbacks: extra Lightning callbacks of the LLM stage (after the defaults).
+        prealign_callbacks: extra Lightning callbacks of the pre-alignment stage.
     """
     from speechllm.data.datamodule import SpeechDataModule
 
-    ckpt_path = resolve_resume(resume, cfg.output_dir)
     cfg = prepare_model_config(cfg)
     check_strategy(cfg)
     build_loggers(cfg)  # an unknown or missing logger fails here, not after the models load
     module = build_module(cfg)
+    if cfg.pretrain.objective != "none":
+        prealign(cfg, module.model, resume=resume is not None, callbacks=prealign_callbacks)
+    ckpt_path = resolve_resume(resume, cfg.output_dir) if _has_llm_checkpoint(resume, cfg) else None
     data = SpeechDataModule(cfg.data, module.model.llm.prompts, seed=cfg.seed, encoder=module.model.encoder)
     trainer = build_trainer(cfg, callbacks, model=module.model)
     fit_kwargs: dict[str, Any] = {"ckpt_path": ckpt_path}
@@ -261,3 +279,114 @@ def _set_component_option(cfg: DictConfig, kind: str, registry: Any, key: str, v
     if current is not None and current != value:
         raise ConfigError(f"{why} sets model.{kind}.{key}={value}, but the config has {key}={current}")
     component[key] = value
+
+
+PREALIGN_DIR = "prealign"
+PREALIGN_DONE = "prealign.json"
+
+
+def prealign(
+    cfg: DictConfig, model: SpeechLLM, resume: bool = False, callbacks: list[L.Callback] | None = None
+) -> dict[str, Any]:
+    """The pre-alignment stage: train ``model.adapter`` against the LLM's input embeddings.
+
+    Writes ``<output_dir>/prealign/`` (``checkpoints/``, ``logs/``, ``model/``: the whole model
+    after the stage, and ``prealign.json``: objective, steps, seconds, dev WER, output scale). A
+    finished stage (``prealign.json`` present) is not run again: its model is loaded instead.
+
+    Args:
+        cfg: the prepared config (``pretrain`` section; ``model.alignment`` set by load_config).
+        model: the built model; its adapter and alignment head are trained in place.
+        resume: continue an unfinished stage from ``prealign/checkpoints/last.ckpt`` if present.
+        callbacks: extra Lightning callbacks.
+    Returns:
+        the ``prealign.json`` summary.
+    """
+    import json
+    import time
+
+    from safetensors.torch import load_file
+
+    from speechllm.data.datamodule import SpeechDataModule
+    from speechllm.io import atomic_write
+    from speechllm.lightning.prealign import PreAlignModule, resolve_objective, transcript_vocabulary
+    from speechllm.model import TRAINED_WEIGHTS
+
+    out = Path(cfg.output_dir) / PREALIGN_DIR
+    if (out / PREALIGN_DONE).is_file():
+        model.load_trainable(load_file(str(out / "model" / TRAINED_WEIGHTS)), source=str(out / "model"))
+        log.info("pre-alignment already done: loaded %s", out / "model")
+        return json.loads((out / PREALIGN_DONE).read_text())
+    pre = cfg.pretrain
+    objective = resolve_objective(str(pre.objective), str(cfg.model.adapter.name))
+    stage_cfg = OmegaConf.merge(
+        cfg,
+        {
+            "output_dir": str(out),
+            "data": {"max_duration": pre.max_duration},
+            "eval": {"asr_metrics": False, "st_metrics": False},
+            "trainer": {
+                "max_steps": pre.steps if pre.steps > 0 else -1,
+                "max_epochs": None if pre.steps > 0 else 1000,
+                "val_check_interval": pre.val_check_interval if cfg.data.val else None,
+                "check_val_every_n_epoch": None,
+                "checkpoint_every_n_steps": pre.val_check_interval,
+            },
+        },
+    )
+    data = SpeechDataModule(stage_cfg.data, model.llm.prompts, seed=cfg.seed, encoder=model.encoder)
+    if model.alignment.vocab == "transcripts":
+        model.alignment.set_vocab(transcript_vocabulary(cfg.data.train, model.llm.prompts))
+    module = PreAlignModule(
+        model,
+        objective,
+        lr=pre.lr,
+        weight_decay=pre.weight_decay,
+        warmup_ratio=pre.warmup_ratio,
+        steps=pre.steps,
+        minutes=pre.minutes,
+        rescale=pre.rescale,
+        max_bad_steps=int(cfg.trainer.max_bad_steps),
+    )
+    extra = list(callbacks or [])
+    if pre.minutes:
+        import datetime
+
+        extra.append(
+            L.pytorch.callbacks.Timer(duration=datetime.timedelta(minutes=pre.minutes), interval="step")
+        )
+    trainer = build_trainer(stage_cfg, extra, model=model, export=False)
+    last = out / "checkpoints" / "last.ckpt"
+    started = time.perf_counter()
+    fit_kwargs: dict[str, Any] = {"ckpt_path": str(last) if resume and last.is_file() else None}
+    if "weights_only" in inspect.signature(trainer.fit).parameters:
+        fit_kwargs["weights_only"] = True
+    trainer.fit(module, datamodule=data, **fit_kwargs)
+    module.release()
+    summary = {
+        "objective": objective,
+        "steps": int(trainer.global_step),
+        "seconds": round(time.perf_counter() - started, 1),
+        "dev_wer": module.dev_wer,
+        "vocabulary": int(model.alignment.vocab_ids.numel()),
+        "output_rms": getattr(module, "output_rms", None),
+        "output_scale": float(model.alignment.output_scale),
+        "inverse_temperature": float(model.alignment.log_scale.exp()),
+    }
+    if trainer.is_global_zero:
+        model.save_pretrained(out / "model")
+        with atomic_write(out / PREALIGN_DONE) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    trainer.strategy.barrier("prealign_done")
+    return summary
+
+
+def _has_llm_checkpoint(resume: str | None, cfg: DictConfig) -> bool:
+    """``--resume last`` after an unfinished pre-alignment has no LLM-stage checkpoint yet: start it."""
+    if resume is None:
+        return False
+    if resume == "last" and cfg.pretrain.objective != "none":
+        from speechllm.lightning.checkpoint import CHECKPOINT_DIR, LAST_CHECKPOINT
+
+        return (Path(cfg.output_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file()
+    return True

@@ -27,6 +27,12 @@ def main() -> None:
     parser.add_argument("--task", default="asr", choices=["asr", "st"])
     parser.add_argument("--max-new-tokens", type=int, default=64, help="greedy limit (targets are short)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--decoder",
+        default="llm",
+        choices=["llm", "alignment"],
+        help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -45,6 +51,7 @@ def main() -> None:
             max_new_tokens=args.max_new_tokens,
             device="cpu",
             bf16=True,
+            decoder=args.decoder,
         )
         scores = {k: round(v, 2) for k, v in metrics.items() if k.startswith(("asr_wer", "st_bleu"))}
         print(f"{args.model} on {name}: {scores} ({time.perf_counter() - started:.0f} s)")

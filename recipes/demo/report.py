@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from speechllm.metrics.paper import paper_compression
 from speechllm.metrics.report import read_hypotheses
 
 ASR_SETS = {"asr_test": "synthetic test", "real_en": "real speech", "train_probe": "training clips"}
@@ -57,7 +58,9 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def asr_rows(out: Path, adapters: list[str]) -> list[dict]:
     """One row per system: WER on each test set, training steps and minutes, audio frame rate."""
     systems = [("Whisper tiny.en decoder (anchor)", "whisper", None)]
-    systems += [(f"{a} adapter (trained)", f"asr_{a}", a) for a in adapters]
+    for a in adapters:
+        systems += [(f"{a} adapter + LLM (trained)", f"asr_{a}", a)]
+        systems += [(f"{a} adapter alone (pre-aligned, CTC greedy, no LLM)", f"asr_{a}_alone", None)]
     untrained = sorted(p.name for p in (out / "eval").glob("asr_*_untrained"))
     systems += [(f"{name[4:-10]} adapter (untrained)", name, None) for name in untrained]
     rows = []
@@ -66,6 +69,9 @@ def asr_rows(out: Path, adapters: list[str]) -> list[dict]:
         for test_set in ASR_SETS:
             row[test_set] = _metrics(out / "eval" / system / test_set).get("asr_wer_en")
         curve = read_curve(out / "runs" / system / "curve.tsv")
+        prealign = out / "runs" / system / "prealign" / "prealign.json"
+        if prealign.is_file():
+            row["prealign"] = json.loads(prealign.read_text(encoding="utf-8"))
         if curve["loss"]:
             row["steps"] = curve["loss"][-1][0]
             row["train_minutes"] = curve["loss"][-1][1] / 60
@@ -74,6 +80,30 @@ def asr_rows(out: Path, adapters: list[str]) -> list[dict]:
             row["loss_first10"] = sum(head) / len(head)
             row["loss_last10"] = sum(tail) / len(tail)
         row["frames_per_s"] = _compression(out / "eval" / system / "asr_test")
+        rows.append(row)
+    return rows
+
+
+def rate_rows(out: Path, adapters: list[str]) -> list[dict]:
+    """Per trained adapter: its output rate and compression, what the LLM reads, and Table 1's."""
+    rows = []
+    for adapter in adapters:
+        path = out / "eval" / f"asr_{adapter}" / "asr_test" / "compression.json"
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rate, mean_in = data["encoder_frame_rate_hz"], data["mean_in_len"]
+        row = {
+            "adapter": adapter,
+            "out_hz": rate * data["mean_out_len"] / mean_in,
+            "ratio": mean_in / data["mean_out_len"],
+        }
+        if "mean_read_len" in data:
+            row["read_hz"] = rate * data["mean_read_len"] / mean_in
+            row["read_ratio"] = mean_in / data["mean_read_len"]
+        paper = paper_compression("whisper", adapter)
+        if paper is not None:
+            row["paper_ratio"], row["paper_hz"] = paper.compression_ratio, paper.sampling_rate_hz
         rows.append(row)
     return rows
 
@@ -127,22 +157,37 @@ def plot(out: Path, adapters: list[str], rows: list[dict]) -> list[Path]:
         return []
     fig, (ax_loss, ax_wer) = plt.subplots(1, 2, figsize=(11, 4))
     for adapter in adapters:
-        curve = read_curve(out / "runs" / f"asr_{adapter}" / "curve.tsv")
-        if curve["loss"]:
-            minutes = [s / 60 for _, s, _ in curve["loss"]]
-            (line,) = ax_loss.plot(minutes, [v for *_, v in curve["loss"]], alpha=0.3)
-            ax_loss.plot(
-                minutes, smooth([v for *_, v in curve["loss"]]), color=line.get_color(), label=adapter
-            )
-        if curve["dev"]:
-            ax_wer.plot(
-                [s / 60 for _, s, _ in curve["dev"]], [v for *_, v in curve["dev"]], "o-", label=adapter
-            )
+        run = out / "runs" / f"asr_{adapter}"
+        pre = read_curve(run / "prealign" / "curve.tsv")
+        offset = pre["loss"][-1][1] / 60 if pre["loss"] else 0.0  # the LLM stage starts after it
+        stages = [
+            (pre, 0.0, f"{adapter}: pre-alignment (CTC; adapter alone)"),
+            (read_curve(run / "curve.tsv"), offset, f"{adapter}: + LLM"),
+        ]
+        for curve, start, label in stages:
+            if curve["loss"]:
+                minutes = [start + s / 60 for _, s, _ in curve["loss"]]
+                (line,) = ax_loss.plot(minutes, [v for *_, v in curve["loss"]], alpha=0.3)
+                ax_loss.plot(
+                    minutes, smooth([v for *_, v in curve["loss"]]), color=line.get_color(), label=label
+                )
+            if curve["dev"]:
+                ax_wer.plot(
+                    [start + s / 60 for _, s, _ in curve["dev"]],
+                    [v for *_, v in curve["dev"]],
+                    "o-",
+                    label=label,
+                )
     whisper = next((r["asr_test"] for r in rows if r["key"] == "whisper"), None)
     if whisper is not None:
         ax_wer.axhline(whisper, color="grey", linestyle="--", label="Whisper tiny.en (test)")
-    ax_loss.set(xlabel="training minutes", ylabel="training loss", title="loss (running mean of 10 steps)")
-    ax_wer.set(xlabel="training minutes", ylabel="dev WER (%)", title="dev WER (greedy)")
+    ax_loss.set(
+        xlabel="training minutes",
+        ylabel="training loss",
+        title="loss (running mean of 10 steps)",
+        yscale="log",
+    )
+    ax_wer.set(xlabel="training minutes", ylabel="dev WER (%)", title="dev WER (greedy)", ylim=(0, 150))
     for ax in (ax_loss, ax_wer):
         ax.legend()
         ax.grid(alpha=0.3)
@@ -187,10 +232,43 @@ def main() -> None:
             f"| {r['system']} | {_fmt(r['asr_test'])} | {_fmt(r['real_en'])} | {_fmt(r['train_probe'])} | "
             f"{r.get('steps', '–')} | {_fmt(r.get('train_minutes'))} | {loss} | {_fmt(r['frames_per_s'])} |"
         )
+    rates = rate_rows(out, args.adapters)
+    if rates:
+        lines += [
+            "",
+            "## Output rate and compression (synthetic test set) beside the paper's Table 1 (Whisper)",
+            "",
+            "| adapter | adapter outputs /s | compression | LLM reads /s | compression "
+            "| paper: ratio | paper: /s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in rates:
+            lines.append(
+                f"| {r['adapter']} | {_fmt(r['out_hz'])} | {_fmt(r['ratio'])}:1 | {_fmt(r.get('read_hz'))} | "
+                f"{_fmt(r.get('read_ratio'))}:1 | {_fmt(r.get('paper_ratio'), 0)}:1 "
+                f"| {_fmt(r.get('paper_hz'), 2)} |"
+            )
+    pre = [r for r in rows if "prealign" in r]
+    if pre:
+        lines += [
+            "",
+            "## Pre-alignment",
+            "",
+            "| adapter | objective | steps | minutes | dev WER, adapter alone | vocabulary |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in pre:
+            p = r["prealign"]
+            lines.append(
+                f"| {r['adapter']} | {p['objective']} | {p['steps']} | {p['seconds'] / 60:.1f} | "
+                f"{_fmt(p.get('dev_wer'))} | {p.get('vocabulary')} |"
+            )
     trained = [r for r in rows if r["adapter"] and r["asr_test"] is not None]
     best = min(trained, key=lambda r: r["asr_test"]) if trained else None
     whisper = next((r for r in rows if r["key"] == "whisper"), None)
     summary: dict = {"asr": rows, "st": st, "wall_seconds": args.wall_seconds}
+    untrained = next((r for r in rows if r["key"].endswith("_untrained")), None)
+    alone = [r for r in rows if r["key"].endswith("_alone") and r["asr_test"] is not None]
     headline = []
     if best is not None:
         headline.append(f"best adapter WER: {best['asr_test']:.1f}% ({best['adapter']})")
@@ -199,8 +277,17 @@ def main() -> None:
         headline.append(f"whisper tiny.en WER: {whisper['asr_test']:.1f}%")
         if best is not None:
             ratio = best["asr_test"] / whisper["asr_test"]
-            headline.append(f"ratio: {ratio:.2f}× Whisper tiny.en (target ≤ 1.5×)")
+            headline.append(f"ratio: {ratio:.2f}× Whisper tiny.en (target ≤ 1.25×)")
             summary["ratio_to_whisper"] = ratio
+    for r in alone:
+        headline.append(f"{r['key'][4:-6]} adapter alone (CTC greedy) WER: {r['asr_test']:.1f}%")
+    real = [
+        (name, r["real_en"])
+        for name, r in (("best adapter", best), ("whisper", whisper), ("untrained", untrained))
+        if r and r.get("real_en") is not None
+    ]
+    if real:
+        headline.append("real speech WER: " + ", ".join(f"{name} {value:.1f}%" for name, value in real))
     if st:
         lines += ["", "## ST (de/es/fr/it → en), BLEU (higher is better)", ""]
         pairs = sorted(st[0]["bleu"])

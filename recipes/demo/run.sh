@@ -5,16 +5,20 @@
 #   stage 0  prepare the synthetic espeak-ng corpus (en, de, es, fr, it) and the real Asterisk prompts
 #   stage 1  cut the demo's train / dev / test sets
 #   stage 2  Whisper tiny.en's own decoder on the English test sets (the anchor)
-#   stage 3  ASR: train each adapter in ADAPTERS within the time budget, plus an untrained one
-#   stage 4  ASR: evaluate them on the synthetic test set, real speech and a few training clips
+#   stage 3  ASR: cache Whisper tiny.en's outputs, then for each adapter in ADAPTERS: pre-align it
+#            to SmolLM2's input embeddings (no LLM), then train it with the LLM (LoRA); plus an
+#            untrained one
+#   stage 4  ASR: evaluate them on the synthetic test set, real speech and a few training clips,
+#            and each pre-aligned adapter decoded alone (CTC greedy, no LLM)
 #   stage 5  ST (de/es/fr/it → en): train one adapter, evaluate it and an untrained one (BLEU)
 #   stage 6  report to demo_out/ (tables, curves, samples) and print the summary
 #
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage N]
 # Environment: DEMO_MINUTES (default 20: the whole run on 2 free cores, after installation),
-#   ADAPTERS (default "wlq_former conv"; any of base conv cif ctc wlq_former), DEMO_THREADS (torch
-#   threads; 1 is faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA,
-#   DEMO_TRAIN_SENTENCES (training sentences per language; default from the budget, at most 600).
+#   ADAPTERS (default "conv"; any of base conv cif ctc wlq_former), DEMO_THREADS (torch threads; 1 is
+#   faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA, DEMO_SEED
+#   (default 0), DEMO_TRAIN_SENTENCES (training sentences per language; default 6000: English gets
+#   about 5 900 distinct ones, the other languages as many as their catalogs hold).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=0; stop_stage=6
@@ -28,21 +32,24 @@ done
 PY="${PY:-.venv/bin/python}"
 SPEECHLLM="${SPEECHLLM:-.venv/bin/speechllm}"
 minutes="${DEMO_MINUTES:-20}"
-adapters="${ADAPTERS:-wlq_former conv}"
+adapters="${ADAPTERS:-conv}"
+seed="${DEMO_SEED:-0}"
 threads="${DEMO_THREADS:-$(nproc)}"
 out="${DEMO_OUT:-demo_out}"
 data="${DEMO_DATA:-data/demo}"
 sets="$data/sets"
-# Budget split (measured, docs/demo.md): ~50% ASR training shared by the adapters, ~10% ST training,
-# the rest data, Whisper and greedy decoding. Test-set sizes scale with the budget too.
-read -r asr_minutes st_minutes num_train num_test num_real num_st_test < <(
+# Budget split (measured, docs/demo.md): per adapter 20% pre-alignment and 30% LLM stage (shared by
+# the adapters), 7.5% ST training, the rest data, encoder cache, Whisper and greedy decoding.
+# Test-set sizes scale with the budget too.
+read -r pre_minutes asr_minutes st_minutes num_test num_real num_st_test < <(
     "$PY" -c "import sys; m=float(sys.argv[1]); n=len(sys.argv[2].split())
-print(f'{0.5*m/n:.2f} {0.1*m:.2f} {min(600, max(100, int(30*m)))} {min(100, max(20, int(5*m)))}',
+print(f'{0.2*m/n:.2f} {0.3*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))}',
       f'{min(50, max(10, int(2.5*m)))} {min(25, max(4, int(m // 2)))}')" \
         "$minutes" "$adapters")
 export OMP_NUM_THREADS="$threads"
-num_train="${DEMO_TRAIN_SENTENCES:-$num_train}"
-echo "demo: ${minutes} min budget; adapters: ${adapters} (${asr_minutes} min each); ST ${st_minutes} min; ${threads} thread(s)"
+num_train="${DEMO_TRAIN_SENTENCES:-6000}"
+echo "demo: ${minutes} min budget; adapters: ${adapters} (each ${pre_minutes} min pre-alignment +" \
+    "${asr_minutes} min with the LLM); ST ${st_minutes} min; ${threads} thread(s); seed ${seed}"
 SECONDS=0
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -75,15 +82,16 @@ cache_sets() {
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     cache_sets asr_train asr_dev
     for adapter in $adapters; do
-        echo "== stage 3: train the $adapter adapter (${asr_minutes} min)"
+        echo "== stage 3: pre-align the $adapter adapter (${pre_minutes} min), then train it with the LLM (${asr_minutes} min)"
         "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${adapter}.yaml" --minutes "$asr_minutes" \
             --threads "$threads" output_dir="$out/runs/asr_${adapter}" data.encoder_cache="$cache" \
+            seed="$seed" pretrain.minutes="$pre_minutes" \
             "data.train=[{path: $sets/asr_train.jsonl.gz, task: asr}]" \
             "data.val=[{path: $sets/asr_dev.jsonl.gz, task: asr}]"
     done
     first=${adapters%% *}
     "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${first}.yaml" --minutes 0 --untrained \
-        output_dir="$out/runs/asr_${first}_untrained"
+        output_dir="$out/runs/asr_${first}_untrained" seed="$seed"
 fi
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     first=${adapters%% *}
@@ -92,21 +100,26 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/model" --out "$out/eval/$run" \
             --threads "$threads" asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz" \
             train_probe="$sets/asr_train_probe.jsonl.gz"
+        echo "== stage 4: the pre-aligned $run adapter decoded alone (CTC greedy, no LLM)"
+        "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/prealign/model" --out "$out/eval/${run}_alone" \
+            --threads "$threads" --decoder alignment asr_test="$sets/asr_test.jsonl.gz" \
+            real_en="$sets/real_en.jsonl.gz"
     done
-    # The untrained contrast on the synthetic test set and the training clips only: it writes
-    # --max-new-tokens of unrelated text per clip, the slowest decoding of the demo.
+    # The untrained contrast writes up to --max-new-tokens of unrelated text per clip, the slowest
+    # decoding of the demo.
     echo "== stage 4: evaluate asr_${first}_untrained"
     "$PY" recipes/demo/evaluate.py --model "$out/runs/asr_${first}_untrained/model" \
-        --out "$out/eval/asr_${first}_untrained" --threads "$threads" --max-new-tokens 48 \
-        asr_test="$sets/asr_test.jsonl.gz" train_probe="$sets/asr_train_probe.jsonl.gz"
+        --out "$out/eval/asr_${first}_untrained" --threads "$threads" --max-new-tokens 40 \
+        asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz"
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     echo "== stage 5: ST de/es/fr/it → en (${st_minutes} min)"
     "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --task st --minutes "$st_minutes" \
-        --threads "$threads" output_dir="$out/runs/st" \
+        --threads "$threads" output_dir="$out/runs/st" seed="$seed" \
         "data.train=[{path: $sets/st_train.jsonl.gz, task: st}]" \
         "data.val=[{path: $sets/st_dev.jsonl.gz, task: st}]"
-    "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --minutes 0 --untrained output_dir="$out/runs/st_untrained"
+    "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --minutes 0 --untrained output_dir="$out/runs/st_untrained" \
+        seed="$seed"
     for run in st st_untrained; do
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/model" --out "$out/eval/$run" --task st \
             --threads "$threads" --max-new-tokens 48 st_test="$sets/st_test.jsonl.gz"

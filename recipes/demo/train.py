@@ -23,6 +23,7 @@ import argparse
 import datetime
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +79,12 @@ class CurveWriter(L.Callback):
 
     Args:
         path: the TSV file (rewritten at the start of training).
-        metrics: the generation-metrics callback whose ``last_metrics`` hold the dev score.
-        metric_key: which of its values to record (``wer_avg``, ``bleu_avg``).
+        dev_score: reads the latest dev score (WER, BLEU) after a validation, or None.
     """
 
-    def __init__(self, path: Path, metrics: Any, metric_key: str) -> None:
+    def __init__(self, path: Path, dev_score: Callable[[L.LightningModule], float | None]) -> None:
         self.path = path
-        self.metrics = metrics
-        self.metric_key = metric_key
+        self.dev_score = dev_score
         self.start = 0.0
 
     def _write(self, kind: str, step: int, value: float) -> None:
@@ -104,7 +103,7 @@ class CurveWriter(L.Callback):
             self._write("loss", trainer.global_step, float(outputs["loss"]))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        value = self.metrics.last_metrics.get(self.metric_key)
+        value = self.dev_score(pl_module)
         if value is not None and not trainer.sanity_checking:
             self._write("dev", trainer.global_step, float(value))
 
@@ -141,13 +140,15 @@ def main() -> None:
     key = "wer_avg" if args.task == "asr" else "bleu_avg"
     callbacks = [
         metrics,
-        CurveWriter(out / "curve.tsv", metrics, key),
+        CurveWriter(out / "curve.tsv", lambda module: metrics.last_metrics.get(key)),
         L.pytorch.callbacks.Timer(duration=datetime.timedelta(minutes=args.minutes), interval="step"),
     ]
     if cfg.optim.scheduler == "constant":  # the demo's configs: schedule over the time budget
         callbacks.append(TimeCosineSchedule(args.minutes))
+    # The pre-alignment stage (pretrain.minutes) records its loss and the adapter's own greedy dev WER.
+    prealign_curve = CurveWriter(out / "prealign" / "curve.tsv", lambda module: module.dev_wer)
     started = time.perf_counter()
-    model_dir = train(cfg, callbacks=callbacks)
+    model_dir = train(cfg, callbacks=callbacks, prealign_callbacks=[prealign_curve])
     print(f"trained model saved to {model_dir} ({(time.perf_counter() - started) / 60:.1f} min)")
 
 

@@ -369,8 +369,11 @@ def _run_cache(args: argparse.Namespace) -> int:
 
     from speechllm.config import ConfigError, load_config
     from speechllm.registry import ENCODERS
+    from speechllm.training import prepare_model_config
 
-    cfg = load_config(args.config, args.overrides)
+    # As training builds it: precision bf16-true stores the frozen encoder in bf16, and the cache
+    # key (which training checks) holds that dtype.
+    cfg = prepare_model_config(load_config(args.config, args.overrides))
     out = args.out or cfg.data.encoder_cache
     if not out:
         raise ConfigError("speechllm cache: give --out DIR or set data.encoder_cache")

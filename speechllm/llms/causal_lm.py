@@ -108,6 +108,10 @@ class CausalLM(nn.Module):
         """(B, L) ids → (B, L, D) input embeddings."""
         return self.base_model.get_input_embeddings()(ids)
 
+    def input_embeddings(self) -> Tensor:
+        """The (V, D) input-embedding matrix (frozen; pre-alignment scores against its rows)."""
+        return self.base_model.get_input_embeddings().weight
+
     def hidden_states(self, embeds: Tensor, attention_mask: Tensor, position_ids: Tensor) -> Tensor:
         """Decoder stack without the LM head: (B, L, D) embeds → (B, L, D) last hidden states."""
         decoder = self.base_model.get_decoder()

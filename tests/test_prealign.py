@@ -1,0 +1,190 @@
+"""Pre-alignment (speechllm.alignment, speechllm.lightning.prealign): the head, its objectives and
+readouts, and the stage run by ``speechllm train`` before the LLM stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechllm.adapters.base import AdapterOutput, AdapterTargets
+from speechllm.alignment import AlignmentHead, _merge_runs
+from speechllm.config import ConfigError, load_config
+from speechllm.model import SpeechLLM
+from speechllm.training import PREALIGN_DIR, PREALIGN_DONE, prepare_model_config, train
+
+ADAPTERS = ("base", "conv", "cif", "ctc", "wlq_former")
+
+
+def _config(tmp_path: Path, tones_dir: Path, overrides: list[str], adapter: str, *extra: str):
+    return load_config(
+        "recipes/tiny/conf/asr.yaml",
+        [
+            *overrides,
+            f"model.adapter.name={adapter}",
+            f"output_dir={tmp_path / adapter}",
+            f"data.train=[{{path: {tones_dir}/tones_cuts_train.jsonl.gz, task: asr}}]",
+            f"data.val=[{{path: {tones_dir}/tones_cuts_dev.jsonl.gz, task: asr}}]",
+            "trainer.enable_progress_bar=false",
+            "trainer.logger=none",
+            *extra,
+        ],
+    )
+
+
+# -- the head -----------------------------------------------------------------------------------------
+
+
+def test_merge_runs_averages_equal_labels_and_drops_blank_runs() -> None:
+    values = torch.arange(8, dtype=torch.float32).view(1, 8, 1)
+    labels = torch.tensor([[3, 3, 0, 0, 5, 0, 3, 3]])  # runs: [3 3] [∅ ∅] [5] [∅] [3 3]
+    pooled, lens = _merge_runs(values, labels, torch.tensor([8]))
+    assert lens.tolist() == [3]
+    assert pooled[0, :, 0].tolist() == [0.5, 4.0, 6.5]  # the two 3-runs stay apart (a blank between)
+
+
+def test_merge_runs_respects_padding_and_an_all_blank_clip() -> None:
+    values = torch.ones(2, 4, 2)
+    labels = torch.tensor([[1, 2, 2, 7], [0, 0, 0, 0]])
+    pooled, lens = _merge_runs(values, labels, torch.tensor([3, 4]))  # frame 3 of clip 0 is padding
+    assert lens.tolist() == [2, 0]
+    assert pooled.shape == (2, 2, 2)
+    assert torch.all(pooled[1] == 0)
+
+
+def test_vocabulary_restriction_maps_ids_and_round_trips_through_load() -> None:
+    head = AlignmentHead(4, 50)
+    head.set_vocab(torch.tensor([7, 3, 3, 40]))
+    assert head.vocab_ids.tolist() == [3, 7, 40]
+    classes = head.class_targets(AdapterTargets(torch.tensor([[40, 3, 9, 7]]), torch.tensor([4])))
+    assert classes.ids[0, : int(classes.lens[0])].tolist() == [3, 1, 2]  # 9 is outside: dropped
+    fresh = AlignmentHead(4, 50)
+    fresh.load_state_dict(head.state_dict())
+    assert fresh.vocab_ids.tolist() == [3, 7, 40]
+    assert torch.equal(fresh.blank, head.blank)
+
+
+def test_ctc_greedy_decodes_vectors_equal_to_embedding_rows() -> None:
+    torch.manual_seed(0)
+    table = torch.randn(20, 16)
+    head = AlignmentHead(16, 20, init_scale=50.0)
+    head.set_vocab(torch.tensor([2, 5, 11]))
+    blank = head.blank.detach()
+    frames = torch.stack([table[5], table[5], blank, table[11], blank, table[5]])[None]
+    out = AdapterOutput(frames, torch.tensor([6]))
+    assert head.greedy_ids("ctc", out, table) == [[5, 11, 5]]
+    assert head.greedy_ids("ce", out, table)[0][:2] == [5, 5]  # ce: one token per vector
+    read = head.read(out, table)  # frames readout: unchanged at output_scale 1
+    assert torch.equal(read.embeds, frames)
+    head.readout = "compress"
+    assert head.read(out, table).lens.tolist() == [3]
+    head.readout = "mix"
+    mixed = head.read(out, table)
+    assert torch.allclose(mixed.embeds[0, 1], table[11], atol=1e-3)  # a confident run: its embedding row
+
+
+def test_match_scale_sets_outputs_to_the_embedding_rms() -> None:
+    table = torch.full((10, 4), 0.5)
+    head = AlignmentHead(4, 10)
+    assert head.match_scale(2.0, table) == pytest.approx(0.25)
+
+
+# -- config -------------------------------------------------------------------------------------------
+
+
+def test_pretrain_config_adds_the_head_and_rejects_unknown_options(tmp_path: Path) -> None:
+    cfg = load_config("recipes/tiny/conf/asr.yaml", ["pretrain.objective=auto", "pretrain.steps=5"])
+    assert cfg.model.alignment == {}
+    with pytest.raises(ConfigError, match="pretrain.objective: unknown 'mse'"):
+        load_config("recipes/tiny/conf/asr.yaml", ["pretrain.objective=mse", "pretrain.steps=5"])
+    with pytest.raises(ConfigError, match="pretrain.steps or pretrain.minutes"):
+        load_config("recipes/tiny/conf/asr.yaml", ["pretrain.objective=ctc"])
+    with pytest.raises(ConfigError, match="model.alignment.temperature: unknown option"):
+        load_config("recipes/tiny/conf/asr.yaml", ["model.alignment.temperature=3"])
+
+
+# -- the stage ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_prealignment_lowers_its_loss_and_changes_only_adapter_parameters(
+    adapter: str, tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
+) -> None:
+    from speechllm.data.datamodule import SpeechDataModule
+    from speechllm.lightning.prealign import PreAlignModule, resolve_objective
+    from speechllm.training import build_module, build_trainer
+
+    cfg = prepare_model_config(
+        _config(
+            tmp_path, tones_dir, tiny_model_overrides, adapter, "pretrain.objective=auto", "pretrain.steps=1"
+        )
+    )
+    module = build_module(cfg)
+    model = module.model
+    objective = resolve_objective("auto", adapter)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lora_flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    data = SpeechDataModule(cfg.data, model.llm.prompts, seed=0, encoder=model.encoder)
+    batch = next(iter(data.train_dataloader()))
+    stage = PreAlignModule(model, objective, lr=1e-2, steps=40, warmup_ratio=0.0)
+    with torch.no_grad():
+        first = float(stage._loss(batch)[0])
+    stage_cfg = load_config(
+        None,
+        [
+            f"output_dir={tmp_path / 'stage'}",
+            "trainer.logger=none",
+            "trainer.enable_progress_bar=false",
+            "trainer.max_steps=40",
+            "trainer.accelerator=cpu",
+            "trainer.precision=32",
+        ],
+    )
+    trainer = build_trainer(stage_cfg, model=model, export=False)
+    loader = torch.utils.data.DataLoader([batch] * 40, batch_size=None, collate_fn=lambda b: b)
+    trainer.fit(stage, train_dataloaders=loader)
+    stage.release()
+    with torch.no_grad():
+        last = float(stage._loss(batch)[0])
+    assert last < 0.7 * first, (first, last)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed, "nothing trained"
+    assert all(k.startswith(("adapter.", "alignment.")) for k in changed), sorted(changed)[:5]
+    assert not {k for k in changed if k.startswith("alignment.")} - {
+        "alignment.blank",
+        "alignment.log_scale",
+        "alignment.output_scale",
+    }
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == lora_flags  # given back
+
+
+def test_train_runs_prealignment_then_the_llm_stage_from_it(
+    tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
+) -> None:
+    cfg = _config(
+        tmp_path,
+        tones_dir,
+        tiny_model_overrides,
+        "conv",
+        "pretrain.objective=ctc",
+        "pretrain.steps=6",
+        "pretrain.val_check_interval=3",
+        "model.alignment.readout=compress",
+        "trainer.max_steps=2",
+    )
+    model_dir = train(cfg)
+    out = Path(cfg.output_dir) / PREALIGN_DIR
+    summary = json.loads((out / PREALIGN_DONE).read_text())
+    assert summary["objective"] == "ctc" and summary["steps"] == 6
+    assert summary["dev_wer"] is not None and summary["output_scale"] > 0
+    pre = SpeechLLM.from_pretrained(out / "model")
+    final = SpeechLLM.from_pretrained(model_dir)
+    assert pre.alignment.vocab_ids.numel() < pre.llm.vocab_size  # restricted to the transcripts
+    assert torch.equal(final.alignment.vocab_ids, pre.alignment.vocab_ids)
+    assert float(final.alignment.output_scale) != 1.0 or float(pre.alignment.output_scale) == 1.0
+    # A second run into the same directory does not pre-align again: it loads the finished stage.
+    again = train(cfg)
+    assert json.loads((out / PREALIGN_DONE).read_text()) == summary
+    assert again == model_dir

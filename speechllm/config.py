@@ -109,6 +109,9 @@ class OptimConfig:
     warmup_ratio: float = 0.03
     scheduler: str = "cosine"  # cosine | constant
     min_lr_ratio: float = 0.0
+    # Learning rate of the adapter and the alignment head when it differs from ``lr`` (which LoRA
+    # keeps): after pre-alignment a lower one, or 0 (frozen), keeps what the adapter learned.
+    adapter_lr: float | None = None
 
 
 @dataclass

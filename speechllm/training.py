@@ -370,8 +370,8 @@ def prealign(
         "dev_wer": module.dev_wer,
         "vocabulary": int(model.alignment.vocab_ids.numel()),
         "output_rms": getattr(module, "output_rms", None),
-        "output_scale": float(model.alignment.output_scale),
-        "inverse_temperature": float(model.alignment.log_scale.exp()),
+        "output_scale": float(model.alignment.output_scale.detach()),
+        "inverse_temperature": float(model.alignment.log_scale.detach().exp()),
     }
     if trainer.is_global_zero:
         model.save_pretrained(out / "model")

@@ -1,10 +1,11 @@
 """The demo pipeline in small, on the real pretrained models (``assets``: about 1–2 minutes).
 
-Whisper tiny.en → WLQ-former adapter → SmolLM2-135M-Instruct (LoRA), trained with the demo's own
-config and driver (recipes/demo/train.py) on a few espeak-ng clips, from the encoder-output cache
-as the demo trains, then decoded with the demo's evaluation (speechllm.evaluation.evaluate) next
-to the same model untrained: the loss falls and the WER on the training clips drops below the
-untrained adapter's. Whisper tiny.en's own decoder
+Whisper tiny.en → Conv adapter → SmolLM2-135M-Instruct (LoRA), trained with the demo's own config
+and driver (recipes/demo/train.py) on a few espeak-ng clips, from the encoder-output cache as the
+demo trains, in both stages (pre-alignment, then the LLM stage), then decoded with the demo's
+evaluation (speechllm.evaluation.evaluate) next to the same model untrained: the pre-alignment
+loss falls, and the WER on the training clips of the trained model and of the pre-aligned adapter
+decoded alone drop below the untrained model's. Whisper tiny.en's own decoder
 (speechllm.baselines.whisper_decoder) transcribes the same clips into a run directory.
 
 Skips, saying what to install, without the demo extra's pip packages or espeak-ng.
@@ -63,33 +64,40 @@ def test_demo_adapter_learns_the_training_clips(tmp_path: Path) -> None:
     )
     manifest = tmp_path / "data" / "synthetic_cuts_train.jsonl.gz"
     data = [f"data.train=[{{path: {manifest}, task: asr}}]", f"data.val=[{{path: {manifest}, task: asr}}]"]
-    config = "recipes/demo/conf/asr_wlq_former.yaml"
+    config = "recipes/demo/conf/asr_conv.yaml"  # the demo's default adapter, with pre-alignment
     small = ["data.max_duration=60", "data.num_buckets=1", "data.num_workers=0"]
-
     trained, untrained = tmp_path / "trained", tmp_path / "untrained"
     # As the demo does: Whisper tiny.en's outputs are cached once and training reads them.
     cache = tmp_path / "encoder_cache"
     _run("-m", "speechllm.cli", "cache", config, "--out", str(cache), "--manifest", str(manifest))
-    # A fixed number of steps with a step-based schedule (not the demo's time budget): the outcome
-    # must not depend on how busy the machine is. --minutes is only a safety limit.
+    # Both stages for a fixed number of steps with step-based schedules (not the demo's time
+    # budget): the outcome must not depend on how busy the machine is. --minutes is a safety limit.
     _run(
         "recipes/demo/train.py", config, "--minutes", "15", f"output_dir={trained}", *data, *small,
         f"data.encoder_cache={cache}",
-        "trainer.max_steps=30", "trainer.val_check_interval=15", "optim.scheduler=cosine",
+        "pretrain.minutes=null", "pretrain.steps=80", "pretrain.val_check_interval=40",
+        "pretrain.max_duration=60",
+        "trainer.max_steps=20", "trainer.val_check_interval=10", "optim.scheduler=cosine",
         "optim.warmup_ratio=0.1", "trainer.enable_progress_bar=false", "trainer.logger=none",
     )  # fmt: skip
     _run("recipes/demo/train.py", config, "--minutes", "0", "--untrained", f"output_dir={untrained}", *data)
-
-    losses = _losses(trained / "curve.tsv")
-    assert len(losses) == 30
-    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5, losses
-
+    prealign_losses = _losses(trained / "prealign" / "curve.tsv")
+    assert len(prealign_losses) == 80
+    assert sum(prealign_losses[-5:]) / 5 < 0.5 * sum(prealign_losses[:5]) / 5, prealign_losses
+    assert len(_losses(trained / "curve.tsv")) == 20
     wers = {}
-    for name, model_dir in (("trained", trained), ("untrained", untrained)):
-        metrics = evaluate(model_dir / "model", manifest, out_dir=tmp_path / "eval" / name, max_new_tokens=40)
+    systems = {
+        "trained": (trained / "model", "llm"),
+        "untrained": (untrained / "model", "llm"),
+        "alone": (trained / "prealign" / "model", "alignment"),
+    }
+    for name, (model_dir, decoder) in systems.items():
+        metrics = evaluate(
+            model_dir, manifest, out_dir=tmp_path / "eval" / name, max_new_tokens=40, decoder=decoder
+        )
         wers[name] = metrics["asr_wer_en"]
     assert wers["trained"] < wers["untrained"], wers
-
+    assert wers["alone"] < wers["untrained"], wers
     whisper = evaluate_whisper(manifest, tmp_path / "eval" / "whisper", max_new_tokens=40)
     run = json.loads((tmp_path / "eval" / "whisper" / "run.json").read_text())
     assert (run["sfm"], run["llm"], run["adapter"]) == ("whisper", "whisper-decoder", "none")

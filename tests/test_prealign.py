@@ -85,6 +85,20 @@ def test_ctc_greedy_decodes_vectors_equal_to_embedding_rows() -> None:
     assert torch.allclose(mixed.embeds[0, 1], table[11], atol=1e-3)  # a confident run: its embedding row
 
 
+def test_tokens_readout_reads_token_embeddings_and_passes_gradients_to_the_adapter() -> None:
+    torch.manual_seed(0)
+    table = torch.randn(20, 16)
+    head = AlignmentHead(16, 20, readout="tokens", init_scale=5.0)
+    head.set_vocab(torch.tensor([2, 5, 11]))
+    frames = (torch.stack([table[5], table[5], table[11]]) + 0.3 * torch.randn(3, 16))[None]
+    frames.requires_grad_(True)
+    read = head(AdapterOutput(frames, torch.tensor([3])), table)
+    assert read.lens.tolist() == [2]
+    assert torch.equal(read.embeds[0].detach(), torch.stack([table[5], table[11]]))  # exactly the rows
+    read.embeds.sum().backward()
+    assert frames.grad is not None and frames.grad.abs().sum() > 0  # straight-through
+
+
 def test_match_scale_sets_outputs_to_the_embedding_rms() -> None:
     table = torch.full((10, 4), 0.5)
     head = AlignmentHead(4, 10)

@@ -14,7 +14,7 @@
 #   stage 6  report to demo_out/ (tables, curves, samples) and print the summary
 #
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage N]
-# Environment: DEMO_MINUTES (default 20: the whole run on 2 free cores, after installation),
+# Environment: DEMO_MINUTES (default 18: the training budget; the whole run takes longer, see docs/demo.md),
 #   ADAPTERS (default "conv"; any of base conv cif ctc wlq_former), DEMO_THREADS (torch threads; 1 is
 #   faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA, DEMO_SEED
 #   (default 0), DEMO_TRAIN_SENTENCES (training sentences per language; default 6000: English gets
@@ -31,19 +31,19 @@ while [ $# -gt 0 ]; do
 done
 PY="${PY:-.venv/bin/python}"
 SPEECHLLM="${SPEECHLLM:-.venv/bin/speechllm}"
-minutes="${DEMO_MINUTES:-20}"
+minutes="${DEMO_MINUTES:-18}"
 adapters="${ADAPTERS:-conv}"
 seed="${DEMO_SEED:-0}"
 threads="${DEMO_THREADS:-$(nproc)}"
 out="${DEMO_OUT:-demo_out}"
 data="${DEMO_DATA:-data/demo}"
 sets="$data/sets"
-# Budget split (measured, docs/demo.md): per adapter 20% pre-alignment and 30% LLM stage (shared by
+# Budget split (measured, docs/demo.md): per adapter 35% pre-alignment and 15% LLM stage (shared by
 # the adapters), 7.5% ST training, the rest data, encoder cache, Whisper and greedy decoding.
 # Test-set sizes scale with the budget too.
 read -r pre_minutes asr_minutes st_minutes num_test num_real num_st_test < <(
     "$PY" -c "import sys; m=float(sys.argv[1]); n=len(sys.argv[2].split())
-print(f'{0.2*m/n:.2f} {0.3*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))}',
+print(f'{0.35*m/n:.2f} {0.15*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))}',
       f'{min(50, max(10, int(2.5*m)))} {min(25, max(4, int(m // 2)))}')" \
         "$minutes" "$adapters")
 export OMP_NUM_THREADS="$threads"

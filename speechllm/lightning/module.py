@@ -149,7 +149,10 @@ class SpeechLLMModule(L.LightningModule):
         if not params:
             raise ValueError("the model has no trainable parameters (adapter frozen and LoRA off?)")
         optimizer = torch.optim.AdamW(
-            params, lr=self.optim.lr, betas=tuple(self.optim.betas), weight_decay=self.optim.weight_decay
+            self._param_groups(params),
+            lr=self.optim.lr,
+            betas=tuple(self.optim.betas),
+            weight_decay=self.optim.weight_decay,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = lr_lambda(total, self.optim.warmup_ratio, self.optim.scheduler, self.optim.min_lr_ratio)
@@ -157,6 +160,19 @@ class SpeechLLMModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
         }
+
+    def _param_groups(self, params: list[torch.nn.Parameter]) -> list[dict[str, Any]]:
+        """One group at ``optim.lr``, or two when ``optim.adapter_lr`` sets the adapter's (and the
+        alignment head's) own; AdamW's decoupled weight decay scales with the lr, so 0 freezes them."""
+        if self.optim.adapter_lr is None:
+            return [{"params": params}]
+        heads = [self.model.adapter] + ([self.model.alignment] if self.model.alignment is not None else [])
+        own = {id(p) for module in heads for p in module.parameters()}
+        groups = [
+            {"params": [p for p in params if id(p) not in own]},
+            {"params": [p for p in params if id(p) in own], "lr": self.optim.adapter_lr},
+        ]
+        return [group for group in groups if group["params"]]
 
     # -- checkpoints: trained parameters only ------------------------------------------------------
     def trainable_keys(self) -> set[str]:

@@ -529,6 +529,7 @@ def _evaluate_from_args(args: argparse.Namespace) -> dict[str, float]:
         llm=args.llm,
         adapter=args.adapter,
         imports=args.imports,
+        decoder=args.decoder,
     )
 
 
@@ -551,6 +552,12 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="cuts per batch")
     parser.add_argument("--max-duration", type=float, default=None, help="seconds of audio per batch")
     parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument(
+        "--decoder",
+        default="llm",
+        choices=["llm", "alignment"],
+        help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM; ASR)",
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument("--bf16", action="store_true", help="decode under bfloat16 autocast")
     parser.add_argument("--num-workers", type=int, default=0, help="data loader workers")

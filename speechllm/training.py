@@ -17,13 +17,12 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from speechllm.config import ConfigError
+from speechllm.config import PRECISIONS, ConfigError, prepare_model_config  # noqa: F401 (re-exported)
 from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainable, ThroughputMonitor
 from speechllm.lightning.checkpoint import AtomicCheckpointIO, checkpoint_callback, resolve_resume
 from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
 from speechllm.model import SpeechLLM
-from speechllm.registry import ENCODERS, LLMS
 
 log = logging.getLogger(__name__)
 
@@ -36,33 +35,8 @@ OWN_TRAINER_KEYS = (
     "save_top_k",
     "max_bad_steps",
 )
-PRECISIONS = ("bf16-mixed", "bf16-true", "32", "32-true", "16-mixed")
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_2")
 LOGGERS = ("csv", "tensorboard", "wandb", "none")
-
-
-def prepare_model_config(cfg: DictConfig) -> DictConfig:
-    """Fold trainer options that change how the frozen parts are built into ``cfg.model``.
-
-    - ``precision: bf16-true`` builds the frozen encoder and LLM with ``dtype: bfloat16`` (their
-      own option; the encoder's dtype is also part of its cache key). The trained adapter and LoRA
-      stay fp32 and the step runs under bf16 autocast (see :func:`lightning_precision`).
-    - ``activation_checkpointing: true`` sets the LLM's ``gradient_checkpointing``.
-
-    Returns a copy; raises :class:`ConfigError` when a component cannot honour the option.
-    """
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    precision = str(cfg.trainer.precision)
-    if precision not in PRECISIONS:
-        raise ConfigError(f"trainer.precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if precision == "bf16-true":
-        for kind, registry in (("encoder", ENCODERS), ("llm", LLMS)):
-            _set_component_option(cfg, kind, registry, "dtype", "bfloat16", "trainer.precision=bf16-true")
-    if cfg.trainer.activation_checkpointing:
-        _set_component_option(
-            cfg, "llm", LLMS, "gradient_checkpointing", True, "trainer.activation_checkpointing"
-        )
-    return cfg
 
 
 def lightning_precision(precision: str) -> str:
@@ -267,18 +241,6 @@ def train(
         fit_kwargs["weights_only"] = True
     trainer.fit(module, datamodule=data, **fit_kwargs)
     return Path(cfg.output_dir) / "model"
-
-
-def _set_component_option(cfg: DictConfig, kind: str, registry: Any, key: str, value: Any, why: str) -> None:
-    from speechllm.config import constructor_options
-
-    component = cfg.model[kind]
-    if key not in constructor_options(registry.get(component.name)):
-        raise ConfigError(f"{why} needs model.{kind}.{key}, which {kind} {component.name!r} does not accept")
-    current = component.get(key)
-    if current is not None and current != value:
-        raise ConfigError(f"{why} sets model.{kind}.{key}={value}, but the config has {key}={current}")
-    component[key] = value
 
 
 PREALIGN_DIR = "prealign"

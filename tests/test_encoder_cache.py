@@ -155,6 +155,20 @@ def test_cache_command_builds_once_and_reuses(tiny_model_overrides, corpus, tmp_
     assert stored.dtype == np.float16 and stored.ndim == 2
 
 
+def test_cache_command_builds_the_encoder_as_training_does(tiny_model_overrides, corpus, tmp_path, capsys):
+    """trainer.precision=bf16-true trains on a bf16 encoder: the cache is computed (and keyed) so."""
+    from speechllm.training import prepare_model_config
+
+    cache_dir = tmp_path / "cache"
+    overrides = [*tiny_model_overrides, "trainer.precision=bf16-true"]
+    assert main(["cache", str(_write_config(tmp_path, corpus)), *overrides, "--out", str(cache_dir)]) == 0
+    cfg = prepare_model_config(load_config(_write_config(tmp_path, corpus), overrides))
+    encoder = ENCODERS.build(dict(cfg.model.encoder))
+    assert "dtype=bfloat16" in encoder.cache_key()
+    cache = EncoderCache(cache_dir, encoder.cache_key())  # training's lookup: found, not refused
+    assert cache.load(next(iter(load_manifest(corpus)))) is not None
+
+
 def _write_config(tmp_path: Path, manifest: Path) -> Path:
     path = tmp_path / "conf.yaml"
     path.write_text(f"data:\n  train:\n    - path: {manifest}\n")

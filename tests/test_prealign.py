@@ -197,8 +197,34 @@ def test_train_runs_prealignment_then_the_llm_stage_from_it(
     final = SpeechLLM.from_pretrained(model_dir)
     assert pre.alignment.vocab_ids.numel() < pre.llm.vocab_size  # restricted to the transcripts
     assert torch.equal(final.alignment.vocab_ids, pre.alignment.vocab_ids)
-    assert float(final.alignment.output_scale) != 1.0 or float(pre.alignment.output_scale) == 1.0
+    # The stage ended by matching the outputs' scale to the embeddings' (rescale: true).
+    assert summary["output_scale"] != 1.0
+    assert float(pre.alignment.output_scale.detach()) == pytest.approx(summary["output_scale"])
     # A second run into the same directory does not pre-align again: it loads the finished stage.
     again = train(cfg)
     assert json.loads((out / PREALIGN_DONE).read_text()) == summary
     assert again == model_dir
+
+
+def test_adapter_lr_zero_keeps_the_pre_aligned_adapter_and_trains_lora(
+    tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
+) -> None:
+    from speechllm.evaluation import evaluate
+
+    cfg = _config(
+        tmp_path, tones_dir, tiny_model_overrides, "conv",
+        "pretrain.objective=ctc", "pretrain.steps=4", "model.alignment.readout=tokens",
+        "optim.adapter_lr=0.0", "trainer.max_steps=3",
+    )  # fmt: skip
+    model_dir = train(cfg)
+    pre = SpeechLLM.from_pretrained(Path(cfg.output_dir) / PREALIGN_DIR / "model").trainable_state_dict()
+    final = SpeechLLM.from_pretrained(model_dir).trainable_state_dict()
+    for name, value in pre.items():
+        same = torch.equal(value, final[name])
+        assert same if name.startswith(("adapter.", "alignment.")) else True, name
+    assert any(not torch.equal(pre[n], final[n]) for n in pre if "lora_" in n), "LoRA did not train"
+    # The adapter decoded alone is a decoder of its own, and the run directory says which decoded.
+    out = tmp_path / "eval_alone"
+    metrics = evaluate(model_dir, tones_dir / "tones_cuts_dev.jsonl.gz", out_dir=out, decoder="alignment")
+    assert "asr_wer_en" in metrics
+    assert json.loads((out / "run.json").read_text())["decoder"] == "alignment"

@@ -367,9 +367,8 @@ def add_cache_command(subparsers: argparse._SubParsersAction) -> None:
 def _run_cache(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
-    from speechllm.config import ConfigError, load_config
+    from speechllm.config import ConfigError, load_config, prepare_model_config
     from speechllm.registry import ENCODERS
-    from speechllm.training import prepare_model_config
 
     # As training builds it: precision bf16-true stores the frozen encoder in bf16, and the cache
     # key (which training checks) holds that dtype.

@@ -11,7 +11,8 @@ dropout; the LLM reads the adapter's frame-rate outputs, the longest sequence a 
 - ``LLM stage, bf16-mixed``: frozen encoder and LLM stored in fp32, autocast to bf16;
 - ``LLM stage, bf16-true``: frozen parts stored in bf16 (trained weights fp32): the demo now;
 - ``pre-alignment``: the adapter and the CTC loss against the LLM's input embeddings only, no
-  LLM forward pass (``speechllm.alignment``), on the same clips.
+  LLM forward pass (``speechllm.alignment``), on the same clips, over as many token classes as
+  the demo's training transcripts hold (10 553).
 
 The audio is noise of the demo's clip lengths: a step's time depends on lengths, not content.
 """
@@ -34,6 +35,7 @@ from speechllm.training import prepare_model_config
 
 CONF = _timing.ROOT / "recipes" / "demo" / "conf"
 SECONDS = (2.5, 3.5, 4.5, 5.5)  # cycled over the batch: the demo's clips are 1.5–7 s
+DEMO_VOCABULARY = 10_553
 TEXT = "Never go to a doctor whose office plants have died, said the fortune cookie."
 
 
@@ -91,6 +93,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     mixed, true = (build(args.adapter, precision, args.tiny) for precision in ("bf16-mixed", "bf16-true"))
     batch = make_batch(true, args.batch, cached=True)
+    # The demo's pre-alignment classes: the 10 553 token ids of its training transcripts (here the
+    # first ids of the vocabulary: the cost depends on the count, not on which ids).
+    true.alignment.set_vocab(torch.arange(min(DEMO_VOCABULARY, true.llm.vocab_size)))
     targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
 
     def step(model: SpeechLLM) -> None:

@@ -96,6 +96,21 @@ class AlignmentHead(nn.Module):
         self.output_scale = nn.Parameter(torch.tensor(1.0))
         self.register_buffer("vocab_ids", torch.arange(vocab_size))
         self.register_buffer("_index", torch.arange(vocab_size) + 1, persistent=False)
+        self.train_for_llm_stage()
+
+    def train_for_llm_stage(self) -> None:
+        """Train (``requires_grad``) only the parameters the LLM stage's loss reaches.
+
+        The readout reaches ``output_scale`` (frames, compress) or ``log_scale`` (mix, tokens: the
+        posterior's temperature); the CTC auxiliary loss (``aux_weight`` > 0) reaches ``blank`` and
+        ``log_scale``. A parameter no loss reaches must not be trained: DDP would wait for its
+        gradient. (:class:`~speechllm.lightning.prealign.PreAlignModule` sets its own.)
+        """
+        used = {"output_scale"} if self.readout in ("frames", "compress") else {"log_scale"}
+        if self.aux_weight > 0:
+            used |= {"blank", "log_scale"}
+        for name, param in self.named_parameters():
+            param.requires_grad_(name in used)
 
     # -- vocabulary ---------------------------------------------------------------------------------
     def set_vocab(self, ids: Tensor) -> None:

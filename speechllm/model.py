@@ -270,8 +270,8 @@ class SpeechLLM(nn.Module):
         """Only the trained parameters (adapter, LoRA, alignment head and its vocabulary): what a
         checkpoint needs."""
         state = {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
-        if self.alignment is not None:
-            state["alignment.vocab_ids"] = self.alignment.vocab_ids
+        if self.alignment is not None:  # all of it, whichever of its parameters this stage trains
+            state.update({f"alignment.{k}": v.detach() for k, v in self.alignment.state_dict().items()})
         return state
 
     def save_pretrained(self, directory: str | Path) -> Path:

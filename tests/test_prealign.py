@@ -228,3 +228,41 @@ def test_adapter_lr_zero_keeps_the_pre_aligned_adapter_and_trains_lora(
     metrics = evaluate(model_dir, tones_dir / "tones_cuts_dev.jsonl.gz", out_dir=out, decoder="alignment")
     assert "asr_wer_en" in metrics
     assert json.loads((out / "run.json").read_text())["decoder"] == "alignment"
+
+
+@pytest.mark.parametrize("readout", ["frames", "tokens"])
+def test_both_stages_run_under_two_process_ddp(
+    readout: str, tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
+) -> None:
+    """A gloo DDP run through ``speechllm train``: every trained parameter gets a gradient in each
+    stage (DDP refuses unused ones), the ranks agree on the stage's end and on the output scale."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ddp"
+    args = [
+        *tiny_model_overrides, "model.adapter.name=conv", f"output_dir={out}",
+        f"data.train=[{{path: {tones_dir}/tones_cuts_train.jsonl.gz, task: asr}}]",
+        f"data.val=[{{path: {tones_dir}/tones_cuts_dev.jsonl.gz, task: asr}}]",
+        "trainer.enable_progress_bar=false", "trainer.strategy=ddp", "trainer.devices=2",
+        "pretrain.objective=ctc", "pretrain.steps=3", "pretrain.val_check_interval=3",
+        f"model.alignment.readout={readout}", "trainer.max_steps=2",
+    ]  # fmt: skip
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "speechllm.cli", "train", "recipes/tiny/conf/asr.yaml", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / PREALIGN_DIR / PREALIGN_DONE).read_text())
+    assert summary["steps"] == 3 and summary["dev_wer"] is not None
+    final = SpeechLLM.from_pretrained(out / "model")
+    assert float(final.alignment.output_scale.detach()) > 0

@@ -70,6 +70,8 @@ class SpeechLLMModule(L.LightningModule):
         for param in self.model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
+        if self.model.alignment is not None:  # the head's own parameters are fp32 whatever is trained
+            self.model.alignment.float()
 
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
         if batch is None:  # every cut of this batch was skipped (see data.skip_report)

@@ -266,3 +266,31 @@ def test_both_stages_run_under_two_process_ddp(
     assert summary["steps"] == 3 and summary["dev_wer"] is not None
     final = SpeechLLM.from_pretrained(out / "model")
     assert float(final.alignment.output_scale.detach()) > 0
+
+
+def test_an_unfinished_prealignment_resumes_from_its_own_checkpoint(
+    tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
+) -> None:
+    common = ("pretrain.objective=ctc", "pretrain.val_check_interval=3", "trainer.max_steps=1")
+    first = _config(tmp_path, tones_dir, tiny_model_overrides, "conv", *common, "pretrain.steps=3")
+    train(first)
+    out = Path(first.output_dir) / PREALIGN_DIR
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    (out / PREALIGN_DONE).unlink()  # as if the stage had been killed after its step-3 checkpoint
+    longer = _config(tmp_path, tones_dir, tiny_model_overrides, "conv", *common, "pretrain.steps=6")
+    import lightning as L
+
+    class CountSteps(L.Callback):
+        def __init__(self) -> None:
+            self.first_step: int | None = None
+            self.batches = 0
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.first_step = trainer.global_step if self.first_step is None else self.first_step
+            self.batches += 1
+
+    counter = CountSteps()
+    train(longer, resume="last", prealign_callbacks=[counter])
+    summary = json.loads((out / PREALIGN_DONE).read_text())
+    # Resumed at step 3 and ran the 3 remaining steps: it did not start again.
+    assert (counter.first_step, counter.batches, summary["steps"]) == (3, 3, 6)

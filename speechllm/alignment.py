@@ -59,7 +59,8 @@ class AlignmentHead(nn.Module):
     Args:
         dim: LLM width D.
         vocab_size: LLM vocabulary size V (all ids kept until :meth:`set_vocab`).
-        readout: what the LLM reads (see the module docstring): ``frames``, ``compress``, ``mix``.
+        readout: what the LLM reads (see the module docstring): ``frames``, ``compress``, ``mix``,
+            ``tokens``.
         vocab: ``transcripts`` (pre-alignment keeps the token ids of the training transcripts) or
             ``all`` (the whole vocabulary).
         init_scale: initial inverse temperature s of the cosine logits.

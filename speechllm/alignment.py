@@ -49,6 +49,13 @@ READOUTS = ("frames", "compress", "mix", "tokens")
 BLANK = 0  # index of the blank among the head's K+1 classes
 
 
+def resolve_objective(objective: str, adapter_name: str) -> str:
+    """``auto`` → ``ce`` for CIF (one vector per token in training), else ``ctc``."""
+    if objective == "auto":
+        return "ce" if adapter_name == "cif" else "ctc"
+    return objective
+
+
 class AlignmentHead(nn.Module):
     """Cosine classifier over the LLM's frozen input embeddings, plus a learned blank.
 

@@ -135,6 +135,7 @@ def decode_batch(
         batch: ``audio`` (B, S) and ``audio_lens`` (B,) (or cached ``encoder_hidden`` (B, T, C) and
             ``encoder_lens`` (B,)), and the lists ``cut_ids``, ``task``,
             ``src_lang``, ``tgt_lang``, ``reference``, ``source_text``.
+        decoder: ``llm`` or ``alignment`` (the adapter alone), passed to ``model.generate``.
     """
     out: list[Decoded] = []
     tasks = [task] if task is not None else sorted(set(batch["task"]))
@@ -156,7 +157,7 @@ def decode_batch(
             src_lang=[batch["src_lang"][i] for i in rows],
             tgt_lang=[batch["tgt_lang"][i] for i in rows] if current == "st" else None,
             max_new_tokens=max_new_tokens,
-            **({"decoder": decoder} if decoder != "llm" else {}),
+            decoder=decoder,
         )
         for i, text in zip(rows, texts):
             out.append(

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
 from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
-from speechllm.alignment import AlignmentHead
+from speechllm.alignment import AlignmentHead, resolve_objective
 from speechllm.masking import pad_ids
 from speechllm.registry import ADAPTERS, ENCODERS, LLMS
 
@@ -219,7 +219,7 @@ class SpeechLLM(nn.Module):
         """The adapter decoded alone by the pre-alignment head: no LLM forward pass."""
         if self.alignment is None:
             raise ValueError("decoder='alignment' needs a model with model.alignment (a pre-aligned adapter)")
-        objective = "ce" if (self.config or {}).get("adapter", {}).get("name") == "cif" else "ctc"
+        objective = resolve_objective("auto", str((self.config or {}).get("adapter", {}).get("name")))
         out = self.adapter(hidden, lens)
         ids = self.alignment.greedy_ids(objective, out, self.llm.input_embeddings())
         return [self.llm.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]

@@ -7,9 +7,12 @@ loggers, callbacks and the atomic, trainable-only checkpoints. See docs/training
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import inspect
+import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +20,21 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from speechllm.config import PRECISIONS, ConfigError, prepare_model_config  # noqa: F401 (re-exported)
+from speechllm.alignment import resolve_objective
+from speechllm.config import ConfigError, prepare_model_config  # noqa: F401 (prepare_model_config: re-exported)
+from speechllm.io import atomic_write
 from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainable, ThroughputMonitor
-from speechllm.lightning.checkpoint import AtomicCheckpointIO, checkpoint_callback, resolve_resume
+from speechllm.lightning.checkpoint import (
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    AtomicCheckpointIO,
+    checkpoint_callback,
+    resolve_resume,
+)
 from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
-from speechllm.model import SpeechLLM
+from speechllm.lightning.prealign import PreAlignModule, transcript_vocabulary
+from speechllm.model import TRAINED_WEIGHTS, SpeechLLM
 
 log = logging.getLogger(__name__)
 
@@ -227,13 +239,13 @@ def train(
     """
     from speechllm.data.datamodule import SpeechDataModule
 
+    ckpt_path = _llm_stage_resume(resume, cfg)  # a missing checkpoint fails before the models load
     cfg = prepare_model_config(cfg)
     check_strategy(cfg)
     build_loggers(cfg)  # an unknown or missing logger fails here, not after the models load
     module = build_module(cfg)
     if cfg.pretrain.objective != "none":
         prealign(cfg, module.model, resume=resume is not None, callbacks=prealign_callbacks)
-    ckpt_path = resolve_resume(resume, cfg.output_dir) if _has_llm_checkpoint(resume, cfg) else None
     data = SpeechDataModule(cfg.data, module.model.llm.prompts, seed=cfg.seed, encoder=module.model.encoder)
     trainer = build_trainer(cfg, callbacks, model=module.model)
     fit_kwargs: dict[str, Any] = {"ckpt_path": ckpt_path}
@@ -264,15 +276,9 @@ def prealign(
     Returns:
         the ``prealign.json`` summary.
     """
-    import json
-    import time
-
     from safetensors.torch import load_file
 
     from speechllm.data.datamodule import SpeechDataModule
-    from speechllm.io import atomic_write
-    from speechllm.lightning.prealign import PreAlignModule, resolve_objective, transcript_vocabulary
-    from speechllm.model import TRAINED_WEIGHTS
 
     out = Path(cfg.output_dir) / PREALIGN_DIR
     if (out / PREALIGN_DONE).is_file():
@@ -312,8 +318,6 @@ def prealign(
     )
     extra = list(callbacks or [])
     if pre.minutes:
-        import datetime
-
         extra.append(
             L.pytorch.callbacks.Timer(duration=datetime.timedelta(minutes=pre.minutes), interval="step")
         )
@@ -343,12 +347,13 @@ def prealign(
     return summary
 
 
-def _has_llm_checkpoint(resume: str | None, cfg: DictConfig) -> bool:
-    """``--resume last`` after an unfinished pre-alignment has no LLM-stage checkpoint yet: start it."""
-    if resume is None:
-        return False
-    if resume == "last" and cfg.pretrain.objective != "none":
-        from speechllm.lightning.checkpoint import CHECKPOINT_DIR, LAST_CHECKPOINT
+def _llm_stage_resume(resume: str | None, cfg: DictConfig) -> str | None:
+    """The LLM stage's checkpoint for ``resume`` (see :func:`resolve_resume`).
 
-        return (Path(cfg.output_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT).is_file()
-    return True
+    With a pre-alignment stage, ``--resume last`` may find no LLM-stage checkpoint yet (the run
+    stopped during pre-alignment): the LLM stage then starts fresh after it.
+    """
+    last = Path(cfg.output_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if resume == "last" and cfg.pretrain.objective != "none" and not last.is_file():
+        return None
+    return resolve_resume(resume, cfg.output_dir)

@@ -126,8 +126,9 @@ def test_pretrain_config_adds_the_head_and_rejects_unknown_options(tmp_path: Pat
 def test_prealignment_lowers_its_loss_and_changes_only_adapter_parameters(
     adapter: str, tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
 ) -> None:
+    from speechllm.alignment import resolve_objective
     from speechllm.data.datamodule import SpeechDataModule
-    from speechllm.lightning.prealign import PreAlignModule, resolve_objective
+    from speechllm.lightning.prealign import PreAlignModule
     from speechllm.training import build_module, build_trainer
 
     cfg = prepare_model_config(

@@ -88,14 +88,15 @@ def rate_rows(out: Path, adapters: list[str]) -> list[dict]:
     """Per trained adapter: its output rate and compression, what the LLM reads, and Table 1's."""
     rows = []
     for adapter in adapters:
-        path = out / "eval" / f"asr_{adapter}" / "asr_test" / "compression.json"
-        if not path.is_file():
+        run_dir = out / "eval" / f"asr_{adapter}" / "asr_test"
+        out_hz = _compression(run_dir)
+        if out_hz is None:
             continue
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads((run_dir / "compression.json").read_text(encoding="utf-8"))
         rate, mean_in = data["encoder_frame_rate_hz"], data["mean_in_len"]
         row = {
             "adapter": adapter,
-            "out_hz": rate * data["mean_out_len"] / mean_in,
+            "out_hz": out_hz,
             "ratio": mean_in / data["mean_out_len"],
         }
         if "mean_read_len" in data:

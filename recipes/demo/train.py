@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 
 from speechllm.config import load_config
 from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
+from speechllm.lightning.module import warmup_cosine
 from speechllm.model import SpeechLLM
 from speechllm.training import prepare_model_config, train
 
@@ -57,10 +57,7 @@ class TimeCosineSchedule(L.Callback):
 
     def factor(self, fraction: float) -> float:
         """Multiplier of the peak learning rate at ``fraction`` (0..1) of the budget."""
-        if fraction < self.warmup:
-            return max(fraction / self.warmup, 0.01)
-        progress = min(1.0, (fraction - self.warmup) / max(1e-9, 1.0 - self.warmup))
-        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return warmup_cosine(fraction, self.warmup, self.min_ratio)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()

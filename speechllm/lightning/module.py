@@ -70,8 +70,6 @@ class SpeechLLMModule(L.LightningModule):
         for param in self.model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
-        if self.model.alignment is not None:  # the head's own parameters are fp32 whatever is trained
-            self.model.alignment.float()
 
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
         if batch is None:  # every cut of this batch was skipped (see data.skip_report)
@@ -243,3 +241,12 @@ def lr_lambda(total_steps: int, warmup_ratio: float, scheduler: str, min_ratio: 
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return factor
+
+
+def warmup_cosine(fraction: float, warmup: float, min_ratio: float) -> float:
+    """Multiplier of the peak lr at ``fraction`` (0..1) of a budget (steps or time): linear warm-up
+    over ``warmup`` (from 1%), then cosine decay to ``min_ratio``."""
+    if fraction < warmup:
+        return max(fraction / warmup, 0.01)
+    progress = min(1.0, (fraction - warmup) / max(1e-9, 1.0 - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -7,7 +7,6 @@ resumes from ``<output_dir>/prealign/checkpoints/last.ckpt``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from typing import Any
@@ -17,18 +16,11 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from speechllm.adapters.base import AdapterTargets
 from speechllm.data.datamodule import load_cuts
-from speechllm.lightning.module import SpeechLLMModule
+from speechllm.lightning.module import SpeechLLMModule, warmup_cosine
 from speechllm.metrics.wer import sentence_errors
 from speechllm.model import SpeechLLM
 
 RMS_WINDOW = 20  # training steps whose output RMS sets the final output_scale
-
-
-def resolve_objective(objective: str, adapter_name: str) -> str:
-    """``auto`` → ``ce`` for CIF (one vector per token in training), else ``ctc``."""
-    if objective == "auto":
-        return "ce" if adapter_name == "cif" else "ctc"
-    return objective
 
 
 class PreAlignModule(SpeechLLMModule):
@@ -137,7 +129,6 @@ class PreAlignModule(SpeechLLMModule):
         if float(totals[1]) > 0:  # corpus WER in percent over every rank's dev clips
             self.dev_wer = 100.0 * float(totals[0] / totals[1])
             self.log("prealign/dev_wer", self.dev_wer, batch_size=1)
-        self.dev_samples = list(zip(refs, hyps))
 
     def on_train_end(self) -> None:
         if self.rescale and self._rms:
@@ -163,11 +154,7 @@ class PreAlignModule(SpeechLLMModule):
         fractions = [step / self.steps] if self.steps > 0 else []
         if self.seconds:
             fractions.append((time.perf_counter() - self._started) / self.seconds)
-        fraction = min(1.0, max(fractions)) if fractions else 0.0
-        if fraction < self.warmup_ratio:
-            return max(fraction / self.warmup_ratio, 0.01)
-        progress = (fraction - self.warmup_ratio) / max(1e-9, 1.0 - self.warmup_ratio)
-        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return warmup_cosine(max(fractions, default=0.0), self.warmup_ratio, min_ratio=0.05)
 
 
 def _outputs(out: Any, batch: dict[str, Any]) -> dict[str, Any]:

@@ -174,7 +174,7 @@ def write_model_dirs(sizes: Sizes, root: Path, seed: int = 0) -> tuple[Path, Pat
     import torch
     from transformers import LlamaForCausalLM, WhisperConfig, WhisperForConditionalGeneration
 
-    from speechllm.tiny import build_bpe_tokenizer
+    from speechllm.presets.tiny import build_bpe_tokenizer
 
     whisper_dir, llm_dir = root / "whisper", root / "llama"
     torch.manual_seed(seed)

@@ -27,10 +27,10 @@ import _timing
 import torch
 
 from speechllm.adapters.base import AdapterTargets
-from speechllm.assets import DEMO_INSTALL_HINT
 from speechllm.config import load_config
 from speechllm.data.dataset import collate
 from speechllm.model import SpeechLLM
+from speechllm.presets.cache import DEMO_INSTALL_HINT
 from speechllm.training import prepare_model_config
 
 CONF = _timing.ROOT / "recipes" / "demo" / "conf"

@@ -3,7 +3,7 @@
 Run: ``python benchmarks/encoder_cache_sweep.py [--steps 50 --repeats 5 --tiny]``.
 
 The tiny recipe (``recipes/tiny/conf/asr.yaml``) on the tone-word corpus
-(``speechllm.data.tones.prepare_tones``), with the real Whisper tiny.en encoder (preset
+(``speechllm.prepare.tones.prepare_tones``), with the real Whisper tiny.en encoder (preset
 ``whisper-tiny.en``; ``--tiny``: the tiny random one, whose cost is negligible, so the cache
 cannot pay there). For each adapter a training step — fetching a batch from the library's data
 module, forward, backward, AdamW — is timed reading audio and running the encoder, and reading
@@ -28,9 +28,9 @@ from omegaconf import OmegaConf
 
 from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
-from speechllm.data.encoder_cache import build_encoder_cache
-from speechllm.data.tones import prepare_tones
 from speechllm.model import SpeechLLM
+from speechllm.prepare.cache import build_encoder_cache
+from speechllm.prepare.tones import prepare_tones
 
 ADAPTERS = ("base", "conv", "cif", "ctc", "wlq_former")
 RECIPE = _timing.ROOT / "recipes" / "tiny" / "conf" / "asr.yaml"

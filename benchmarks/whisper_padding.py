@@ -5,7 +5,7 @@ Run: ``python benchmarks/whisper_padding.py [--batch 4 --repeats 5 --tiny]``.
 The encoder as speechllm runs it (``WhisperSpeechEncoder.forward``: torch log-mel features, then
 the encoder), on batches of 2–10 s clips, float32, for the real Whisper tiny.en (preset
 ``whisper-tiny.en``, when its package is installed) and for a tiny random Whisper
-(``speechllm.tiny.build_tiny_whisper``, 64 wide, 2 layers). The padded path does the same work
+(``speechllm.presets.tiny.build_tiny_whisper``, 64 wide, 2 layers). The padded path does the same work
 for any clip of at most 30 s (every clip becomes a 30 s window), so one padded variant is timed,
 interleaved with every true-length batch, and each ratio divides by it.
 
@@ -62,12 +62,12 @@ def main() -> None:
 
     models: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-whisper-") as tmp:
-        from speechllm.tiny import build_tiny_whisper
+        from speechllm.presets.tiny import build_tiny_whisper
 
         models.append(("tiny random (64×2)", str(build_tiny_whisper(Path(tmp) / "tiny-whisper"))))
         if not args.tiny:
             try:
-                from speechllm.assets import resolve_model_path
+                from speechllm.presets import resolve_model_path
 
                 models.insert(0, ("Whisper tiny.en (384×4)", str(resolve_model_path("whisper-tiny.en"))))
             except ImportError as err:  # the demo extra is not installed: say so, measure the rest

@@ -218,11 +218,7 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
 
 
 def import_user_modules(modules: list[str]) -> None:
-    """Import the built-in components and the user's modules, so their components register."""
-    import speechllm.adapters  # noqa: F401
-    import speechllm.encoders  # noqa: F401
-    import speechllm.llms  # noqa: F401
-
+    """Import the user's modules, so that their components register (built-ins load by name)."""
     for name in modules:
         try:
             importlib.import_module(name)

@@ -26,12 +26,10 @@ The same scoring and writing code serves the Lightning callbacks
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,13 +37,12 @@ from typing import Any
 
 import torch
 
+from speechllm.languages import TASKS
 from speechllm.metrics.bleu import corpus_bleu, corpus_chrf, sentence_bleus
 from speechllm.metrics.report import write_hypotheses
 from speechllm.metrics.wer import corpus_wer, sentence_wers
 
 log = logging.getLogger(__name__)
-
-TASKS = ("asr", "st")
 
 
 # -- naming ---------------------------------------------------------------------------------------
@@ -495,82 +492,3 @@ def evaluate(
     metrics = write_run_dir(out_dir, info, scored, compression)
     log.info("wrote run directory %s", out_dir)
     return metrics
-
-
-# -- command line ---------------------------------------------------------------------------------
-def _run_evaluate_command(args: argparse.Namespace) -> int:
-    try:
-        metrics = _evaluate_from_args(args)
-    except (ValueError, KeyError) as error:  # bad manifest, bad run directory: a message, not a trace
-        print(f"speechllm evaluate: error: {error}", file=sys.stderr)
-        return 2
-    out = args.out if args.out is not None else Path(args.model) / "eval"
-    for key in sorted(metrics):
-        if not key.startswith("num_sentences_"):
-            print(f"{key}\t{metrics[key]:.2f}")
-    print(f"wrote {out}")
-    return 0
-
-
-def _evaluate_from_args(args: argparse.Namespace) -> dict[str, float]:
-    return evaluate(
-        args.model,
-        args.manifest,
-        task=args.task,
-        out_dir=args.out,
-        batch_size=args.batch_size,
-        max_duration=args.max_duration,
-        max_new_tokens=args.max_new_tokens,
-        comet_model=args.comet_model,
-        comet_batch_size=args.comet_batch_size,
-        device=args.device,
-        bf16=args.bf16,
-        num_workers=args.num_workers,
-        sfm=args.sfm,
-        llm=args.llm,
-        adapter=args.adapter,
-        imports=args.imports,
-        decoder=args.decoder,
-    )
-
-
-def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``speechllm evaluate --model DIR --manifest M [...]`` to a CLI's subparsers."""
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="decode test manifests with a trained model and write a scored run directory",
-        description="Decode test manifests (greedy), score WER / BLEU / chrF / COMET, write a run "
-        "directory that `speechllm report` reads.",
-    )
-    parser.add_argument("--model", required=True, type=Path, help="a save_pretrained model directory")
-    parser.add_argument(
-        "--manifest", required=True, nargs="+", action="extend", type=Path, help="lhotse CutSet manifest(s)"
-    )
-    parser.add_argument("--task", default="asr", choices=TASKS, help="asr (default) or st")
-    parser.add_argument("--out", type=Path, default=None, help="run directory (default: MODEL/eval)")
-    parser.add_argument("--comet-model", default=None, help="COMET hub name, model directory or model.ckpt")
-    parser.add_argument("--comet-batch-size", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8, help="cuts per batch")
-    parser.add_argument("--max-duration", type=float, default=None, help="seconds of audio per batch")
-    parser.add_argument("--max-new-tokens", type=int, default=200)
-    parser.add_argument(
-        "--decoder",
-        default="llm",
-        choices=["llm", "alignment"],
-        help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM; ASR)",
-    )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--bf16", action="store_true", help="decode under bfloat16 autocast")
-    parser.add_argument("--num-workers", type=int, default=0, help="data loader workers")
-    parser.add_argument("--sfm", default=None, help="SFM label for run.json (default: from the config)")
-    parser.add_argument("--llm", default=None, help="LLM label for run.json (default: from the config)")
-    parser.add_argument("--adapter", default=None, help="adapter label (default: from the config)")
-    parser.add_argument(
-        "--imports",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="MODULE",
-        help="modules registering user components (a training config's imports:)",
-    )
-    parser.set_defaults(func=_run_evaluate_command)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from lhotse import Recording
 
-from speechllm.data.dataset import SAMPLE_RATE
+from speechllm.audio import SAMPLE_RATE
 from speechllm.masking import pad_audio
 from speechllm.model import SpeechLLM
 

@@ -6,7 +6,6 @@ that training and batched generation share one layout and every row ends at the 
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +19,11 @@ from torch.nn.utils.rnn import pad_sequence
 
 from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
 from speechllm.alignment import AlignmentHead, resolve_objective
+from speechllm.builders import build_adapter, build_encoder, build_llm
 from speechllm.masking import pad_ids
-from speechllm.registry import ADAPTERS, ENCODERS, LLMS
 
 TRAINED_WEIGHTS = "trainable.safetensors"
 MODEL_CONFIG = "config.yaml"
-# Values the model offers an adapter's constructor when it accepts them and the config is silent.
-ADAPTER_CONTEXT_KEYS = ("vocab_size", "blank_id", "encoder_frame_rate_hz")
 
 
 @dataclass
@@ -73,19 +70,9 @@ class SpeechLLM(nn.Module):
 
         import_user_modules(list(imports))
         cfg = _to_dict(cfg)
-        encoder = ENCODERS.build(cfg["encoder"])
-        llm = LLMS.build(cfg["llm"])
-        # Read only when the adapter takes the value and the config is silent (a tokenizer without
-        # pad/eos has no default blank, which only matters to the CTC adapter).
-        context = {
-            "vocab_size": lambda: llm.vocab_size,
-            "blank_id": lambda: llm.pad_id,
-            "encoder_frame_rate_hz": lambda: float(encoder.frame_rate_hz),
-        }
-        adapter_cls = ADAPTERS.get(cfg["adapter"]["name"])
-        accepted = inspect.signature(adapter_cls.__init__).parameters
-        extra = {k: get() for k, get in context.items() if k in accepted and k not in cfg["adapter"]}
-        adapter = ADAPTERS.build(cfg["adapter"], in_dim=encoder.dim, out_dim=llm.dim, **extra)
+        encoder = build_encoder(cfg["encoder"])
+        llm = build_llm(cfg["llm"])
+        adapter = build_adapter(cfg["adapter"], encoder, llm)
         model = cls(encoder, adapter, llm, config=cfg, imports=imports)
         if cfg.get("alignment") is not None:
             model.alignment = AlignmentHead(llm.dim, llm.vocab_size, **cfg["alignment"])

@@ -8,10 +8,16 @@ A user registers their own component in their own module::
     class MyAdapter(Adapter): ...
 
 and selects it with ``model.adapter.name=my_adapter`` (listing the module under ``imports:``).
+
+The built-in components are listed here by name and module, so that ``names()`` and config
+validation know them without importing torch-heavy modules; ``get`` imports a built-in's module on
+first use (its ``@register_*`` decorator then registers it). A test checks the table against the
+decorators.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -28,9 +34,11 @@ class UnknownComponentError(KeyError):
 class Registry(Generic[T]):
     """A named collection of component classes (or builder functions)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtins: Mapping[str, str] | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, Callable[..., T]] = {}
+        # name -> module that registers it on import (loaded on first ``get``)
+        self.builtins: dict[str, str] = dict(builtins or {})
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator that registers a class or builder under ``name``."""
@@ -45,6 +53,8 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> Callable[..., T]:
+        if name not in self._entries and name in self.builtins:
+            importlib.import_module(self.builtins[name])
         if name not in self._entries:
             raise UnknownComponentError(
                 f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}"
@@ -64,10 +74,11 @@ class Registry(Generic[T]):
         return factory(**options)
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """Every registered and built-in name; imports nothing."""
+        return sorted(set(self._entries) | set(self.builtins))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self.builtins
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
@@ -77,9 +88,17 @@ def _qualname(obj: object) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-ENCODERS: Registry[Any] = Registry("encoder")
-ADAPTERS: Registry[Any] = Registry("adapter")
-LLMS: Registry[Any] = Registry("llm")
+ENCODERS: Registry[Any] = Registry(
+    "encoder", {"whisper": "speechllm.encoders.whisper", "seamless": "speechllm.encoders.seamless"}
+)
+ADAPTERS: Registry[Any] = Registry(
+    "adapter",
+    {
+        "base": "speechllm.adapters.base_adapter",
+        **{name: f"speechllm.adapters.{name}" for name in ("conv", "cif", "ctc", "wlq_former")},
+    },
+)
+LLMS: Registry[Any] = Registry("llm", {"hf_causal_lm": "speechllm.llms.causal_lm"})
 
 register_encoder = ENCODERS.register
 register_adapter = ADAPTERS.register

@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{"tiny-llama": dir, "tiny-mistral": dir, "tiny-whisper": dir}`` built from configs."""
-    from speechllm.tiny import TINY_PRESETS, tiny_preset_dir
+    from speechllm.presets.tiny import TINY_PRESETS, tiny_preset_dir
 
     root = tmp_path_factory.mktemp("tiny_models")
     return {name: tiny_preset_dir(name, root) for name in TINY_PRESETS}
@@ -22,8 +22,8 @@ def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def tones_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small tone-word corpus (see speechllm.data.tones) with train/dev/test manifests."""
-    from speechllm.data.tones import prepare_tones
+    """A small tone-word corpus (see speechllm.prepare.tones) with train/dev/test manifests."""
+    from speechllm.prepare.tones import prepare_tones
 
     root = tmp_path_factory.mktemp("tones")
     prepare_tones(root, num_train=24, num_dev=6, num_test=6, seed=0)
@@ -49,12 +49,12 @@ def tiny_model_overrides(tiny_dirs: dict[str, Path]) -> list[str]:
 @pytest.fixture(autouse=True)
 def _restore_registries():
     """Components a test registers (user adapters from docs or YAML) do not leak into other tests."""
-    from speechllm.config import import_user_modules
     from speechllm.registry import ADAPTERS, ENCODERS, LLMS
 
-    import_user_modules([])  # the built-in components register once, before the snapshot
     before = {registry: dict(registry._entries) for registry in (ADAPTERS, ENCODERS, LLMS)}
     yield
     for registry, entries in before.items():
+        # Built-ins a test loaded stay: their modules are imported once and register only then.
+        builtins = {name: obj for name, obj in registry._entries.items() if name in registry.builtins}
         registry._entries.clear()
-        registry._entries.update(entries)
+        registry._entries.update({**builtins, **entries})

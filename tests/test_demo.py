@@ -6,7 +6,7 @@ demo trains, in both stages (pre-alignment, then the LLM stage), then decoded wi
 evaluation (speechllm.evaluation.evaluate) next to the same model untrained: the pre-alignment
 loss falls, and the WER on the training clips of the trained model and of the pre-aligned adapter
 decoded alone drop below the untrained model's. Whisper tiny.en's own decoder
-(speechllm.baselines.whisper_decoder) transcribes the same clips into a run directory.
+(``speechllm whisper-baseline``) transcribes the same clips into a run directory.
 
 Skips, saying what to install, without the demo extra's pip packages or espeak-ng.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from speechllm.assets import DEMO_INSTALL_HINT
+from speechllm.presets.cache import DEMO_INSTALL_HINT
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = (
@@ -55,8 +55,8 @@ def _losses(curve: Path) -> list[float]:
 def test_demo_adapter_learns_the_training_clips(tmp_path: Path) -> None:
     _require_assets()
     from speechllm.baselines.whisper_decoder import evaluate_whisper
-    from speechllm.data.synthetic import TextItem, prepare_synthetic
     from speechllm.evaluation import evaluate
+    from speechllm.prepare.synthetic import TextItem, prepare_synthetic
 
     items = [TextItem({"en": text}, "test") for text in SENTENCES]
     prepare_synthetic(

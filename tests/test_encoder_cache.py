@@ -15,9 +15,10 @@ from lhotse import load_manifest
 from speechllm.cli import main
 from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
-from speechllm.data.encoder_cache import EncoderCache, EncoderCacheError, build_encoder_cache
-from speechllm.data.tones import prepare_tones
+from speechllm.data.encoder_cache import EncoderCache, EncoderCacheError
 from speechllm.model import SpeechLLM
+from speechllm.prepare.cache import build_encoder_cache
+from speechllm.prepare.tones import prepare_tones
 from speechllm.registry import ENCODERS
 
 

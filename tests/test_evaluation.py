@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from lhotse import load_manifest
 
+from speechllm.audio import load_mono_16k
 from speechllm.cli import main
 from speechllm.config import load_config
-from speechllm.data.dataset import load_mono_16k
 from speechllm.evaluation import evaluate, run_names
 from speechllm.metrics.report import build_report, read_hypotheses
 from speechllm.metrics.wer import corpus_wer, sentence_wers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import pytest
 import soundfile as sf
 from lhotse import load_manifest
 
-from speechllm.data.manifest_import import ManifestError, import_kaldi_dir, import_manifest, import_table
-from speechllm.data.prepare_cli import add_prepare_commands
+from speechllm.cli import build_parser
+from speechllm.data.manifest import ManifestError
+from speechllm.prepare.manifest import import_kaldi_dir, import_manifest, import_table
 
 
 def _wav(path: Path, seconds: float, sampling_rate: int = 16000) -> Path:
@@ -156,8 +156,7 @@ def test_kaldi_dir_without_segments_and_its_errors(tmp_path: Path) -> None:
 
 def test_cli_manifest_subcommand_detects_kaldi_dirs(tmp_path: Path) -> None:
     data = _kaldi_dir(tmp_path, with_segments=True)
-    parser = argparse.ArgumentParser(prog="speechllm")
-    add_prepare_commands(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     out = tmp_path / "out"
     args = parser.parse_args(
         [

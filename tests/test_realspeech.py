@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 from lhotse import load_manifest
 
-from speechllm.data.manifest_import import ManifestError
-from speechllm.data.realspeech import (
+from speechllm.data.manifest import ManifestError
+from speechllm.prepare.realspeech import (
     VOICE_DIRS,
     parse_transcripts,
     prepare_realspeech,

@@ -314,8 +314,8 @@ def test_fuzzed_audio_through_preparation_and_the_dataloader_keeps_every_good_cl
     from transformers import AutoTokenizer
 
     from speechllm.data.datamodule import SpeechDataModule
-    from speechllm.data.manifest_import import import_table
     from speechllm.llms.prompts import PromptBuilder
+    from speechllm.prepare.manifest import import_table
 
     rng = np.random.default_rng(11)
     kinds = {f"clip{i:03d}": str(rng.choice(FUZZ_KINDS)) for i in range(240)}
@@ -380,7 +380,8 @@ LINE_DEFECTS = {
 
 @pytest.mark.parametrize("defect", sorted(LINE_DEFECTS))
 def test_fuzzed_table_lines_are_errors_naming_the_file_and_line(tmp_path, defect):
-    from speechllm.data.manifest_import import ManifestError, import_table
+    from speechllm.data.manifest import ManifestError
+    from speechllm.prepare.manifest import import_table
 
     lines = good_table_lines(tmp_path)
     rng = np.random.default_rng(sorted(LINE_DEFECTS).index(defect))
@@ -397,7 +398,7 @@ def test_fuzzed_table_lines_are_errors_naming_the_file_and_line(tmp_path, defect
 def test_truncated_or_bad_cut_manifests_are_errors_naming_the_file_and_line(tones_dir, tmp_path):
     import gzip
 
-    from speechllm.data.manifest_import import ManifestError, check_cut_manifest
+    from speechllm.data.manifest import ManifestError, check_cut_manifest
 
     source = tones_dir / "tones_cuts_train.jsonl.gz"
     data = source.read_bytes()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -10,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from speechllm.cli import build_parser
 from speechllm.metrics.report import (
-    add_report_command,
     build_report,
     column_for_hyps_file,
     load_run,
@@ -221,10 +220,9 @@ def test_plots_are_written(report) -> None:
 
 def test_cli_report_command(tmp_path: Path) -> None:
     runs = make_fake_runs(tmp_path / "runs")
-    parser = argparse.ArgumentParser(prog="speechllm")
-    add_report_command(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(["report", *map(str, runs), "--out", str(tmp_path / "out"), "--no-plots"])
-    assert args.command == "report" and args.n_resamples == 1000
+    assert args.n_resamples == 1000
     assert args.func(args) == 0
     markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "| Whisper | Mistral | WLQ-former |" in markdown

@@ -13,9 +13,11 @@ from lhotse.shar.readers.lazy import LazyManifestIterator
 from speechllm.cli import main
 from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
-from speechllm.data.encoder_cache import EncoderCache, build_encoder_cache
-from speechllm.data.shar import export_shar, is_shar_dir
+from speechllm.data.encoder_cache import EncoderCache
+from speechllm.data.shar import is_shar_dir
 from speechllm.model import SpeechLLM
+from speechllm.prepare.cache import build_encoder_cache
+from speechllm.prepare.shar import export_shar
 
 
 @pytest.fixture(scope="module")

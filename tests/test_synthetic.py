@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import struct
 from pathlib import Path
@@ -11,9 +10,9 @@ import pytest
 import soundfile as sf
 from lhotse import load_manifest
 
-from speechllm.data.manifest_import import ManifestError
-from speechllm.data.prepare_cli import add_prepare_commands
-from speechllm.data.synthetic import (
+from speechllm.cli import build_parser
+from speechllm.data.manifest import ManifestError
+from speechllm.prepare.synthetic import (
     TextItem,
     assign_splits,
     catalog_items,
@@ -173,8 +172,7 @@ def test_corpus_has_16k_audio_growing_with_text_and_disjoint_splits(tmp_path: Pa
 def test_cli_builds_from_debian_text_sources(tmp_path: Path) -> None:
     if shutil.which("apt-get") is None:
         pytest.skip("needs apt-get (a Debian/Ubuntu machine with access to a mirror)")
-    parser = argparse.ArgumentParser(prog="speechllm")
-    add_prepare_commands(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     out = tmp_path / "out"
     args = parser.parse_args(
         ["prepare", "synthetic", str(out), "--languages", "en", "it", "--num-train", "3", "--num-dev", "1",
@@ -183,7 +181,7 @@ def test_cli_builds_from_debian_text_sources(tmp_path: Path) -> None:
     args.func(args)
     cuts = load_manifest(out / "synthetic_cuts_train.jsonl.gz")
     assert sorted(cut.supervisions[0].language for cut in cuts) == ["en", "en", "en", "it", "it", "it"]
-    from speechllm.data.realspeech import realspeech_texts
+    from speechllm.prepare.realspeech import realspeech_texts
 
     forbidden = {normalize_text(text) for text in realspeech_texts(out / "debian" / "root")}
     assert len(forbidden) > 1000

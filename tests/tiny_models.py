@@ -1,4 +1,4 @@
-"""Tiny random Hugging Face speech models (configs in :mod:`speechllm.tiny`) for the encoder tests.
+"""Tiny random Hugging Face speech models (configs in :mod:`speechllm.presets.tiny`) for the encoder tests.
 
 They are the same classes the real checkpoints are (``WhisperForConditionalGeneration`` for
 openai/whisper-*, ``SeamlessM4Tv2Model`` for facebook/seamless-m4t-v2-large), so loading them
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import SeamlessM4Tv2Model, WhisperForConditionalGeneration
 
-from speechllm.tiny import tiny_seamless_config, tiny_whisper_config
+from speechllm.presets.tiny import tiny_seamless_config, tiny_whisper_config
 
 
 def tiny_whisper_model(num_mel_bins: int = 80, seed: int = 0) -> WhisperForConditionalGeneration:

@@ -66,7 +66,7 @@ fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     echo "== stage 2: Whisper tiny.en's own greedy decoder"
     for name in asr_test real_en; do
-        "$PY" -m speechllm.baselines.whisper_decoder --manifest "$sets/$name.jsonl.gz" \
+        "$PY" -m speechllm.cli whisper-baseline --manifest "$sets/$name.jsonl.gz" \
             --out "$out/eval/whisper/$name"
     done
 fi

@@ -8,15 +8,13 @@ encoder's representation already supports; a trained adapter is then judged agai
 (:mod:`speechllm.evaluation`): ``run.json`` with ``sfm="whisper"``, ``llm="whisper-decoder"``,
 ``adapter="none"``; ``hyps_asr_<lang>.tsv``; ``metrics.json`` (``asr_wer_<lang>``).
 
-Command line: ``python -m speechllm.baselines.whisper_decoder --manifest M --out DIR``.
+Command line: ``speechllm whisper-baseline --manifest M --out DIR``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +22,11 @@ from typing import Any
 
 import torch
 
+from speechllm.audio import SAMPLE_RATE
 from speechllm.evaluation import Decoded, group_decoded, score_groups, write_run_dir
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's decoder was trained on encoder outputs of 30 s windows
 RUN_NAMES = {"sfm": "whisper", "llm": "whisper-decoder", "adapter": "none"}
 
@@ -46,8 +44,8 @@ class WhisperDecoderBaseline:
     def __init__(self, path: str = "whisper-tiny.en", device: str = "cpu", max_new_tokens: int = 200) -> None:
         from transformers import WhisperForConditionalGeneration, WhisperTokenizer
 
-        from speechllm.assets import resolve_model_path
         from speechllm.encoders.features import WhisperLogMel
+        from speechllm.presets import resolve_model_path
 
         local = str(resolve_model_path(path))
         self.path = path
@@ -85,7 +83,7 @@ def decode_manifest(
     """
     from lhotse import load_manifest_lazy
 
-    from speechllm.data.dataset import load_mono_16k
+    from speechllm.audio import load_mono_16k
 
     cuts = load_manifest_lazy(manifest)
     if cuts is None:
@@ -155,31 +153,3 @@ def evaluate_whisper(
         "decode_seconds": round(time.perf_counter() - started, 1),
     }
     return write_run_dir(out_dir, info, scored)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", required=True, nargs="+", help="English lhotse CutSet manifest(s)")
-    parser.add_argument("--out", required=True, type=Path, help="run directory to write")
-    parser.add_argument("--model", default="whisper-tiny.en", help="preset, hub name or directory")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=200)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        metrics = evaluate_whisper(
-            args.manifest, args.out, args.model, args.batch_size, args.max_new_tokens, args.device
-        )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"whisper_decoder: error: {error}", file=sys.stderr)
-        return 2
-    for key in sorted(metrics):
-        if key.startswith("asr_wer_"):
-            print(f"{key}\t{metrics[key]:.2f}")
-    print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -40,9 +40,10 @@ from lhotse.dataset.sampling.dynamic_bucketing import estimate_duration_buckets
 from torch.utils.data import DataLoader
 
 from speechllm.config import DataConfig, ManifestConfig
-from speechllm.data.dataset import TASKS, SkipReport, SpeechDataset
+from speechllm.data.dataset import SkipReport, SpeechDataset
 from speechllm.data.encoder_cache import ATTACHED_FIELD, EncoderCache
 from speechllm.data.shar import ShardSubset, is_shar_dir, shar_fields
+from speechllm.languages import TASKS
 from speechllm.llms.prompts import PromptBuilder
 
 log = logging.getLogger(__name__)
@@ -356,7 +357,7 @@ def load_cuts(
     else:
         # One streaming pass first: a truncated or bad manifest fails now, naming file:line, not
         # mid-epoch.
-        from speechllm.data.manifest_import import check_cut_manifest
+        from speechllm.data.manifest import check_cut_manifest
 
         check_cut_manifest(path)
         cuts = load_manifest_lazy(path)

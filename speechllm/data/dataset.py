@@ -24,6 +24,8 @@ import torch
 from lhotse import CutSet
 from lhotse.cut import Cut
 
+from speechllm.audio import SAMPLE_RATE, load_mono_16k
+from speechllm.languages import TASKS
 from speechllm.llms.prompts import PromptBuilder
 from speechllm.masking import pad_audio, pad_ids
 
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-TASKS = ("asr", "st")
 SKIP_REPORT_HEADER = "cut_id\treason\n"
 
 
@@ -172,24 +172,6 @@ class SpeechDataset(torch.utils.data.Dataset):
             "reference": reference,
             "source_text": sup.text or "",
         }, ""
-
-
-def load_mono_16k(cut: Cut) -> tuple[torch.Tensor | None, str]:
-    """Load a cut as mono 16 kHz float32; returns (audio (S,), "") or (None, reason)."""
-    try:
-        if cut.sampling_rate != SAMPLE_RATE:
-            cut = cut.resample(SAMPLE_RATE)
-        samples = cut.load_audio()
-    except Exception as err:  # corrupt or missing file: skip, never crash mid-epoch
-        return None, f"unreadable audio ({type(err).__name__}: {err})"
-    samples = np.asarray(samples, dtype=np.float32)
-    if samples.ndim == 2:  # (channels, S): down-mix
-        samples = samples.mean(axis=0)
-    if samples.size == 0:
-        return None, "empty audio"
-    if not np.isfinite(samples).all():
-        return None, "non-finite samples"
-    return torch.from_numpy(np.ascontiguousarray(samples)), ""
 
 
 def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -42,7 +42,6 @@ class SpeechEncoder(nn.Module):
     name: str = "encoder"  # the registry name, first field of the cache key
     dim: int
     frame_rate_hz: float
-    sample_rate_hz: int = 16_000
 
     def __init__(self, path: str, dtype: str = "float32") -> None:
         super().__init__()

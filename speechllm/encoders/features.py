@@ -16,9 +16,8 @@ import torch
 from torch import Tensor, nn
 from transformers.audio_utils import mel_filter_bank
 
+from speechllm.audio import SAMPLE_RATE
 from speechllm.masking import lengths_to_mask
-
-SAMPLE_RATE_HZ = 16_000
 
 
 def reflect_pad_per_clip(audio: Tensor, audio_lens: Tensor, pad: int) -> Tensor:
@@ -95,8 +94,8 @@ class WhisperLogMel(_FeatureModule):
             num_frequency_bins=1 + n_fft // 2,
             num_mel_filters=num_mel_bins,
             min_frequency=0.0,
-            max_frequency=SAMPLE_RATE_HZ / 2,
-            sampling_rate=SAMPLE_RATE_HZ,
+            max_frequency=SAMPLE_RATE / 2,
+            sampling_rate=SAMPLE_RATE,
             norm="slaney",
             mel_scale="slaney",
         )
@@ -163,8 +162,8 @@ class SeamlessFbank(_FeatureModule):
             num_frequency_bins=self.fft_length // 2 + 1,
             num_mel_filters=num_mel_bins,
             min_frequency=20,
-            max_frequency=SAMPLE_RATE_HZ // 2,
-            sampling_rate=SAMPLE_RATE_HZ,
+            max_frequency=SAMPLE_RATE // 2,
+            sampling_rate=SAMPLE_RATE,
             norm=None,
             mel_scale="kaldi",
             triangularize_in_mel_space=True,

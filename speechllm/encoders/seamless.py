@@ -10,9 +10,9 @@ from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import (
     SeamlessM4Tv2SpeechEncoder,
 )
 
-from speechllm.assets import resolve_model_path
+from speechllm.audio import SAMPLE_RATE
 from speechllm.encoders.base import SpeechEncoder
-from speechllm.encoders.features import SAMPLE_RATE_HZ, SeamlessFbank
+from speechllm.encoders.features import SeamlessFbank
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_encoder
 
@@ -65,11 +65,11 @@ class SeamlessSpeechEncoder(SpeechEncoder):
 
     def __init__(self, path: str = "facebook/seamless-m4t-v2-large", dtype: str = "float32") -> None:
         super().__init__(path=path, dtype=dtype)
-        self.model = load_seamless_speech_encoder(str(resolve_model_path(path)), self.weight_dtype)
+        self.model = load_seamless_speech_encoder(path, self.weight_dtype)
         config = self.model.config
         self.features = SeamlessFbank(num_mel_bins=config.feature_projection_input_dim // 2, stride=2)
         self.dim = int(config.hidden_size)
-        stacked_rate = SAMPLE_RATE_HZ / self.features.hop_length / self.features.stride  # 50 Hz
+        stacked_rate = SAMPLE_RATE / self.features.hop_length / self.features.stride  # 50 Hz
         adaptor_stride = config.adaptor_stride**config.num_adapter_layers if config.add_adapter else 1
         self.frame_rate_hz = stacked_rate / adaptor_stride
         self.freeze()

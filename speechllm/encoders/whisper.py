@@ -7,14 +7,14 @@ from torch import Tensor, nn
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from speechllm.assets import resolve_model_path
+from speechllm.audio import SAMPLE_RATE
 from speechllm.encoders.base import SpeechEncoder
-from speechllm.encoders.features import SAMPLE_RATE_HZ, WhisperLogMel
+from speechllm.encoders.features import WhisperLogMel
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_encoder
 
 WINDOW_SECONDS = 30
-WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE_HZ  # Whisper's fixed 30 s input: 3000 mel frames, 1500 outputs
+WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE  # Whisper's fixed 30 s input: 3000 mel frames, 1500 outputs
 
 
 class _WhisperEncoderWeights(WhisperEncoder):
@@ -78,7 +78,7 @@ class WhisperSpeechEncoder(SpeechEncoder):
         super().__init__(path=path, dtype=dtype)
         self.pad_to_30s = pad_to_30s
         self.chunk_long_audio = chunk_long_audio
-        self.model = load_whisper_encoder(str(resolve_model_path(path)), self.weight_dtype)
+        self.model = load_whisper_encoder(path, self.weight_dtype)
         config = self.model.config
         expected_frames = (
             config.max_source_positions * self.model.conv1.stride[0] * self.model.conv2.stride[0]
@@ -104,7 +104,7 @@ class WhisperSpeechEncoder(SpeechEncoder):
         if longest <= WINDOW_SAMPLES:
             return self._encode_window(audio[:, : min(audio.shape[1], WINDOW_SAMPLES)], audio_lens)
         if not self.chunk_long_audio:
-            too_long = [f"{int(n) / SAMPLE_RATE_HZ:.2f} s" for n in audio_lens if int(n) > WINDOW_SAMPLES]
+            too_long = [f"{int(n) / SAMPLE_RATE:.2f} s" for n in audio_lens if int(n) > WINDOW_SAMPLES]
             raise ValueError(
                 f"Whisper encodes at most {WINDOW_SECONDS} s per clip; got clips of {', '.join(too_long)}. "
                 "Set chunk_long_audio: true to encode them in 30 s windows, or cut the audio."

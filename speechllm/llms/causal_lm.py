@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from speechllm.assets import resolve_model_path
 from speechllm.llms.prompts import PromptBuilder, PromptConfig
 from speechllm.registry import register_llm
 
@@ -30,7 +29,8 @@ class CausalLM(nn.Module):
     and are the only trainable LLM parameters.
 
     Args:
-        path: hub name (``meta-llama/Llama-3.1-8B-Instruct``), local directory or preset name.
+        path: hub name (``meta-llama/Llama-3.1-8B-Instruct``) or local directory (a preset name is
+            resolved by :mod:`speechllm.builders`).
         gguf_file: a GGUF file inside ``path`` to load (dequantized) instead of safetensors.
         dtype: weights' dtype for the frozen model (``float32``, ``bfloat16``, ``float16``).
         lora: ``{r, alpha, dropout, target_modules}`` or None (the paper trains the adapter alone).
@@ -53,7 +53,7 @@ class CausalLM(nn.Module):
         super().__init__()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        local = str(resolve_model_path(path))  # preset names → local dirs
+        local = str(path)
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(local, **extra)
         model = AutoModelForCausalLM.from_pretrained(

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from speechllm.data.languages import language_name
+from speechllm.languages import language_name
 
 AUDIO_PLACEHOLDER = "<|speechllm_audio|>"
 

@@ -21,7 +21,6 @@ p ≥ 0.05), the paper's convention. Averages are not tested (the paper does not
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -609,39 +608,3 @@ def build_report(
     markdown = "\n\n".join(sections) + "\n"
     files[0].write_text(markdown, encoding="utf-8")
     return Report(table3=table3, table1=table1, markdown=markdown, files=files)
-
-
-def _run_report_command(args: argparse.Namespace) -> int:
-    report = build_report(
-        args.run_dirs,
-        args.out,
-        n_resamples=args.n_resamples,
-        seed=args.seed,
-        alpha=args.alpha,
-        with_paper=not args.no_paper,
-        plots=not args.no_plots,
-    )
-    print(report.markdown)
-    print("wrote " + ", ".join(str(p) for p in report.files))
-    return 0
-
-
-def add_report_command(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``speechllm report RUN_DIRS... --out DIR`` to a CLI's subparsers.
-
-    The parser's ``func`` default is the handler: ``args.func(args)`` builds the report and
-    returns the exit status.
-    """
-    parser = subparsers.add_parser(
-        "report",
-        help="build Table 3 / Table 1 (Markdown, CSV, plots) from evaluated run directories",
-        description="Build the paper's Table 3 and Table 1 from evaluated run directories.",
-    )
-    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="evaluated run directories")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--n-resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="significance level")
-    parser.add_argument("--no-paper", action="store_true", help="do not print the paper's numbers")
-    parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
-    parser.set_defaults(func=_run_report_command)

@@ -26,9 +26,9 @@ from typing import Any
 
 from lhotse import RecordingSet, SupervisionSet
 
-from speechllm.data.languages import PAPER_ST_PAIRS, pair_name, parse_pair
-from speechllm.data.manifest_import import (
-    ManifestError,
+from speechllm.data.manifest import ManifestError
+from speechllm.languages import PAPER_ST_PAIRS, pair_name, parse_pair
+from speechllm.prepare.common import (
     SkipReport,
     make_supervision,
     probe_recordings,

@@ -32,15 +32,11 @@ from typing import Any
 
 from lhotse import RecordingSet, SupervisionSet
 
-from speechllm.data.debian_packages import fetch_debian_packages
-from speechllm.data.languages import check_languages
-from speechllm.data.manifest_import import (
-    ManifestError,
-    SkipReport,
-    make_supervision,
-    probe_recordings,
-    write_manifests,
-)
+from speechllm.audio import SAMPLE_RATE
+from speechllm.data.manifest import ManifestError
+from speechllm.languages import check_languages
+from speechllm.prepare.common import SkipReport, make_supervision, probe_recordings, write_manifests
+from speechllm.prepare.debian import fetch_debian_packages
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +51,6 @@ VOICE_DIRS = {
     "fr": "fr_CA_f_June",
     "it": "it_IT_m_Carlo",
 }
-TARGET_SAMPLING_RATE = 16000
 
 _ANNOTATION = re.compile(r"[\[\]()]")
 # A "?" followed by a lower-case word, or standing alone mid-sentence, replaced an accented letter
@@ -255,7 +250,7 @@ def prepare_realspeech(
         output_dir,
         CORPUS,
         SPLIT,
-        resample_to=TARGET_SAMPLING_RATE,
+        resample_to=SAMPLE_RATE,
     )
     logger.info(
         "realspeech: %d prompts (%d with an English translation)",

@@ -1,8 +1,7 @@
 """``speechllm prepare {covost2,synthetic,realspeech,manifest,tones,shar}``: data on disk -> manifests.
 
-The main CLI calls ``add_prepare_commands(subparsers)``; each subcommand stores its handler in
-``func`` (``args.func(args)`` runs it). Handlers import their recipe lazily so ``speechllm --help``
-stays fast.
+Each subcommand forwards its flags to the recipe's ``prepare_*`` function of the same parameter
+names; handlers import their recipe lazily so ``speechllm --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,7 +10,8 @@ import argparse
 import logging
 from typing import Any
 
-from speechllm.data.languages import LANGUAGE_NAMES, PAPER_ST_PAIRS, pair_name
+from speechllm.cli._args import call_with_args
+from speechllm.languages import LANGUAGE_NAMES, PAPER_ST_PAIRS, pair_name
 
 logger = logging.getLogger(__name__)
 
@@ -24,95 +24,47 @@ def _summary(manifests: dict[str, dict[str, Any]]) -> None:
 
 
 def _run_covost2(args: argparse.Namespace) -> None:
-    from speechllm.data.covost2 import PAPER_TEST_MAX_DURATION, PAPER_TEST_MIN_DURATION, prepare_covost2
+    from speechllm.prepare.covost2 import PAPER_TEST_MAX_DURATION, PAPER_TEST_MIN_DURATION, prepare_covost2
 
     min_duration, max_duration, filter_splits = args.min_duration, args.max_duration, None
     if args.paper_test_filter:
         min_duration, max_duration, filter_splits = PAPER_TEST_MIN_DURATION, PAPER_TEST_MAX_DURATION, ["test"]
     _summary(
-        prepare_covost2(
-            args.cv_root,
-            args.covost_tsv_dir,
-            args.output_dir,
-            pairs=args.pairs,
-            splits=args.splits,
+        call_with_args(
+            prepare_covost2,
+            args,
             min_duration=min_duration,
             max_duration=max_duration,
             duration_filter_splits=filter_splits,
-            num_jobs=args.num_jobs,
         )
     )
 
 
 def _run_synthetic(args: argparse.Namespace) -> None:
-    from speechllm.data.synthetic import prepare_synthetic
+    from speechllm.prepare.synthetic import prepare_synthetic
 
-    _summary(
-        prepare_synthetic(
-            args.output_dir,
-            languages=args.languages,
-            num_train=args.num_train,
-            num_dev=args.num_dev,
-            num_test=args.num_test,
-            num_jobs=args.num_jobs,
-            cache_dir=args.cache_dir,
-            seed=args.seed,
-        )
-    )
+    _summary(call_with_args(prepare_synthetic, args))
 
 
 def _run_realspeech(args: argparse.Namespace) -> None:
-    from speechllm.data.realspeech import prepare_realspeech
+    from speechllm.prepare.realspeech import prepare_realspeech
 
-    _summary(
-        prepare_realspeech(
-            args.output_dir,
-            languages=args.languages,
-            cache_dir=args.cache_dir,
-            package_root=args.package_root,
-            max_duration=args.max_duration,
-            num_jobs=args.num_jobs,
-        )
-    )
+    _summary(call_with_args(prepare_realspeech, args))
 
 
 def _run_manifest(args: argparse.Namespace) -> None:
-    from speechllm.data.manifest_import import import_manifest
+    from speechllm.prepare.manifest import import_manifest
 
-    _summary(
-        import_manifest(
-            args.source,
-            args.output_dir,
-            corpus=args.corpus,
-            split=args.split,
-            language=args.language,
-            tgt_lang=args.tgt_lang,
-            audio_root=args.audio_root,
-            resample_to=args.resample_to,
-            num_jobs=args.num_jobs,
-        )
-    )
+    _summary(call_with_args(import_manifest, args))
 
 
 def _run_tones(args: argparse.Namespace) -> None:
-    from speechllm.data.tones import prepare_tones
+    from speechllm.prepare.tones import prepare_tones
 
-    _summary(
-        {
-            split: {"cuts": cuts}
-            for split, cuts in prepare_tones(
-                args.output_dir,
-                num_train=args.num_train,
-                num_dev=args.num_dev,
-                num_test=args.num_test,
-                seed=args.seed,
-            ).items()
-        }
-    )
+    _summary({split: {"cuts": cuts} for split, cuts in call_with_args(prepare_tones, args).items()})
 
 
-def add_prepare_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``prepare`` and its subcommands to the main CLI's subparsers."""
+def register(subparsers: argparse._SubParsersAction) -> None:
     prepare = subparsers.add_parser(
         "prepare", help="turn corpora on disk into lhotse manifests", description=__doc__.splitlines()[0]
     )
@@ -201,6 +153,26 @@ def add_prepare_commands(subparsers: argparse._SubParsersAction) -> None:
     tones.add_argument("--seed", type=int, default=0)
     tones.set_defaults(func=_run_tones)
 
-    from speechllm.data.shar import add_shar_command
-
     add_shar_command(commands)
+
+
+def add_shar_command(commands: argparse._SubParsersAction) -> None:
+    """Add ``shar`` to the ``speechllm prepare`` subcommands."""
+    shar = commands.add_parser("shar", help="export a manifest to lhotse Shar shards (multi-node streaming)")
+    shar.add_argument("manifest", help="a CutSet manifest (.jsonl.gz)")
+    shar.add_argument("output_dir")
+    shar.add_argument("--shard-size", type=int, default=1000, help="cuts per shard (default: 1000)")
+    shar.add_argument("--audio-format", default="flac", choices=("flac", "wav"))
+    shar.add_argument(
+        "--with-encoder-cache", default=None, metavar="DIR", help="also store cached encoder outputs"
+    )
+    shar.add_argument("--num-jobs", type=int, default=1)
+    shar.set_defaults(func=_run_shar)
+
+
+def _run_shar(args: argparse.Namespace) -> int:
+    from speechllm.prepare.shar import export_shar
+
+    written = call_with_args(export_shar, args, encoder_cache=args.with_encoder_cache)
+    print(f"{len(written.get('cuts', []))} shards in {args.output_dir} ({', '.join(sorted(written))})")
+    return 0

@@ -44,14 +44,15 @@ import soundfile as sf
 from lhotse import Recording, RecordingSet, SupervisionSet
 from lhotse.augmentation import Resample
 
-from speechllm.data.debian_packages import fetch_debian_packages
-from speechllm.data.languages import check_languages
-from speechllm.data.manifest_import import ManifestError, make_supervision, write_manifests
+from speechllm.audio import SAMPLE_RATE
+from speechllm.data.manifest import ManifestError
+from speechllm.languages import check_languages
+from speechllm.prepare.common import make_supervision, write_manifests
+from speechllm.prepare.debian import fetch_debian_packages
 
 logger = logging.getLogger(__name__)
 
 CORPUS = "synthetic"
-SAMPLING_RATE = 16000
 SPLITS = ("train", "dev", "test")
 
 FORTUNE_PACKAGES = ("fortunes-min", "fortunes")
@@ -329,7 +330,7 @@ def load_text_sources(cache_dir: str | Path, languages: Sequence[str]) -> tuple[
     Raises:
         DebianPackageError: apt-get cannot download them (with what to do instead).
     """
-    from speechllm.data.realspeech import realspeech_texts  # realspeech imports nothing from here
+    from speechllm.prepare.realspeech import realspeech_texts  # realspeech imports nothing from here
 
     packages = list(CATALOG_PACKAGES) + list(REALSPEECH_TRANSCRIPT_PACKAGES)
     if "en" in languages:
@@ -448,10 +449,10 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, path: str | Path) -
             )
         samples, rate_hz = sf.read(raw_path, dtype="float32", always_2d=True)
     mono = samples.mean(axis=1)
-    if rate_hz != SAMPLING_RATE:
-        mono = Resample(rate_hz, SAMPLING_RATE)(mono[None])[0]
+    if rate_hz != SAMPLE_RATE:
+        mono = Resample(rate_hz, SAMPLE_RATE)(mono[None])[0]
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.clip(mono, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
+    sf.write(path, np.clip(mono, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
     return Recording.from_file(path, recording_id=path.stem)
 
 

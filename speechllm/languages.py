@@ -15,6 +15,8 @@ LANGUAGE_NAMES: dict[str, str] = {
     "it": "Italian",
 }
 
+TASKS: tuple[str, ...] = ("asr", "st")  # speech recognition, speech translation
+
 # The paper's tasks (Verdini et al., 2025): ASR in five languages, ST in five directions.
 PAPER_ASR_LANGUAGES: tuple[str, ...] = ("en", "es", "fr", "it", "de")
 PAPER_ST_PAIRS: tuple[tuple[str, str], ...] = (

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from speechllm.assets import cached_conversion, installed_package_dir
+from speechllm.presets.cache import cached_conversion, installed_package_dir
 
 #: CTranslate2 dtype byte → torch dtype.
 _CT2_DTYPES: dict[int, torch.dtype] = {

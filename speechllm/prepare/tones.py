@@ -2,7 +2,7 @@
 
 Each utterance says 2–6 digit words; each word is a 0.15–0.3 s tone whose pitch identifies the
 digit, with small random pitch and timing jitter, so the mapping audio → text is learnable. It is
-an engineering fixture, not speech: real speech comes from :mod:`speechllm.data.synthetic`.
+an engineering fixture, not speech: real speech comes from :mod:`speechllm.prepare.synthetic`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import soundfile as sf
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
-SAMPLE_RATE = 16_000
+from speechllm.audio import SAMPLE_RATE
+
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
 BASE_HZ = 220.0

@@ -2,7 +2,7 @@
 
 Each builder writes a Hugging Face directory (config + safetensors [+ tokenizer]) that loads with
 the same ``from_pretrained`` code as the real checkpoints. They are also presets:
-``path: tiny-whisper`` in a config resolves to a cached build (see :mod:`speechllm.assets`).
+``path: tiny-whisper`` in a config resolves to a cached build (see :mod:`speechllm.presets`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,42 @@
+"""``speechllm whisper-baseline``: the Whisper reference system scored like our models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from speechllm.cli._args import call_with_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "whisper-baseline",
+        help="decode English manifests with Whisper's own decoder and write a scored run directory",
+        description="The reference system of the demo: Whisper (a preset, hub name or directory) "
+        "greedy-decodes the manifests; its run directory reads like ours.",
+    )
+    parser.add_argument("--manifest", required=True, nargs="+", help="English lhotse CutSet manifest(s)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory to write")
+    parser.add_argument("--model", default="whisper-tiny.en", help="preset, hub name or directory")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--device", default="cpu")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from speechllm.baselines.whisper_decoder import evaluate_whisper
+
+    try:
+        metrics = call_with_args(
+            evaluate_whisper, args, manifests=args.manifest, out_dir=args.out, path=args.model
+        )
+    except (ValueError, FileNotFoundError) as error:
+        print(f"speechllm whisper-baseline: error: {error}", file=sys.stderr)
+        return 2
+    for key in sorted(metrics):
+        if key.startswith("asr_wer_"):
+            print(f"{key}\t{metrics[key]:.2f}")
+    print(f"wrote {args.out}")
+    return 0

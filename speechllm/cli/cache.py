@@ -1,0 +1,58 @@
+"""``speechllm cache``: run the frozen encoder once over manifests and store its outputs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+# -- command line ---------------------------------------------------------------------------------
+def register(subparsers: argparse._SubParsersAction) -> None:
+    cache = subparsers.add_parser(
+        "cache",
+        help="run the frozen encoder once over manifests and store its outputs (encoder-output cache)",
+        description=__doc__.splitlines()[0],
+    )
+    cache.add_argument("config", help="YAML config (its model.encoder is the encoder cached)")
+    cache.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. model.encoder.pad_to_30s=false")
+    cache.add_argument(
+        "--manifest",
+        action="append",
+        default=None,
+        help="CutSet manifest to cache (repeatable; default: every manifest in data.train/val/test)",
+    )
+    cache.add_argument("--out", default=None, help="cache directory (default: data.encoder_cache)")
+    cache.add_argument("--device", default="cpu", help="where the encoder runs (cpu, cuda, cuda:1)")
+    cache.add_argument("--batch-duration", type=float, default=120.0, help="seconds of audio per batch")
+    cache.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from speechllm.builders import build_encoder
+    from speechllm.config import ConfigError, load_config, prepare_model_config
+    from speechllm.data.encoder_cache import cache_dir_name
+    from speechllm.prepare.cache import build_encoder_cache
+
+    # As training builds it: precision bf16-true stores the frozen encoder in bf16, and the cache
+    # key (which training checks) holds that dtype.
+    cfg = prepare_model_config(load_config(args.config, args.overrides))
+    out = args.out or cfg.data.encoder_cache
+    if not out:
+        raise ConfigError("speechllm cache: give --out DIR or set data.encoder_cache")
+    manifests = args.manifest or [m.path for split in ("train", "val", "test") for m in cfg.data[split]]
+    manifests = [m for m in dict.fromkeys(manifests) if not Path(m).is_dir()]  # Shar dirs: see shar.py
+    if not manifests:
+        raise ConfigError("speechllm cache: no manifest given (--manifest) or configured in data.*")
+    for path in manifests:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"manifest not found: {path}")
+    encoder = build_encoder(OmegaConf.to_container(cfg.model.encoder, resolve=True))
+    for path in manifests:
+        counts = build_encoder_cache(encoder, path, out, args.batch_duration, args.device)
+        print(
+            f"{path}: {counts['cuts']} cuts, {counts['computed']} computed, {counts['reused']} reused, "
+            f"{counts['skipped']} skipped -> {Path(out) / cache_dir_name(encoder.cache_key())}"
+        )
+    return 0

@@ -1,0 +1,67 @@
+"""``speechllm evaluate --model DIR --manifest M...``: decode test manifests, write a scored run directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from speechllm.cli._args import call_with_args
+from speechllm.languages import TASKS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="decode test manifests with a trained model and write a scored run directory",
+        description="Decode test manifests (greedy), score WER / BLEU / chrF / COMET, write a run "
+        "directory that `speechllm report` reads.",
+    )
+    parser.add_argument("--model", required=True, type=Path, help="a save_pretrained model directory")
+    parser.add_argument(
+        "--manifest", required=True, nargs="+", action="extend", type=Path, help="lhotse CutSet manifest(s)"
+    )
+    parser.add_argument("--task", default="asr", choices=TASKS, help="asr (default) or st")
+    parser.add_argument("--out", type=Path, default=None, help="run directory (default: MODEL/eval)")
+    parser.add_argument("--comet-model", default=None, help="COMET hub name, model directory or model.ckpt")
+    parser.add_argument("--comet-batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8, help="cuts per batch")
+    parser.add_argument("--max-duration", type=float, default=None, help="seconds of audio per batch")
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument(
+        "--decoder",
+        default="llm",
+        choices=["llm", "alignment"],
+        help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM; ASR)",
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--bf16", action="store_true", help="decode under bfloat16 autocast")
+    parser.add_argument("--num-workers", type=int, default=0, help="data loader workers")
+    parser.add_argument("--sfm", default=None, help="SFM label for run.json (default: from the config)")
+    parser.add_argument("--llm", default=None, help="LLM label for run.json (default: from the config)")
+    parser.add_argument("--adapter", default=None, help="adapter label (default: from the config)")
+    parser.add_argument(
+        "--imports",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="MODULE",
+        help="modules registering user components (a training config's imports:)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from speechllm.evaluation import evaluate
+
+    try:
+        metrics = call_with_args(evaluate, args, manifests=args.manifest, out_dir=args.out)
+    except (ValueError, KeyError) as error:  # bad manifest, bad run directory: a message, not a trace
+        print(f"speechllm evaluate: error: {error}", file=sys.stderr)
+        return 2
+    out = args.out if args.out is not None else Path(args.model) / "eval"
+    for key in sorted(metrics):
+        if not key.startswith("num_sentences_"):
+            print(f"{key}\t{metrics[key]:.2f}")
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,35 @@
+"""``speechllm train CONFIG [overrides]``: train an adapter (pre-alignment first when configured)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train an adapter from a YAML config")
+    parser.add_argument("config", help="YAML config (see recipes/)")
+    parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. model.adapter.name=conv")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument(
+        "--resume",
+        metavar="last|PATH",
+        default=None,
+        help="continue from output_dir's last checkpoint ('last') or a checkpoint file, mid-epoch",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from speechllm.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(OmegaConf.to_yaml(cfg, resolve=True))
+        return 0
+    from speechllm.training import train
+
+    out = train(cfg, resume=args.resume)
+    print(f"trained model saved to {out}")
+    return 0

@@ -17,7 +17,7 @@ $(VENV)/.installed-demo: pyproject.toml scripts/setup.sh
 install: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check speechllm tests benchmarks

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from speechllm.errors import SpeechLLMError
 from speechllm.registry import ADAPTERS, ENCODERS, LLMS, Registry
 
 
-class ConfigError(ValueError):
+class ConfigError(SpeechLLMError, ValueError):
     """A config problem, with the offending key and what is valid."""
 
 
@@ -192,7 +195,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         cfg = OmegaConf.merge(OmegaConf.structured(Config), raw)
     except OmegaConfBaseException as err:
         raise ConfigError(f"{source}: {err.msg if hasattr(err, 'msg') else err}") from None
-    import_user_modules(list(cfg.imports))
+    import_user_modules(list(cfg.imports), Path(path).parent if path is not None else None)
     validate_components(cfg)
     validate_pretrain(cfg)
     return cfg  # type: ignore[return-value]
@@ -209,21 +212,45 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
         raise ConfigError(f"{path}: circular `extends` ({' -> '.join(map(str, _seen + (path,)))})")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    cfg = OmegaConf.load(path)
-    base = cfg.pop("extends", None) if isinstance(cfg, DictConfig) else None
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.YAMLError as err:  # the parser's message carries line and column
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(
+            f"{path}: a config is a mapping of keys (model:, data:, ...), not a {type(cfg).__name__}"
+        )
+    base = cfg.pop("extends", None)
     if base is None:
         return cfg  # type: ignore[return-value]
     parent = read_yaml(path.parent / str(base), _seen + (path,))
     return OmegaConf.merge(parent, cfg)  # type: ignore[return-value]
 
 
-def import_user_modules(modules: list[str]) -> None:
-    """Import the user's modules, so that their components register (built-ins load by name)."""
+def import_user_modules(modules: list[str], config_dir: str | Path | None = None) -> None:
+    """Import the user's modules, so that their components register (built-ins load by name).
+
+    A module that is not importable as is but sits next to the config file (``config_dir/name.py``
+    or a package ``config_dir/name/``) is imported from there: ``config_dir`` joins ``sys.path``.
+    """
     for name in modules:
         try:
             importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            top = name.split(".")[0]
+            beside = Path(config_dir) if config_dir is not None else None
+            if err.name != top or beside is None or not _is_module_in(top, beside):
+                raise ConfigError(f"imports: cannot import {name!r} ({err}); is it on PYTHONPATH?") from err
+            sys.path.insert(0, str(beside.resolve()))
+            importlib.import_module(name)
         except ImportError as err:
-            raise ConfigError(f"imports: cannot import {name!r} ({err}); is it on PYTHONPATH?") from err
+            raise ConfigError(f"imports: cannot import {name!r} ({err})") from err
+
+
+def _is_module_in(name: str, directory: Path) -> bool:
+    return (directory / f"{name}.py").is_file() or (directory / name / "__init__.py").is_file()
 
 
 def validate_components(cfg: DictConfig) -> None:

@@ -1,30 +1,90 @@
-"""Transcribe or translate audio files with a trained model directory."""
+"""Transcribe or translate audio files with a trained model directory.
+
+Each file gets its own result: a file that cannot be read or decoded is reported by name and the
+others still come out, in input order.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import glob
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from lhotse import Recording
 
 from speechllm.audio import SAMPLE_RATE
+from speechllm.errors import AudioError, SpeechLLMError
 from speechllm.masking import pad_audio
 from speechllm.model import SpeechLLM
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".sph")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One file's result. ``text`` is None and ``error`` says why when the file failed.
+
+    ``decode_seconds`` is the file's share of its batch's decoding time.
+    """
+
+    path: str
+    text: str | None
+    seconds: float = 0.0
+    decode_seconds: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
 
 def load_audio_file(path: str | Path) -> torch.Tensor:
-    """Any file lhotse/soundfile reads → mono 16 kHz float32 (S,). Errors name the file."""
+    """Any file lhotse/soundfile reads → mono 16 kHz float32 (S,).
+
+    Raises:
+        AudioError: naming the file, when it is unreadable, empty or holds NaN/inf samples.
+    """
     try:
         recording = Recording.from_file(path)
         if recording.sampling_rate != SAMPLE_RATE:
             recording = recording.resample(SAMPLE_RATE)
         samples = torch.from_numpy(recording.load_audio()).float()
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read audio ({type(err).__name__}: {err})") from err
+    except Exception as err:  # every backend failing is one "unreadable" case
+        first = " ".join(str(err).split())[:200] or type(err).__name__
+        raise AudioError(f"{path}: cannot read audio ({type(err).__name__}: {first})") from err
     if samples.numel() == 0:
-        raise ValueError(f"{path}: empty audio")
+        raise AudioError(f"{path}: empty audio")
+    if not torch.isfinite(samples).all():
+        raise AudioError(f"{path}: audio holds NaN or infinite samples")
     return samples.mean(dim=0)
+
+
+def expand_audio_paths(specs: Sequence[str | Path]) -> tuple[list[str], list[Transcript]]:
+    """Files, directories (searched recursively for audio files) and globs → files, in order.
+
+    Returns:
+        ``(files, failures)``: a spec that names nothing becomes a failed :class:`Transcript`.
+    """
+    files: list[str] = []
+    failures: list[Transcript] = []
+    for spec in map(str, specs):
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+            reason = f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under the directory"
+        elif path.is_file():
+            found, reason = [spec], ""
+        elif glob.has_magic(spec):
+            found, reason = sorted(glob.glob(spec, recursive=True)), "the pattern matches no file"
+        else:
+            found, reason = [], "file not found"
+        if not found:
+            failures.append(Transcript(spec, None, error=reason))
+        files += [f for f in found if Path(f).is_file()]
+    return list(dict.fromkeys(files)), failures
 
 
 def transcribe_files(
@@ -36,18 +96,68 @@ def transcribe_files(
     batch_size: int = 8,
     max_new_tokens: int = 200,
     device: str = "cpu",
-) -> Iterator[tuple[str, str]]:
-    """Yields (path, text) in input order, decoding ``batch_size`` files at a time."""
+    on_done: Callable[[int], None] | None = None,
+) -> Iterator[Transcript]:
+    """Yield one :class:`Transcript` per path, in input order, decoding ``batch_size`` files at a time.
+
+    A file that cannot be read, or that the model refuses (too long for the encoder, say), fails
+    alone: its batch is decoded again file by file. ``on_done(n)`` is called as files finish.
+    """
     model = SpeechLLM.from_pretrained(model_dir).to(device).eval()
+
+    def decode(audio: list[torch.Tensor]) -> tuple[list[str], float]:
+        started = time.perf_counter()
+        padded, lens = pad_audio(audio)
+        with torch.inference_mode():
+            texts = model.generate(
+                padded.to(device),
+                lens.to(device),
+                task=task,
+                src_lang=src_lang,
+                tgt_lang=tgt_lang,
+                max_new_tokens=max_new_tokens,
+            )
+        return texts, time.perf_counter() - started
+
     for start in range(0, len(paths), batch_size):
         chunk = [str(p) for p in paths[start : start + batch_size]]
-        audio, lens = pad_audio([load_audio_file(p) for p in chunk])
-        texts = model.generate(
-            audio.to(device),
-            lens.to(device),
-            task=task,
-            src_lang=src_lang,
-            tgt_lang=tgt_lang,
-            max_new_tokens=max_new_tokens,
-        )
-        yield from zip(chunk, texts)
+        yield from _transcribe_chunk(chunk, decode)
+        if on_done is not None:
+            on_done(len(chunk))
+
+
+def _transcribe_chunk(
+    chunk: list[str], decode: Callable[[list[torch.Tensor]], tuple[list[str], float]]
+) -> Iterator[Transcript]:
+    loaded: dict[str, torch.Tensor] = {}
+    failed: dict[str, str] = {}
+    for path in chunk:
+        try:
+            loaded[path] = load_audio_file(path)
+        except AudioError as err:
+            failed[path] = str(err).removeprefix(f"{path}: ")
+    results: dict[str, Transcript] = {}
+    try:
+        texts, seconds = decode(list(loaded.values())) if loaded else ([], 0.0)
+        share = seconds / max(1, len(loaded))
+        for (path, audio), text in zip(loaded.items(), texts):
+            results[path] = Transcript(path, text, audio.numel() / SAMPLE_RATE, share)
+    except (SpeechLLMError, ValueError) as batch_error:  # find the file the model refuses
+        if len(loaded) == 1:
+            failed[next(iter(loaded))] = " ".join(str(batch_error).split())
+        else:
+            for path, audio in loaded.items():
+                results[path] = _transcribe_one(path, audio, decode)
+    for path in chunk:
+        yield results.get(path) or Transcript(path, None, error=failed.get(path, "not decoded"))
+
+
+def _transcribe_one(
+    path: str, audio: torch.Tensor, decode: Callable[[list[torch.Tensor]], tuple[list[str], float]]
+) -> Transcript:
+    seconds = audio.numel() / SAMPLE_RATE
+    try:
+        (text,), decode_seconds = decode([audio])
+    except (SpeechLLMError, ValueError) as err:
+        return Transcript(path, None, seconds, error=" ".join(str(err).split()))
+    return Transcript(path, text, seconds, decode_seconds)

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
+# What atomic_write names its temporary files: ".<name>.<random>.tmp<suffixes of name>"
+_TEMPORARY = re.compile(r"^\..+\.[^.]+\.tmp(\.[^.]+)*$")
+_STARTED = time.time()  # temporaries older than this process come from a run that died
+
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path in the same directory; on success fsync it and rename it over ``path``."""
+def atomic_write(path: str | Path, keep_suffixes: bool = False) -> Iterator[Path]:
+    """Yield a temp path in the same directory; on success fsync it and rename it over ``path``.
+
+    ``keep_suffixes`` ends the temp name with ``path``'s last two suffixes (``.tmp.jsonl.gz``),
+    for writers that choose a format by suffix (lhotse's ``to_file``). A killed process leaves
+    only the temp file, which :func:`remove_stale_temporaries` clears at the next start.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    suffixes = "".join(path.suffixes[-2:]) if keep_suffixes else ""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffixes}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -25,3 +40,33 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def is_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is named like one of :func:`atomic_write`'s temporary files."""
+    return bool(_TEMPORARY.match(Path(path).name))
+
+
+def remove_stale_temporaries(directory: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete :func:`atomic_write` temporaries older than this process (left by a killed run).
+
+    Younger ones may belong to a writer running now (another rank, another command) and stay.
+    Returns the removed paths.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in directory.rglob(".*") if recursive else directory.glob(".*"):
+        if path.is_file() and is_temporary(path):
+            try:
+                if path.stat().st_mtime < _STARTED:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # its writer finished or cleaned it meanwhile
+                continue
+    if removed:
+        log.warning(
+            "removed %d temporary file(s) left by an interrupted run under %s", len(removed), directory
+        )
+    return removed

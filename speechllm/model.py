@@ -7,9 +7,11 @@ that training and batched generation share one layout and every row ends at the 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -20,10 +22,34 @@ from torch.nn.utils.rnn import pad_sequence
 from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
 from speechllm.alignment import AlignmentHead, resolve_objective
 from speechllm.builders import build_adapter, build_encoder, build_llm
+from speechllm.llms.base import LLM
 from speechllm.masking import pad_ids
 
 TRAINED_WEIGHTS = "trainable.safetensors"
 MODEL_CONFIG = "config.yaml"
+
+
+class ModelInputs(Protocol):
+    """What :meth:`SpeechLLM.forward` reads from a batch: :class:`speechllm.data.batch.Batch` has it
+    (documented there); a plain dict with these keys is read too, absent keys as None.
+
+    ``audio`` (B, S) and ``audio_lens`` (B,), or ``encoder_hidden`` (B, T, C) and ``encoder_lens``
+    (B,) (cached encoder outputs, which skip the encoder); ``*_ids`` (B, L_*) long right-padded
+    with their ``*_lens`` (B,).
+    """
+
+    audio: Tensor | None
+    audio_lens: Tensor
+    encoder_hidden: Tensor | None
+    encoder_lens: Tensor | None
+    prefix_ids: Tensor
+    prefix_lens: Tensor
+    suffix_ids: Tensor
+    suffix_lens: Tensor
+    target_ids: Tensor
+    target_lens: Tensor
+    transcript_ids: Tensor
+    transcript_lens: Tensor
 
 
 @dataclass
@@ -43,17 +69,18 @@ class SpeechLLM(nn.Module):
     Args:
         encoder: a :class:`~speechllm.encoders.base.SpeechEncoder` (frozen).
         adapter: an :class:`~speechllm.adapters.base.Adapter` (trained).
-        llm: a :class:`~speechllm.llms.causal_lm.CausalLM` (frozen, optional LoRA).
+        llm: an :class:`~speechllm.llms.base.LLM` such as
+            :class:`~speechllm.llms.causal_lm.CausalLM` (frozen, optional LoRA).
         config: the model config it was built from (saved by :meth:`save_pretrained`).
     """
 
     def __init__(
-        self, encoder: nn.Module, adapter: Adapter, llm: nn.Module, config: Any = None, imports: Any = ()
+        self, encoder: nn.Module, adapter: Adapter, llm: LLM, config: Any = None, imports: Any = ()
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.adapter = adapter
-        self.llm = llm
+        self.llm: LLM = llm
         self.config = config
         self.imports = list(imports)  # user modules that register components; saved with the model
         # The pre-alignment head (speechllm.alignment), when the config has ``model.alignment``.
@@ -101,44 +128,44 @@ class SpeechLLM(nn.Module):
             adapted.aux_loss = ctc if adapted.aux_loss is None else adapted.aux_loss + ctc
         return self.alignment(adapted, table)
 
-    def adapter_outputs(self, batch: dict[str, Any], targets: AdapterTargets | None = None) -> AdapterOutput:
+    def adapter_outputs(
+        self, batch: ModelInputs | Mapping[str, Any], targets: AdapterTargets | None = None
+    ) -> AdapterOutput:
         """The adapter's own outputs for a batch (audio or cached encoder outputs), before any readout."""
-        if "encoder_hidden" in batch:
-            return self.adapter(batch["encoder_hidden"], batch["encoder_lens"], targets)
-        hidden, lens = self.encoder(batch["audio"], batch["audio_lens"])
+        batch = _as_inputs(batch)
+        if batch.encoder_hidden is not None:
+            return self.adapter(batch.encoder_hidden, batch.encoder_lens, targets)
+        hidden, lens = self.encoder(batch.audio, batch.audio_lens)
         return self.adapter(hidden, lens, targets)
 
-    def forward(self, batch: dict[str, Any]) -> SpeechLLMOutput:
+    def forward(self, batch: ModelInputs | Mapping[str, Any]) -> SpeechLLMOutput:
         """Loss on the target tokens only (prompt, audio and padding positions are masked).
 
-        ``batch`` (see :class:`~speechllm.data.dataset.SpeechDataset`): ``audio`` (B, S),
-        ``audio_lens`` (B,), ``prefix_ids``/``suffix_ids``/``target_ids``/``transcript_ids`` (B, *)
-        with matching ``*_lens`` (B,). With ``encoder_hidden`` and ``encoder_lens`` present (the
-        encoder-output cache), the encoder is skipped.
+        ``batch``: a :class:`~speechllm.data.batch.Batch` (see :class:`ModelInputs`). With
+        ``encoder_hidden`` set (the encoder-output cache), the encoder is skipped.
         """
-        targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
-        if "encoder_hidden" in batch:
-            adapted = self.adapt(batch["encoder_hidden"], batch["encoder_lens"], targets)
+        batch = _as_inputs(batch)
+        targets = AdapterTargets(batch.transcript_ids, batch.transcript_lens)
+        if batch.encoder_hidden is not None:
+            adapted = self.adapt(batch.encoder_hidden, batch.encoder_lens, targets)
         else:
-            adapted = self.encode(batch["audio"], batch["audio_lens"], targets)
+            adapted = self.encode(batch.audio, batch.audio_lens, targets)
         segments = [
-            (self.llm.embed(batch["prefix_ids"]), batch["prefix_lens"]),
+            (self.llm.embed(batch.prefix_ids), batch.prefix_lens),
             (adapted.embeds, adapted.lens),
-            (self.llm.embed(batch["suffix_ids"]), batch["suffix_lens"]),
-            (self.llm.embed(batch["target_ids"]), batch["target_lens"]),
+            (self.llm.embed(batch.suffix_ids), batch.suffix_lens),
+            (self.llm.embed(batch.target_ids), batch.target_lens),
         ]
         embeds, attention_mask, position_ids = splice(segments)
         # Position p predicts token p+1; targets are the last target_lens positions of each row.
         total = embeds.shape[1]
-        target_mask = (
-            torch.arange(total, device=embeds.device)[None, :] >= total - batch["target_lens"][:, None]
-        )
+        target_mask = torch.arange(total, device=embeds.device)[None, :] >= total - batch.target_lens[:, None]
         predicts_target = torch.zeros_like(target_mask)
         predicts_target[:, :-1] = target_mask[:, 1:]
         hidden = self.llm.hidden_states(embeds, attention_mask, position_ids)
         # Logits only where a target is predicted: the LM head over a large vocabulary is costly.
         logits = self.llm.logits(hidden[predicts_target]).float()
-        labels = _valid_targets(batch["target_ids"], batch["target_lens"])
+        labels = _valid_targets(batch.target_ids, batch.target_lens)
         lm_loss = F.cross_entropy(logits, labels)
         loss = lm_loss if adapted.aux_loss is None else lm_loss + adapted.aux_loss
         return SpeechLLMOutput(loss, lm_loss, adapted.aux_loss, adapted.stats, int(labels.numel()))
@@ -213,8 +240,7 @@ class SpeechLLM(nn.Module):
 
     def _check_context(self, input_len: int, max_new_tokens: int) -> None:
         """Refuse a generation whose positions would run past the LLM's context (silent garbage)."""
-        config = getattr(getattr(self.llm, "base_model", None), "config", None)
-        limit = getattr(config, "max_position_embeddings", None)
+        limit = self.llm.max_positions
         if limit is not None and input_len + max_new_tokens > limit:
             raise ValueError(
                 f"generate: prompt + audio take {input_len} positions (longest clip of the batch) and "
@@ -330,6 +356,14 @@ def splice(segments: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tenso
 def _valid_targets(ids: Tensor, lens: Tensor) -> Tensor:
     """Flatten the valid target ids of each row, in row order: (sum(lens),)."""
     return ids[torch.arange(ids.shape[1], device=ids.device)[None, :] < lens[:, None]]
+
+
+def _as_inputs(batch: ModelInputs | Mapping[str, Any]) -> ModelInputs:
+    """A :class:`ModelInputs` as it is; a plain dict (benchmarks, older callers) read by its keys."""
+    if not isinstance(batch, Mapping):
+        return batch
+    inputs: Any = SimpleNamespace(**{name: batch.get(name) for name in ModelInputs.__annotations__})
+    return inputs
 
 
 def _to_dict(cfg: Any) -> dict[str, Any]:

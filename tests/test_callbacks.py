@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from speechllm.config import load_config
-from speechllm.metrics.report import load_run, write_hypotheses
+from speechllm.metrics.report import load_run
 from speechllm.model import SpeechLLM
+from speechllm.rundir import Compression, write_hypotheses
 from speechllm.training import train
 
 TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
@@ -76,13 +77,12 @@ def test_compression_monitor_writes_the_adapters_ratio_and_rate(
     low, high = ratio_range
     assert low <= summary["compression_ratio"] <= high
     assert summary["output_rate_hz"] == pytest.approx(50.0 / summary["compression_ratio"])
+    assert set(summary) == set(Compression(1.0, 1.0, 1.0).to_json())  # evaluation's schema too
     # The report reads the file as a run directory's compression summary.
     (tmp_path / "run.json").write_text(json.dumps({"sfm": "whisper", "llm": "llama", "adapter": adapter}))
     write_hypotheses(tmp_path / "hyps_asr_en.tsv", ["a"], ["one two"], ["one"], [50.0])
     loaded = load_run(tmp_path)
-    assert loaded.compression["mean_in_len"] / loaded.compression["mean_out_len"] == pytest.approx(
-        summary["compression_ratio"]
-    )
+    assert loaded.compression.compression_ratio == pytest.approx(summary["compression_ratio"])
 
     # Throughput and compression are logged per step; the trained parameters are exported.
     (metrics,) = tmp_path.glob("logs/version_*/metrics.csv")

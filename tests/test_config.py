@@ -107,3 +107,19 @@ def test_user_adapter_registered_in_its_own_module_is_built_from_yaml(
 def test_missing_import_is_a_clear_error():
     with pytest.raises(ConfigError, match="cannot import 'no_such_module_xyz'"):
         load_config(None, ["imports=[no_such_module_xyz]"])
+
+
+def test_imports_resolve_modules_next_to_the_config_file(tmp_path) -> None:
+    (tmp_path / "beside_config_adapter.py").write_text(
+        "from speechllm.adapters.base_adapter import BaseAdapter\n"
+        "from speechllm.registry import register_adapter\n\n"
+        "@register_adapter('beside_config')\n"
+        "class BesideConfig(BaseAdapter):\n"
+        "    pass\n"
+    )
+    config = tmp_path / "run.yaml"
+    config.write_text("imports: [beside_config_adapter]\nmodel:\n  adapter:\n    name: beside_config\n")
+    cfg = load_config(config)
+    assert cfg.model.adapter.name == "beside_config"
+    with pytest.raises(ConfigError, match=r"imports: cannot import 'not_anywhere_module'.*PYTHONPATH"):
+        load_config(None, ["imports=[not_anywhere_module]"])

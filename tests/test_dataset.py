@@ -1,17 +1,22 @@
-"""SpeechDataset: resampling and down-mixing, bad audio skipped and reported, ST prompts and targets."""
+"""SpeechDataset: resampling and down-mixing, bad audio skipped and reported, ST prompts and targets;
+the typed Batch that collate builds (dict-style reads, moved to a device by Lightning)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from lhotse import AudioSource, CutSet, MonoCut, Recording, SupervisionSegment
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from transformers import AutoTokenizer
 
 from speechllm.audio import SAMPLE_RATE, load_mono_16k
-from speechllm.data.dataset import SKIP_REPORT_HEADER, SpeechDataset
+from speechllm.data.batch import Batch
+from speechllm.data.dataset import SKIP_REPORT_HEADER, SpeechDataset, collate
 from speechllm.llms.prompts import PromptBuilder
 
 
@@ -148,3 +153,68 @@ def test_st_cut_without_translation_is_a_clear_error(tmp_path, prompts):
     cut = cut_of(path, "st-missing", SAMPLE_RATE, 8000, task="st")
     with pytest.raises(KeyError, match="st-missing"):
         SpeechDataset(prompts)[CutSet.from_cuts([cut])]
+
+
+def example(cut_id: str, samples: int, hidden_frames: int | None = None) -> dict:
+    """One example as ``SpeechDataset._example`` gives it, from audio or from cached encoder frames."""
+    signal = (
+        {"encoder_hidden": torch.ones(hidden_frames, 3), "num_samples": samples}
+        if hidden_frames is not None
+        else {"audio": torch.ones(samples)}
+    )
+    return {
+        "cut_id": cut_id,
+        **signal,
+        "prefix": [1, 2],
+        "suffix": [3],
+        "target": [4, 5, 6],
+        "transcript": [4, 5],
+        "task": "asr",
+        "src_lang": "en",
+        "tgt_lang": None,
+        "reference": f"ref {cut_id}",
+        "source_text": f"src {cut_id}",
+    }
+
+
+def test_collate_gives_a_typed_batch_that_reads_like_the_former_dict():
+    batch = collate([example("a", 5), example("b", 3)])
+    assert isinstance(batch, Batch)
+    assert batch.audio.shape == (2, 5) and batch.audio_lens.tolist() == [5, 3]
+    assert batch.audio[1, 3:].tolist() == [0.0, 0.0]
+    assert batch.target_ids.tolist() == [[4, 5, 6], [4, 5, 6]] and batch.prefix_lens.tolist() == [2, 2]
+    assert batch.cut_ids == ["a", "b"] and batch.tgt_lang == [None, None] and batch.skipped == []
+    assert batch.encoder_hidden is None and batch.encoder_lens is None
+    # Dict-style reads: a field that is None is absent, as the key was in the former dict.
+    assert batch["audio"] is batch.audio and "audio" in batch and "encoder_hidden" not in batch
+    assert batch.get("encoder_hidden") is None and batch.get("encoder_lens", 7) == 7
+    with pytest.raises(KeyError):
+        batch["encoder_hidden"]
+    assert len(batch.keys()) == 17 and "encoder_hidden" not in batch.keys()
+    assert dict(batch.items())["reference"] == ["ref a", "ref b"]
+    batch["encoder_hidden"] = torch.zeros(2, 4, 3)  # benchmarks set cached frames this way
+    assert "encoder_hidden" in batch and batch.encoder_hidden.shape == (2, 4, 3)
+    with pytest.raises(KeyError, match="not a Batch field"):
+        batch["audio_len"] = batch.audio_lens
+
+
+def test_collate_of_cached_encoder_frames_has_no_audio():
+    batch = collate([example("a", 16000, hidden_frames=4), example("b", 8000, hidden_frames=2)])
+    assert batch.audio is None and "audio" not in batch
+    assert batch.encoder_hidden.shape == (2, 4, 3) and batch.encoder_lens.tolist() == [4, 2]
+    assert batch.encoder_hidden[1, 2:].abs().sum() == 0
+    assert batch.audio_lens.tolist() == [16000, 8000]
+
+
+def test_lightning_moves_every_tensor_of_a_batch_and_keeps_the_lists():
+    batch = collate([example("a", 5), example("b", 3)])
+    batch.skipped = [("c", "empty audio")]
+    for moved in (
+        move_data_to_device(batch, torch.device("meta")),
+        L.LightningModule().transfer_batch_to_device(batch, torch.device("meta"), 0),
+    ):
+        assert isinstance(moved, Batch)
+        tensors = {k: v for k, v in moved.items() if isinstance(v, torch.Tensor)}
+        assert len(tensors) == 10 and all(v.device.type == "meta" for v in tensors.values())
+        assert moved.cut_ids == ["a", "b"] and moved.skipped == [("c", "empty audio")]
+    assert batch.audio.device.type == "cpu"  # a copy: the original stays where it was

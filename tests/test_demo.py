@@ -56,7 +56,8 @@ def test_demo_adapter_learns_the_training_clips(tmp_path: Path) -> None:
     _require_assets()
     from speechllm.baselines.whisper_decoder import evaluate_whisper
     from speechllm.evaluation import evaluate
-    from speechllm.prepare.synthetic import TextItem, prepare_synthetic
+    from speechllm.prepare.synthetic import prepare_synthetic
+    from speechllm.prepare.text_sources import TextItem
 
     items = [TextItem({"en": text}, "test") for text in SENTENCES]
     prepare_synthetic(

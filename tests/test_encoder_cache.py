@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -147,7 +148,10 @@ def test_cache_command_builds_once_and_reuses(tiny_model_overrides, corpus, tmp_
     cache_dir = tmp_path / "cache"
     argv = ["cache", str(_write_config(tmp_path, corpus)), *tiny_model_overrides, "--out", str(cache_dir)]
     assert main(argv) == 0
-    assert "6 computed, 0 reused" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "6 computed, 0 reused" in captured.out
+    # Not a terminal: one progress summary line per manifest on stderr, no live bar
+    assert re.search(r"^cache \S+: 6 cuts in \d+\.\d s$", captured.err, re.M), captured.err
     assert main(argv) == 0  # every manifest of data.train/val/test, nothing recomputed
     assert "0 computed, 6 reused" in capsys.readouterr().out
     (subdir,) = [p for p in cache_dir.iterdir() if p.is_dir()]

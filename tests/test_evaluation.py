@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,12 @@ from lhotse import load_manifest
 from speechllm.audio import load_mono_16k
 from speechllm.cli import main
 from speechllm.config import load_config
-from speechllm.evaluation import evaluate, run_names
-from speechllm.metrics.report import build_report, read_hypotheses
+from speechllm.evaluation import evaluate
+from speechllm.evaluation.scoring import run_names
+from speechllm.metrics.report import build_report
 from speechllm.metrics.wer import corpus_wer, sentence_wers
 from speechllm.model import SpeechLLM
+from speechllm.rundir import Compression, read_compression, read_hypotheses
 
 try:  # COMET is an optional extra: reuse test_comet's offline tiny-model builder when it is there.
     import comet  # noqa: F401
@@ -74,6 +77,11 @@ def test_run_dir_holds_the_documented_files(run_dir: Path, test_manifest: Path) 
     assert compression["encoder_frame_rate_hz"] == 50.0
     # Base does not shorten the sequence: the adapter emits one vector per encoder frame.
     assert compression["mean_out_len"] == compression["mean_in_len"] > 0
+    # The one compression.json schema (the training monitor writes the same keys).
+    assert set(compression) == set(Compression(1.0, 1.0, 1.0).to_json())
+    assert compression["split"] == "eval" and compression["adapter"] == "base"
+    assert compression["num_utterances"] == len(cuts)  # the later (ST) evaluation's measurement
+    assert read_compression(run_dir).compression_ratio == 1.0
 
 
 def test_sentence_scores_agree_with_metrics(run_dir: Path) -> None:
@@ -176,3 +184,34 @@ def test_st_with_comet_writes_the_report_column(
     report = build_report([out], tmp_path / "report", n_resamples=50, plots=False)
     (key,) = report.table3.rows
     assert report.table3.values[key]["st_comet_en-de"] == pytest.approx(metrics["st_comet_en-de"])
+
+
+def test_a_shrunken_test_set_is_refused_unless_allowed_and_then_reported(
+    model_dir: Path, tones_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cuts = load_manifest(tones_dir / "tones_cuts_test.jsonl.gz").subset(first=6).to_eager()
+    for cut in cuts:  # each clip copied, so that two can go missing without touching the fixture
+        source = Path(cut.recording.sources[0].source)
+        copy = tmp_path / "audio" / source.name
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_bytes(source.read_bytes())
+        cut.recording.sources[0].source = str(copy)
+    manifest = tmp_path / "cuts.jsonl.gz"
+    cuts.to_file(manifest)
+    for cut in list(cuts)[:2]:
+        Path(cut.recording.sources[0].source).unlink()
+    out = tmp_path / "run"
+    args = ["evaluate", "--model", str(model_dir), "--manifest", str(manifest), "--out", str(out)]
+    args += ["--max-new-tokens", "2", "--device", "cpu"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "speechllm: error: 2 of 6 cuts in" in err and "--allow-missing" in err
+    assert not (out / "run.json").exists()  # refused before anything was written
+
+    assert main([*args, "--allow-missing"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"^evaluate cuts\.jsonl\.gz: 4/6 cuts in \d+\.\d s$", captured.err, re.M), captured.err
+    info = json.loads((out / "run.json").read_text())
+    assert (info["asr_skipped_cuts"], info["asr_cuts"]) == (2, 6)
+    report = build_report([out], tmp_path / "report", plots=False, n_resamples=10)
+    assert f"- {out} (asr): 2 of 6 cuts not scored" in report.markdown

@@ -16,9 +16,10 @@ from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
-from speechllm.metrics.report import build_report, read_hypotheses
+from speechllm.metrics.report import build_report
 from speechllm.metrics.wer import corpus_wer
 from speechllm.model import SpeechLLM
+from speechllm.rundir import read_hypotheses
 from speechllm.training import train
 
 try:  # COMET is an optional extra: reuse test_comet's offline tiny-model builder when it is there.

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from speechllm.config import load_config
+from speechllm.data.batch import Batch
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.model import SpeechLLM, splice
 
@@ -23,7 +24,7 @@ def build(overrides: list[str], *extra: str) -> SpeechLLM:
     return SpeechLLM.from_config(cfg.model)
 
 
-def first_batch(model: SpeechLLM, tones_dir: Path, max_duration: float = 12.0) -> dict:
+def first_batch(model: SpeechLLM, tones_dir: Path, max_duration: float = 12.0) -> Batch:
     cfg = load_config(
         None,
         [
@@ -70,42 +71,42 @@ def test_loss_covers_target_tokens_only(tiny_model_overrides, tones_dir):
     ours = model(batch)
 
     # Reference: the HF model's own loss with labels -100 everywhere except the target tokens.
-    adapted = model.encode(batch["audio"], batch["audio_lens"])
+    adapted = model.encode(batch.audio, batch.audio_lens)
     embeds, mask, positions = splice(
         [
-            (model.llm.embed(batch["prefix_ids"]), batch["prefix_lens"]),
+            (model.llm.embed(batch.prefix_ids), batch.prefix_lens),
             (adapted.embeds, adapted.lens),
-            (model.llm.embed(batch["suffix_ids"]), batch["suffix_lens"]),
-            (model.llm.embed(batch["target_ids"]), batch["target_lens"]),
+            (model.llm.embed(batch.suffix_ids), batch.suffix_lens),
+            (model.llm.embed(batch.target_ids), batch.target_lens),
         ]
     )
     labels = torch.full(mask.shape, -100)
-    for i, n in enumerate(batch["target_lens"].tolist()):
-        labels[i, -n:] = batch["target_ids"][i, :n]
+    for i, n in enumerate(batch.target_lens.tolist()):
+        labels[i, -n:] = batch.target_ids[i, :n]
     hf = model.llm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, labels=labels)
     assert torch.allclose(ours.lm_loss, hf.loss, atol=1e-5)
-    assert ours.num_target_tokens == int(batch["target_lens"].sum())
+    assert ours.num_target_tokens == int(batch.target_lens.sum())
+    # A plain dict of the same tensors (what the benchmarks build) is read the same way.
+    assert torch.equal(model(dict(batch.items())).loss, ours.loss)
 
     # Changing the prompt's last token (which predicts nothing we score) changes the context but
     # the loss still only averages target positions: it stays finite and counts the same tokens.
     perturbed = copy.deepcopy(batch)
-    perturbed["target_ids"][0, 0] = (perturbed["target_ids"][0, 0] + 1) % model.llm.vocab_size
+    perturbed.target_ids[0, 0] = (perturbed.target_ids[0, 0] + 1) % model.llm.vocab_size
     assert not torch.allclose(model(perturbed).lm_loss, ours.lm_loss)
 
 
 def test_generation_of_a_batch_equals_each_clip_alone(tiny_model_overrides, tones_dir):
     model = build(tiny_model_overrides).eval()
     batch = first_batch(model, tones_dir, max_duration=30.0)
-    assert len(batch["cut_ids"]) >= 3 and len(set(batch["audio_lens"].tolist())) >= 2
-    together = model.generate(batch["audio"], batch["audio_lens"], max_new_tokens=12)
+    assert len(batch.cut_ids) >= 3 and len(set(batch.audio_lens.tolist())) >= 2
+    together = model.generate(batch.audio, batch.audio_lens, max_new_tokens=12)
     alone = [
-        model.generate(
-            batch["audio"][i : i + 1, : int(n)], batch["audio_lens"][i : i + 1], max_new_tokens=12
-        )[0]
-        for i, n in enumerate(batch["audio_lens"])
+        model.generate(batch.audio[i : i + 1, : int(n)], batch.audio_lens[i : i + 1], max_new_tokens=12)[0]
+        for i, n in enumerate(batch.audio_lens)
     ]
     assert together == alone
-    assert model.generate(batch["audio"][:0], batch["audio_lens"][:0]) == []
+    assert model.generate(batch.audio[:0], batch.audio_lens[:0]) == []
 
 
 def test_save_then_load_gives_identical_generations(tiny_model_overrides, tones_dir, tmp_path):
@@ -121,7 +122,7 @@ def test_save_then_load_gives_identical_generations(tiny_model_overrides, tones_
     loaded = SpeechLLM.from_pretrained(tmp_path / "m").eval()
     for name, tensor in model.trainable_state_dict().items():
         assert torch.equal(loaded.trainable_state_dict()[name], tensor)
-    args = (batch["audio"], batch["audio_lens"])
+    args = (batch.audio, batch.audio_lens)
     assert loaded.generate(*args, max_new_tokens=10) == model.generate(*args, max_new_tokens=10)
 
 
@@ -135,8 +136,8 @@ def test_bf16_autocast_forward_and_generate(tiny_model_overrides, tones_dir):
     batch = first_batch(model, tones_dir)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = model(batch).loss
-        texts = model.eval().generate(batch["audio"], batch["audio_lens"], max_new_tokens=4)
-    assert torch.isfinite(loss) and len(texts) == len(batch["cut_ids"])
+        texts = model.eval().generate(batch.audio, batch.audio_lens, max_new_tokens=4)
+    assert torch.isfinite(loss) and len(texts) == len(batch.cut_ids)
 
 
 def test_mistral_llm_with_its_chat_template(tiny_dirs, tiny_model_overrides, tones_dir):
@@ -152,8 +153,8 @@ def test_mistral_llm_with_its_chat_template(tiny_dirs, tiny_model_overrides, ton
 def test_generate_from_cached_encoder_outputs_equals_generate_from_audio(tiny_model_overrides, tones_dir):
     model = build(tiny_model_overrides).eval()
     batch = first_batch(model, tones_dir)
-    hidden, lens = model.encoder(batch["audio"], batch["audio_lens"])
-    from_audio = model.generate(batch["audio"], batch["audio_lens"], max_new_tokens=8)
+    hidden, lens = model.encoder(batch.audio, batch.audio_lens)
+    from_audio = model.generate(batch.audio, batch.audio_lens, max_new_tokens=8)
     assert model.generate(encoder_hidden=hidden, encoder_lens=lens, max_new_tokens=8) == from_audio
     with pytest.raises(ValueError, match="needs audio and audio_lens, or encoder_hidden"):
         model.generate(max_new_tokens=8)

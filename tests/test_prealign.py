@@ -201,8 +201,11 @@ def test_train_runs_prealignment_then_the_llm_stage_from_it(
     # The stage ended by matching the outputs' scale to the embeddings' (rescale: true).
     assert summary["output_scale"] != 1.0
     assert float(pre.alignment.output_scale.detach()) == pytest.approx(summary["output_scale"])
-    # A second run into the same directory does not pre-align again: it loads the finished stage.
-    again = train(cfg)
+    # A new run into the same directory is refused (it would mix with this one's files) ...
+    with pytest.raises(ConfigError, match="--resume last"):
+        train(cfg)
+    # ... and a resumed one does not pre-align again: it loads the finished stage.
+    again = train(cfg, resume="last")
     assert json.loads((out / PREALIGN_DONE).read_text()) == summary
     assert again == model_dir
 

@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from speechllm.cli import build_parser
-from speechllm.metrics.report import (
-    build_report,
-    column_for_hyps_file,
-    load_run,
-    read_hypotheses,
-    write_hypotheses,
-)
+from speechllm.metrics.report import build_report, load_run
+from speechllm.rundir import column_for_hyps_file, read_hypotheses, write_hypotheses
 
 N = 40
 ALT = [(-1) ** i for i in range(N)]  # ±1 alternating: zero mean, so offsets below are exact means

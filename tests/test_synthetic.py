@@ -12,13 +12,13 @@ from lhotse import load_manifest
 
 from speechllm.cli import build_parser
 from speechllm.data.manifest import ManifestError
-from speechllm.prepare.synthetic import (
+from speechllm.prepare.synthetic import prepare_synthetic
+from speechllm.prepare.text_sources import (
     TextItem,
     assign_splits,
     catalog_items,
     deduplicate,
     normalize_text,
-    prepare_synthetic,
     read_fortunes,
     read_mo,
     template_items,

@@ -16,24 +16,19 @@ import json
 from pathlib import Path
 
 from speechllm.metrics.paper import paper_compression
-from speechllm.metrics.report import read_hypotheses
+from speechllm.rundir import hyps_file_name, read_compression, read_hypotheses, read_metrics
 
 ASR_SETS = {"asr_test": "synthetic test", "real_en": "real speech", "train_probe": "training clips"}
 NUM_SAMPLES = 5
 
 
-def _metrics(run_dir: Path) -> dict[str, float]:
-    path = run_dir / "metrics.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+ASR_HYPS = hyps_file_name("asr", "en")  # the demo's test sets are English
 
 
 def _compression(run_dir: Path) -> float | None:
     """Adapter outputs per second of audio (the LLM's audio frame rate)."""
-    path = run_dir / "compression.json"
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data["encoder_frame_rate_hz"] * data["mean_out_len"] / data["mean_in_len"]
+    compression = read_compression(run_dir)
+    return None if compression is None else compression.output_rate_hz
 
 
 def read_curve(path: Path) -> dict[str, list[tuple[int, float, float]]]:
@@ -67,7 +62,7 @@ def asr_rows(out: Path, adapters: list[str]) -> list[dict]:
     for label, system, adapter in systems:
         row: dict = {"system": label, "key": system, "adapter": adapter}
         for test_set in ASR_SETS:
-            row[test_set] = _metrics(out / "eval" / system / test_set).get("asr_wer_en")
+            row[test_set] = read_metrics(out / "eval" / system / test_set).get("asr_wer_en")
         curve = read_curve(out / "runs" / system / "curve.tsv")
         prealign = out / "runs" / system / "prealign" / "prealign.json"
         if prealign.is_file():
@@ -88,20 +83,17 @@ def rate_rows(out: Path, adapters: list[str]) -> list[dict]:
     """Per trained adapter: its output rate and compression, what the LLM reads, and Table 1's."""
     rows = []
     for adapter in adapters:
-        run_dir = out / "eval" / f"asr_{adapter}" / "asr_test"
-        out_hz = _compression(run_dir)
-        if out_hz is None:
+        compression = read_compression(out / "eval" / f"asr_{adapter}" / "asr_test")
+        if compression is None:
             continue
-        data = json.loads((run_dir / "compression.json").read_text(encoding="utf-8"))
-        rate, mean_in = data["encoder_frame_rate_hz"], data["mean_in_len"]
         row = {
             "adapter": adapter,
-            "out_hz": out_hz,
-            "ratio": mean_in / data["mean_out_len"],
+            "out_hz": compression.output_rate_hz,
+            "ratio": compression.compression_ratio,
         }
-        if "mean_read_len" in data:
-            row["read_hz"] = rate * data["mean_read_len"] / mean_in
-            row["read_ratio"] = mean_in / data["mean_read_len"]
+        if compression.mean_read_len is not None:
+            row["read_hz"] = compression.read_rate_hz
+            row["read_ratio"] = compression.mean_in_len / compression.mean_read_len
         paper = paper_compression("whisper", adapter)
         if paper is not None:
             row["paper_ratio"], row["paper_hz"] = paper.compression_ratio, paper.sampling_rate_hz
@@ -112,7 +104,7 @@ def rate_rows(out: Path, adapters: list[str]) -> list[dict]:
 def st_rows(out: Path) -> list[dict]:
     rows = []
     for label, system in (("ST adapter (trained)", "st"), ("ST adapter (untrained)", "st_untrained")):
-        metrics = _metrics(out / "eval" / system / "st_test")
+        metrics = read_metrics(out / "eval" / system / "st_test")
         pairs = sorted(k.removeprefix("st_bleu_") for k in metrics if k.startswith("st_bleu_"))
         if pairs:
             bleus = {pair: metrics[f"st_bleu_{pair}"] for pair in pairs}
@@ -122,12 +114,12 @@ def st_rows(out: Path) -> list[dict]:
 
 def samples(out: Path, adapters: list[str]) -> list[str]:
     """A few synthetic test sentences: reference, Whisper, each trained adapter."""
-    whisper = out / "eval" / "whisper" / "asr_test" / "hyps_asr_en.tsv"
+    whisper = out / "eval" / "whisper" / "asr_test" / ASR_HYPS
     if not whisper.is_file():
         return []
     hyps = {"Whisper": read_hypotheses(whisper)}
     for adapter in adapters:
-        path = out / "eval" / f"asr_{adapter}" / "asr_test" / "hyps_asr_en.tsv"
+        path = out / "eval" / f"asr_{adapter}" / "asr_test" / ASR_HYPS
         if path.is_file():
             hyps[adapter] = read_hypotheses(path)
     lines = []
@@ -208,19 +200,8 @@ def plot(out: Path, adapters: list[str], rows: list[dict]) -> list[Path]:
     return [curves, bars]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--adapters", nargs="+", required=True)
-    parser.add_argument("--wall-seconds", type=float, default=None, help="the whole run's wall time")
-    args = parser.parse_args()
-    out: Path = args.out
-    rows = asr_rows(out, args.adapters)
-    st = st_rows(out)
-    lines = ["# speechllm demo: Whisper tiny.en → adapter → SmolLM2-135M-Instruct", ""]
-    if args.wall_seconds is not None:
-        lines += [f"Wall time of the whole run: {args.wall_seconds / 60:.1f} min.", ""]
-    lines += [
+def asr_table(rows: list[dict]) -> list[str]:
+    lines = [
         "## ASR (English), WER % (greedy; lower is better)",
         "",
         "| system | synthetic test | real speech | training clips | steps | train min | "
@@ -233,78 +214,115 @@ def main() -> None:
             f"| {r['system']} | {_fmt(r['asr_test'])} | {_fmt(r['real_en'])} | {_fmt(r['train_probe'])} | "
             f"{r.get('steps', '–')} | {_fmt(r.get('train_minutes'))} | {loss} | {_fmt(r['frames_per_s'])} |"
         )
-    rates = rate_rows(out, args.adapters)
-    if rates:
-        lines += [
-            "",
-            "## Output rate and compression (synthetic test set) beside the paper's Table 1 (Whisper)",
-            "",
-            "| adapter | adapter outputs /s | compression | LLM reads /s | compression "
-            "| paper: ratio | paper: /s |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in rates:
-            lines.append(
-                f"| {r['adapter']} | {_fmt(r['out_hz'])} | {_fmt(r['ratio'])}:1 | {_fmt(r.get('read_hz'))} | "
-                f"{_fmt(r.get('read_ratio'))}:1 | {_fmt(r.get('paper_ratio'), 0)}:1 "
-                f"| {_fmt(r.get('paper_hz'), 2)} |"
-            )
+    return lines
+
+
+def rate_table(rates: list[dict]) -> list[str]:
+    if not rates:
+        return []
+    lines = [
+        "",
+        "## Output rate and compression (synthetic test set) beside the paper's Table 1 (Whisper)",
+        "",
+        "| adapter | adapter outputs /s | compression | LLM reads /s | compression "
+        "| paper: ratio | paper: /s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rates:
+        lines.append(
+            f"| {r['adapter']} | {_fmt(r['out_hz'])} | {_fmt(r['ratio'])}:1 | {_fmt(r.get('read_hz'))} | "
+            f"{_fmt(r.get('read_ratio'))}:1 | {_fmt(r.get('paper_ratio'), 0)}:1 "
+            f"| {_fmt(r.get('paper_hz'), 2)} |"
+        )
+    return lines
+
+
+def prealign_table(rows: list[dict]) -> list[str]:
     pre = [r for r in rows if "prealign" in r]
-    if pre:
-        lines += [
-            "",
-            "## Pre-alignment",
-            "",
-            "| adapter | objective | steps | minutes | dev WER, adapter alone | vocabulary |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in pre:
-            p = r["prealign"]
-            lines.append(
-                f"| {r['adapter']} | {p['objective']} | {p['steps']} | {p['seconds'] / 60:.1f} | "
-                f"{_fmt(p.get('dev_wer'))} | {p.get('vocabulary')} |"
-            )
+    if not pre:
+        return []
+    lines = [
+        "",
+        "## Pre-alignment",
+        "",
+        "| adapter | objective | steps | minutes | dev WER, adapter alone | vocabulary |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in pre:
+        p = r["prealign"]
+        lines.append(
+            f"| {r['adapter']} | {p['objective']} | {p['steps']} | {p['seconds'] / 60:.1f} | "
+            f"{_fmt(p.get('dev_wer'))} | {p.get('vocabulary')} |"
+        )
+    return lines
+
+
+def st_table(st: list[dict]) -> list[str]:
+    if not st:
+        return []
+    lines = ["", "## ST (de/es/fr/it → en), BLEU (higher is better)", ""]
+    pairs = sorted(st[0]["bleu"])
+    lines += ["| system | " + " | ".join(pairs) + " | average |", "|---" * (len(pairs) + 2) + "|"]
+    for r in st:
+        cells = " | ".join(_fmt(r["bleu"].get(p)) for p in pairs)
+        lines.append(f"| {r['system']} | {cells} | {_fmt(r['bleu_avg'])} |")
+    return lines
+
+
+def headline(rows: list[dict], st: list[dict], summary: dict) -> list[str]:
+    """The summary lines docs/demo.md quotes; adds the best adapter and its ratio to ``summary``."""
     trained = [r for r in rows if r["adapter"] and r["asr_test"] is not None]
     best = min(trained, key=lambda r: r["asr_test"]) if trained else None
     whisper = next((r for r in rows if r["key"] == "whisper"), None)
-    summary: dict = {"asr": rows, "st": st, "wall_seconds": args.wall_seconds}
     untrained = next((r for r in rows if r["key"].endswith("_untrained")), None)
     alone = [r for r in rows if r["key"].endswith("_alone") and r["asr_test"] is not None]
-    headline = []
+    lines = []
     if best is not None:
-        headline.append(f"best adapter WER: {best['asr_test']:.1f}% ({best['adapter']})")
+        lines.append(f"best adapter WER: {best['asr_test']:.1f}% ({best['adapter']})")
         summary["best_adapter"] = {"adapter": best["adapter"], "wer": best["asr_test"]}
     if whisper is not None and whisper["asr_test"] is not None:
-        headline.append(f"whisper tiny.en WER: {whisper['asr_test']:.1f}%")
+        lines.append(f"whisper tiny.en WER: {whisper['asr_test']:.1f}%")
         if best is not None:
             ratio = best["asr_test"] / whisper["asr_test"]
-            headline.append(f"ratio: {ratio:.2f}× Whisper tiny.en (target ≤ 1.25×)")
+            lines.append(f"ratio: {ratio:.2f}× Whisper tiny.en (target ≤ 1.25×)")
             summary["ratio_to_whisper"] = ratio
     for r in alone:
-        headline.append(f"{r['key'][4:-6]} adapter alone (CTC greedy) WER: {r['asr_test']:.1f}%")
+        lines.append(f"{r['key'][4:-6]} adapter alone (CTC greedy) WER: {r['asr_test']:.1f}%")
     real = [
         (name, r["real_en"])
         for name, r in (("best adapter", best), ("whisper", whisper), ("untrained", untrained))
         if r and r.get("real_en") is not None
     ]
     if real:
-        headline.append("real speech WER: " + ", ".join(f"{name} {value:.1f}%" for name, value in real))
-    if st:
-        lines += ["", "## ST (de/es/fr/it → en), BLEU (higher is better)", ""]
-        pairs = sorted(st[0]["bleu"])
-        lines += ["| system | " + " | ".join(pairs) + " | average |", "|---" * (len(pairs) + 2) + "|"]
-        for r in st:
-            cells = " | ".join(_fmt(r["bleu"].get(p)) for p in pairs)
-            lines.append(f"| {r['system']} | {cells} | {_fmt(r['bleu_avg'])} |")
-            headline.append(f"{r['system']} BLEU: {r['bleu_avg']:.1f}")
+        lines.append("real speech WER: " + ", ".join(f"{name} {value:.1f}%" for name, value in real))
+    lines += [f"{r['system']} BLEU: {r['bleu_avg']:.1f}" for r in st]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--adapters", nargs="+", required=True)
+    parser.add_argument("--wall-seconds", type=float, default=None, help="the whole run's wall time")
+    args = parser.parse_args()
+    out: Path = args.out
+    rows = asr_rows(out, args.adapters)
+    st = st_rows(out)
+    lines = ["# speechllm demo: Whisper tiny.en → adapter → SmolLM2-135M-Instruct", ""]
+    if args.wall_seconds is not None:
+        lines += [f"Wall time of the whole run: {args.wall_seconds / 60:.1f} min.", ""]
+    lines += asr_table(rows) + rate_table(rate_rows(out, args.adapters)) + prealign_table(rows)
+    summary: dict = {"asr": rows, "st": st, "wall_seconds": args.wall_seconds}
+    summary_lines = headline(rows, st, summary)
+    lines += st_table(st)
     lines += ["", "## Sample transcripts (synthetic test set)", "", *samples(out, args.adapters)]
     figures = plot(out, args.adapters, rows)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
-    lines += ["", "## Summary", "", *[f"    {h}" for h in headline], ""]
+    lines += ["", "## Summary", "", *[f"    {h}" for h in summary_lines], ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print("\n".join(["", "==== speechllm demo summary ====", *headline, f"report: {out / 'report.md'}"]))
+    print("\n".join(["", "==== speechllm demo summary ====", *summary_lines, f"report: {out / 'report.md'}"]))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+from speechllm.adapters.base import Adapter, AdapterTargets
 from speechllm.registry import register_adapter
 
 
@@ -15,6 +15,8 @@ class BaseAdapter(Adapter):
     Shapes: hidden (B, T, C) → embeds (B, T, D); lens unchanged.
     """
 
-    def forward(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
-        embeds = self.modality(hidden, lens)
-        return AdapterOutput(embeds=embeds, lens=lens, stats={"in_lens": lens, "out_lens": lens})
+    def compress(
+        self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The identity: (B, T, C), (B,) → the same."""
+        return hidden, lens

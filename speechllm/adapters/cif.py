@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+from speechllm.adapters.base import Adapter, AdapterTargets, Compressed
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_adapter
 
@@ -152,8 +152,9 @@ class CIFAdapter(Adapter):
         self.quantity_weight = quantity_weight
         self.weight_predictor = WeightPredictor(in_dim, predictor_dim or in_dim)
 
-    def forward(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
-        """Args: hidden (B, T, C), lens (B,), targets (training). Returns :class:`AdapterOutput`."""
+    def compress(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> Compressed:
+        """Args: hidden (B, T, C) zero past lens, lens (B,), targets (training).
+        Returns: fired (B, K, C), out_lens (B,), the quantity loss (with targets), ``alpha_sum`` (B,)."""
         alphas = self.weight_predictor(hidden, lens)
         alpha_sums = alphas.sum(dim=1)
         aux_loss = None
@@ -163,8 +164,5 @@ class CIFAdapter(Adapter):
             if self.training:
                 scale = token_counts / alpha_sums.clamp(min=1e-6)
                 alphas = alphas * scale.unsqueeze(1)
-        hidden = hidden * lengths_to_mask(lens, hidden.shape[1]).unsqueeze(-1).to(hidden.dtype)
         fired, out_lens = cif_integrate(hidden, alphas, self.threshold, self.tail_threshold)
-        embeds = self.modality(fired.to(hidden.dtype), out_lens)
-        stats = {"in_lens": lens, "out_lens": out_lens, "alpha_sum": alpha_sums.detach()}
-        return AdapterOutput(embeds=embeds, lens=out_lens, aux_loss=aux_loss, stats=stats)
+        return Compressed(fired.to(hidden.dtype), out_lens, aux_loss, {"alpha_sum": alpha_sums.detach()})

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+from speechllm.adapters.base import Adapter, AdapterTargets
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_adapter
 
@@ -21,8 +21,9 @@ class ConvAdapter(Adapter):
     """``Conv1d(k3, s2, p1) → GELU → Conv1d(k3, s2, p1)`` → modality adapter (4:1 in time).
 
     Padded frames are zeroed before the first convolution and after each one (the bias would
-    otherwise leak into them), so the last valid output of a clip sees exactly the zeros that
-    Conv1d's own padding would give it: appending padding to a clip does not change its outputs.
+    otherwise leak into them; :meth:`Adapter.forward` zeroes the stage's input and output), so the
+    last valid output of a clip sees exactly the zeros that Conv1d's own padding would give it:
+    appending padding to a clip does not change its outputs.
     GELU sits between the two convolutions only; the modality adapter's input projection follows.
 
     Args:
@@ -50,18 +51,17 @@ class ConvAdapter(Adapter):
         )
         self.activation = nn.GELU()
 
-    def forward(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
-        """Args: hidden (B, T, C), lens (B,), targets (unused). Returns :class:`AdapterOutput`."""
-        x = hidden * lengths_to_mask(lens, hidden.shape[1]).unsqueeze(-1).to(hidden.dtype)
-        x = x.transpose(1, 2)  # (B, C, T): Conv1d layout
+    def compress(
+        self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Args: hidden (B, T, C) zero past lens, lens (B,), targets (unused).
+        Returns: (B, T'', conv_dim) frames, out_lens (B,)."""
+        x = hidden.transpose(1, 2)  # (B, C, T): Conv1d layout
         out_lens = lens
         for index, conv in enumerate(self.convs):
-            if index > 0:
-                x = self.activation(x)
+            if index > 0:  # the bias filled the padded frames: zero them before the next layer reads them
+                x = self.activation(x * lengths_to_mask(out_lens, x.shape[-1]).unsqueeze(1).to(x.dtype))
             x = conv(x)
             out_lens = conv_out_lens(out_lens, self.kernel_size, self.stride, self.padding)
-            x = x * lengths_to_mask(out_lens, x.shape[-1]).unsqueeze(1).to(x.dtype)
         # A clip of any length ≥ 1 keeps ≥ 1 frame; trim the batch to its longest clip.
-        x = x.transpose(1, 2)[:, : int(out_lens.max())]
-        embeds = self.modality(x, out_lens)
-        return AdapterOutput(embeds=embeds, lens=out_lens, stats={"in_lens": lens, "out_lens": out_lens})
+        return x.transpose(1, 2)[:, : int(out_lens.max())], out_lens

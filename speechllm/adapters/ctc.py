@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+from speechllm.adapters.base import Adapter, AdapterTargets, Compressed
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_adapter
 
@@ -107,20 +107,19 @@ class CTCAdapter(Adapter):
         self.max_len = max_len
         self.head = nn.Linear(in_dim, vocab_size)
 
-    def forward(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
-        """Args: hidden (B, T, C), lens (B,), targets (training). Returns :class:`AdapterOutput`."""
-        valid = lengths_to_mask(lens, hidden.shape[1])
-        hidden = hidden * valid.unsqueeze(-1).to(hidden.dtype)
+    def compress(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> Compressed:
+        """Args: hidden (B, T, C) zero past lens, lens (B,), targets (training).
+        Returns: pooled runs (B, K, C), out_lens (B,), the weighted CTC loss (with targets),
+        ``blank_frames`` (B,)."""
         logits = self.head(hidden)  # (B, T, V)
         labels = logits.argmax(dim=-1)
         aux_loss = None
         if targets is not None:
             aux_loss = self.ctc_weight * self.ctc_loss(logits, lens, targets)
         pooled, out_lens = ctc_compress(hidden, labels, lens, self.max_len)
-        embeds = self.modality(pooled, out_lens)
+        valid = lengths_to_mask(lens, hidden.shape[1])
         blank_frames = ((labels == self.blank_id) & valid).sum(dim=1)
-        stats = {"in_lens": lens, "out_lens": out_lens, "blank_frames": blank_frames}
-        return AdapterOutput(embeds=embeds, lens=out_lens, aux_loss=aux_loss, stats=stats)
+        return Compressed(pooled, out_lens, aux_loss, {"blank_frames": blank_frames})
 
     def ctc_loss(self, logits: Tensor, lens: Tensor, targets: AdapterTargets) -> Tensor:
         """Unweighted CTC loss. logits (B, T, V), lens (B,), targets ids (B, N) / lens (B,) → scalar."""

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+from speechllm.adapters.base import Adapter, AdapterTargets
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_adapter
 
@@ -94,8 +94,11 @@ class WLQFormerAdapter(Adapter):
         )
         self.qformer = nn.TransformerDecoder(layer, qformer_layers, norm=nn.LayerNorm(qformer_dim))
 
-    def forward(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
-        """Args: hidden (B, T, C), lens (B,), targets (unused). Returns :class:`AdapterOutput`."""
+    def compress(
+        self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Args: hidden (B, T, C) zero past lens, lens (B,), targets (unused).
+        Returns: (B, ceil(T / window) · queries_per_window, qformer_dim) query outputs, out_lens (B,)."""
         batch, frames, _ = hidden.shape
         window_lens = torch.div(lens + self.window - 1, self.window, rounding_mode="floor")  # ceil
         windows = max(int(window_lens.max()), 1)
@@ -114,6 +117,4 @@ class WLQFormerAdapter(Adapter):
         out = live_out.new_zeros(batch * windows, self.queries_per_window, live_out.shape[-1])
         out[live] = live_out
         out = out.reshape(batch, windows * self.queries_per_window, -1)
-        out_lens = window_lens * self.queries_per_window
-        embeds = self.modality(out, out_lens)
-        return AdapterOutput(embeds=embeds, lens=out_lens, stats={"in_lens": lens, "out_lens": out_lens})
+        return out, window_lens * self.queries_per_window

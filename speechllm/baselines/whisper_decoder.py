@@ -5,7 +5,7 @@ test set with that decoder (on the 30 s padded input Whisper was trained on) sho
 encoder's representation already supports; a trained adapter is then judged against it.
 
 :func:`evaluate_whisper` writes a run directory in the ``speechllm evaluate`` format
-(:mod:`speechllm.evaluation`): ``run.json`` with ``sfm="whisper"``, ``llm="whisper-decoder"``,
+(:mod:`speechllm.rundir`): ``run.json`` with ``sfm="whisper"``, ``llm="whisper-decoder"``,
 ``adapter="none"``; ``hyps_asr_<lang>.tsv``; ``metrics.json`` (``asr_wer_<lang>``).
 
 Command line: ``speechllm whisper-baseline --manifest M --out DIR``.
@@ -23,7 +23,10 @@ from typing import Any
 import torch
 
 from speechllm.audio import SAMPLE_RATE
-from speechllm.evaluation import Decoded, group_decoded, score_groups, write_run_dir
+from speechllm.errors import UsageError
+from speechllm.evaluation.decoding import Decoded, group_decoded
+from speechllm.evaluation.scoring import score_groups, write_run_dir
+from speechllm.rundir import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class WhisperDecoderBaseline:
             return []
         too_long = [i for i, clip in enumerate(clips) if clip.shape[-1] > WINDOW_SAMPLES]
         if too_long:
-            raise ValueError(f"clip(s) {too_long} are longer than Whisper's 30 s window")
+            raise UsageError(f"clip(s) {too_long} are longer than Whisper's 30 s window")
         # Zero-padded to 30 s with full lengths: exactly the features Whisper was trained on.
         audio = torch.zeros(len(clips), WINDOW_SAMPLES, device=self.device)
         for row, clip in enumerate(clips):
@@ -87,7 +90,7 @@ def decode_manifest(
 
     cuts = load_manifest_lazy(manifest)
     if cuts is None:
-        raise ValueError(f"{manifest}: not a lhotse manifest")
+        raise UsageError(f"{manifest}: not a lhotse manifest")
     decoded: list[Decoded] = []
     skipped = 0
     pending: list[tuple[Any, torch.Tensor]] = []
@@ -101,7 +104,7 @@ def decode_manifest(
 
     for cut in cuts:
         if not cut.supervisions:
-            raise ValueError(f"{manifest}: cut {cut.id!r} has no supervision (no reference text)")
+            raise UsageError(f"{manifest}: cut {cut.id!r} has no supervision (no reference text)")
         audio, reason = load_mono_16k(cut)
         if audio is None:
             log.warning("%s: skipping cut %s: %s", manifest, cut.id, reason)
@@ -130,7 +133,7 @@ def evaluate_whisper(
     """
     manifest_paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
     if not manifest_paths:
-        raise ValueError("no manifests to evaluate")
+        raise UsageError("no manifests to evaluate")
     baseline = WhisperDecoderBaseline(path, device=device, max_new_tokens=max_new_tokens)
     started = time.perf_counter()
     decoded: list[Decoded] = []
@@ -140,11 +143,9 @@ def evaluate_whisper(
         decoded += more
         skipped += bad
     if not decoded:
-        raise ValueError(f"no usable cuts in {', '.join(map(str, manifest_paths))}")
+        raise UsageError(f"no usable cuts in {', '.join(map(str, manifest_paths))}")
     scored = score_groups(group_decoded(decoded, where=", ".join(map(str, manifest_paths))))
-    info = {
-        **RUN_NAMES,
-        "tasks": ["asr"],
+    settings = {
         "model_dir": None,
         "whisper_model": path,
         "asr_manifests": [str(p) for p in manifest_paths],
@@ -152,4 +153,4 @@ def evaluate_whisper(
         "max_new_tokens": max_new_tokens,
         "decode_seconds": round(time.perf_counter() - started, 1),
     }
-    return write_run_dir(out_dir, info, scored)
+    return write_run_dir(out_dir, RunInfo(**RUN_NAMES, tasks=["asr"], extra=settings), scored)

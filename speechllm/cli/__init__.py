@@ -1,7 +1,10 @@
 """The ``speechllm`` command. Every subcommand is declared here, one module each.
 
 Each module's ``register(subparsers)`` adds its parser and sets ``func``; handlers import the
-library lazily so that ``speechllm --help`` stays fast.
+library lazily so that ``speechllm --help`` stays fast. The library's own errors
+(:class:`~speechllm.errors.SpeechLLMError`: config, manifest, audio, checkpoint, cache) and a
+missing file become one line, ``speechllm: error: ...``, and exit status 2; ``--debug`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import sys
 from collections.abc import Sequence
 
 from speechllm.cli import baseline, cache, evaluate, prepare, report, train, transcribe
-from speechllm.config import ConfigError
+from speechllm.errors import SpeechLLMError
 
 COMMANDS = (train, evaluate, transcribe, prepare, cache, report, baseline)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="speechllm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="speechllm", description="Connect speech foundation models to LLMs through trained adapters."
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     subparsers = parser.add_subparsers(metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
@@ -39,6 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"speechllm: error: {err}", file=sys.stderr)
+    except (SpeechLLMError, FileNotFoundError) as err:
+        if args.debug:
+            raise
+        print(f"speechllm: error: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (a missing file names itself)."""
+    if isinstance(err, FileNotFoundError) and err.filename and str(err.filename) not in str(err):
+        return f"file not found: {err.filename}"
+    return " ".join(str(err).split()) or type(err).__name__

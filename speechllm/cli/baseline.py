@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from speechllm.cli._args import call_with_args
@@ -28,13 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from speechllm.baselines.whisper_decoder import evaluate_whisper
 
-    try:
-        metrics = call_with_args(
-            evaluate_whisper, args, manifests=args.manifest, out_dir=args.out, path=args.model
-        )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"speechllm whisper-baseline: error: {error}", file=sys.stderr)
-        return 2
+    metrics = call_with_args(
+        evaluate_whisper, args, manifests=args.manifest, out_dir=args.out, path=args.model
+    )
     for key in sorted(metrics):
         if key.startswith("asr_wer_"):
             print(f"{key}\t{metrics[key]:.2f}")

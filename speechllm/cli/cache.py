@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cache = subparsers.add_parser(
         "cache",
         help="run the frozen encoder once over manifests and store its outputs (encoder-output cache)",
-        description=__doc__.splitlines()[0],
+        description="Run the frozen speech encoder once over manifests and store its outputs; training "
+        "with data.encoder_cache=DIR then reads them instead of audio.",
     )
     cache.add_argument("config", help="YAML config (its model.encoder is the encoder cached)")
     cache.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. model.encoder.pad_to_30s=false")
@@ -33,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from speechllm.builders import build_encoder
     from speechllm.config import ConfigError, load_config, prepare_model_config
     from speechllm.data.encoder_cache import cache_dir_name
+    from speechllm.data.manifest import check_cut_manifest
     from speechllm.prepare.cache import build_encoder_cache
+    from speechllm.progress import progress
 
     # As training builds it: precision bf16-true stores the frozen encoder in bf16, and the cache
     # key (which training checks) holds that dtype.
@@ -48,9 +51,15 @@ def run(args: argparse.Namespace) -> int:
     for path in manifests:
         if not Path(path).is_file():
             raise FileNotFoundError(f"manifest not found: {path}")
+    sizes = {
+        path: check_cut_manifest(path) for path in manifests
+    }  # a bad manifest fails before the encoder loads
     encoder = build_encoder(OmegaConf.to_container(cfg.model.encoder, resolve=True))
     for path in manifests:
-        counts = build_encoder_cache(encoder, path, out, args.batch_duration, args.device)
+        with progress(f"cache {Path(path).name}", sizes[path], unit="cuts") as advance:
+            counts = build_encoder_cache(
+                encoder, path, out, args.batch_duration, args.device, on_progress=advance
+            )
         print(
             f"{path}: {counts['cuts']} cuts, {counts['computed']} computed, {counts['reused']} reused, "
             f"{counts['skipped']} skipped -> {Path(out) / cache_dir_name(encoder.cache_key())}"

@@ -66,14 +66,19 @@ def _run_tones(args: argparse.Namespace) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     prepare = subparsers.add_parser(
-        "prepare", help="turn corpora on disk into lhotse manifests", description=__doc__.splitlines()[0]
+        "prepare",
+        help="turn corpora on disk into lhotse manifests",
+        description="Turn corpora on disk into lhotse manifests (and Shar shards).",
     )
     commands = prepare.add_subparsers(
         dest="prepare_command", metavar="{covost2,synthetic,realspeech,manifest,tones,shar}"
     )
     commands.required = True
-    languages = sorted(LANGUAGE_NAMES)
+    for add in (_add_covost, _add_synthetic, _add_real, _add_manifest, _add_tones, add_shar_command):
+        add(commands)
 
+
+def _add_covost(commands: argparse._SubParsersAction) -> None:
     covost = commands.add_parser("covost2", help="CoVoST 2 (Common Voice clips + CoVoST 2 TSVs)")
     covost.add_argument("cv_root", help="Common Voice root with <lang>/clips/")
     covost.add_argument("covost_tsv_dir", help="directory of covost_v2.<src>_<tgt>.<split>.tsv")
@@ -97,6 +102,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     covost.add_argument("--num-jobs", type=int, default=1)
     covost.set_defaults(func=_run_covost2)
 
+
+def _add_synthetic(commands: argparse._SubParsersAction) -> None:
+    languages = sorted(LANGUAGE_NAMES)
     synthetic = commands.add_parser(
         "synthetic", help="parallel en/de/es/fr/it corpus synthesized with espeak-ng"
     )
@@ -112,6 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthetic.add_argument("--seed", type=int, default=0)
     synthetic.set_defaults(func=_run_synthetic)
 
+
+def _add_real(commands: argparse._SubParsersAction) -> None:
     real = commands.add_parser(
         "realspeech", help="evaluation-only real speech (Asterisk prompts, en/es/fr/it)"
     )
@@ -127,6 +137,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     real.add_argument("--num-jobs", type=int, default=1)
     real.set_defaults(func=_run_realspeech)
 
+
+def _add_manifest(commands: argparse._SubParsersAction) -> None:
     manifest = commands.add_parser(
         "manifest",
         help="your own data: a TSV/JSONL table (audio, text[, translation, src_lang, tgt_lang, id]) "
@@ -145,6 +157,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     manifest.add_argument("--num-jobs", type=int, default=1)
     manifest.set_defaults(func=_run_manifest)
 
+
+def _add_tones(commands: argparse._SubParsersAction) -> None:
     tones = commands.add_parser("tones", help="tiny tone-word corpus for CI and the tiny recipe (no speech)")
     tones.add_argument("output_dir")
     tones.add_argument("--num-train", type=int, default=200)
@@ -152,8 +166,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tones.add_argument("--num-test", type=int, default=20)
     tones.add_argument("--seed", type=int, default=0)
     tones.set_defaults(func=_run_tones)
-
-    add_shar_command(commands)
 
 
 def add_shar_command(commands: argparse._SubParsersAction) -> None:

@@ -16,6 +16,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="continue from output_dir's last checkpoint ('last') or a checkpoint file, mid-epoch",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous run's model and checkpoints in output_dir (default: refuse)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -30,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from speechllm.training import train
 
-    out = train(cfg, resume=args.resume)
+    out = train(cfg, resume=args.resume, overwrite=args.overwrite)
     print(f"trained model saved to {out}")
     return 0

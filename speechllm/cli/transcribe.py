@@ -1,16 +1,27 @@
-"""``speechllm transcribe --model DIR AUDIO...``: transcribe or translate audio files."""
+"""``speechllm transcribe --model DIR AUDIO...``: transcribe or translate files, directories, globs."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from contextlib import nullcontext
 
 from speechllm.cli._args import call_with_args
 from speechllm.languages import TASKS
 
+PROGRESS_FROM = 5  # files: fewer finish before a bar would help
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("transcribe", help="transcribe or translate audio files")
-    parser.add_argument("audio", nargs="+", help="audio files (any rate/channels soundfile reads)")
+    parser = subparsers.add_parser(
+        "transcribe",
+        help="transcribe or translate audio files",
+        description="Transcribe or translate audio files, directories (searched recursively) and "
+        "globs. A file that fails is reported on stderr, one line each; the others are still "
+        "written. Exit status 1 when some failed.",
+    )
+    parser.add_argument("audio", nargs="+", help="audio files, directories or globs ('data/**/*.wav')")
     parser.add_argument("--model", required=True, help="a save_pretrained directory")
     parser.add_argument("--task", default="asr", choices=TASKS)
     parser.add_argument("--src-lang", default="en")
@@ -18,12 +29,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--format",
+        default="text",
+        choices=("text", "jsonl"),
+        help="text: 'path<TAB>text' lines; jsonl: {path, text, seconds, decode_seconds} per line",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from speechllm.inference import transcribe_files
+    from speechllm.inference import expand_audio_paths, transcribe_files
+    from speechllm.progress import progress
 
-    for path, text in call_with_args(transcribe_files, args, model_dir=args.model, paths=args.audio):
-        print(f"{path}\t{text}")
-    return 0
+    paths, failures = expand_audio_paths(args.audio)
+    for failure in failures:
+        print(f"speechllm: error: {failure.path}: {failure.error}", file=sys.stderr)
+    shown = progress("transcribe", len(paths), unit="files")
+    with shown if len(paths) >= PROGRESS_FROM else nullcontext(lambda n=1: None) as advance:
+        results = call_with_args(transcribe_files, args, model_dir=args.model, paths=paths, on_done=advance)
+        for result in results:
+            if result.error is not None:
+                failures.append(result)
+                print(f"speechllm: error: {result.path}: {result.error}", file=sys.stderr)
+            elif args.format == "jsonl":
+                print(json.dumps(result.as_dict(), ensure_ascii=False), flush=True)
+            else:
+                print(f"{result.path}\t{result.text}", flush=True)
+    return 1 if failures else 0

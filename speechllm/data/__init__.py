@@ -1,5 +1,7 @@
-"""Data: corpus recipes (manifests), the multitask dataset, the data module, Shar and the encoder cache.
+"""Runtime data: manifests → batches. Corpus preparation lives in :mod:`speechllm.prepare`.
 
-Submodules import lazily heavy dependencies; import what you need, e.g.
+``dataset`` (cuts → a typed batch), ``datamodule`` (loaders, bucketing, rank sharding, resume),
+``samplers``, ``shar`` (reading Shar shards), ``encoder_cache`` (reading cached encoder outputs),
+``manifest`` (the check before training trusts a manifest). Import what you need, e.g.
 ``from speechllm.data.datamodule import SpeechDataModule``.
 """

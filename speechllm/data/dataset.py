@@ -4,7 +4,7 @@ The dataset knows nothing of sampling (lhotse samplers give it whole batches of 
 of the model beyond the prompt builder that tokenizes prompts and targets in the data workers.
 
 Bad input never stops an epoch: a cut whose audio is unreadable, empty, or holds NaN/inf samples
-is skipped, logged as a warning with a running count, listed in the batch's ``skipped`` entry and
+is skipped, logged as a warning with a running count, listed in the batch's ``skipped`` field and
 appended to the skip report (a TSV of ``cut_id<TAB>reason``). Each process (main or dataloader
 worker) appends its own lines with one ``write`` per line in append mode, so workers never
 interleave within a line. A batch whose every cut is skipped is returned as ``None``: Lightning's
@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from lhotse import CutSet
 from lhotse.cut import Cut
+from torch import Tensor
 
 from speechllm.audio import SAMPLE_RATE, load_mono_16k
+from speechllm.data.batch import Batch
 from speechllm.languages import TASKS
 from speechllm.llms.prompts import PromptBuilder
 from speechllm.masking import pad_audio, pad_ids
@@ -83,10 +85,9 @@ class SpeechDataset(torch.utils.data.Dataset):
             ``encoder_lens`` (B,) from the cache instead of ``audio`` (the model then skips the
             encoder); ``audio_lens`` (B,) is still given, from the cuts' durations.
 
-    Returns batches with keys ``audio`` (B, S) float32, ``audio_lens`` (B,), ``prefix_ids``,
-    ``suffix_ids``, ``target_ids``, ``transcript_ids`` (B, *) long with ``*_lens`` (B,), and lists
-    ``cut_ids``, ``task``, ``src_lang``, ``tgt_lang``, ``reference`` (target text), ``source_text``,
-    ``skipped`` (``(cut_id, reason)`` of this batch's skipped cuts); ``None`` when all were skipped.
+    Returns a :class:`~speechllm.data.batch.Batch` per sampler batch (its fields and shapes are
+    documented there), with ``skipped`` listing ``(cut_id, reason)`` of the batch's skipped cuts;
+    ``None`` when all were skipped.
     """
 
     def __init__(
@@ -112,7 +113,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         """Skipped cuts per reason, in this process."""
         return self.report.counts
 
-    def __getitem__(self, cuts: CutSet) -> dict[str, Any] | None:
+    def __getitem__(self, cuts: CutSet) -> Batch | None:
         rows: list[dict[str, Any]] = []
         skipped: list[tuple[str, str]] = []
         for cut in cuts:
@@ -125,7 +126,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         if not rows:
             return None
         batch = collate(rows)
-        batch["skipped"] = skipped
+        batch.skipped = skipped
         return batch
 
     def _example(self, cut: Cut) -> tuple[dict[str, Any] | None, str]:
@@ -174,26 +175,33 @@ class SpeechDataset(torch.utils.data.Dataset):
         }, ""
 
 
-def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pad a list of examples into a batch (see :class:`SpeechDataset`)."""
-    batch: dict[str, Any] = {}
+def collate(rows: list[dict[str, Any]]) -> Batch:
+    """Pad a list of examples (see :meth:`SpeechDataset._example`) into a :class:`Batch`."""
+    signal: dict[str, Tensor] = {}
     if rows and "encoder_hidden" in rows[0]:
         hidden = [r["encoder_hidden"] for r in rows]
         lens = torch.tensor([h.shape[0] for h in hidden], dtype=torch.long)
         padded = torch.zeros(len(rows), int(lens.max()), hidden[0].shape[1])
         for i, h in enumerate(hidden):
             padded[i, : h.shape[0]] = h
-        batch["encoder_hidden"], batch["encoder_lens"] = padded, lens
-        batch["audio_lens"] = torch.tensor([r["num_samples"] for r in rows], dtype=torch.long)
+        signal["encoder_hidden"], signal["encoder_lens"] = padded, lens
+        signal["audio_lens"] = torch.tensor([r["num_samples"] for r in rows], dtype=torch.long)
     else:
-        batch["audio"], batch["audio_lens"] = pad_audio([r["audio"] for r in rows])
+        signal["audio"], signal["audio_lens"] = pad_audio([r["audio"] for r in rows])
+    ids: dict[str, Tensor] = {}
     for key in ("prefix", "suffix", "target", "transcript"):
-        ids, lens = (
+        ids[f"{key}_ids"], ids[f"{key}_lens"] = (
             pad_ids([r[key] for r in rows])
             if rows
             else (torch.zeros(0, 1, dtype=torch.long), torch.zeros(0, dtype=torch.long))
         )
-        batch[f"{key}_ids"], batch[f"{key}_lens"] = ids, lens
-    for key in ("cut_id", "task", "src_lang", "tgt_lang", "reference", "source_text"):
-        batch[key + ("s" if key == "cut_id" else "")] = [r[key] for r in rows]
-    return batch
+    return Batch(
+        **signal,
+        **ids,
+        cut_ids=[r["cut_id"] for r in rows],
+        task=[r["task"] for r in rows],
+        src_lang=[r["src_lang"] for r in rows],
+        tgt_lang=[r["tgt_lang"] for r in rows],
+        reference=[r["reference"] for r in rows],
+        source_text=[r["source_text"] for r in rows],
+    )

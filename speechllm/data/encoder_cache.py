@@ -47,6 +47,8 @@ from typing import Any
 import numpy as np
 from lhotse.cut import Cut
 
+from speechllm.errors import SpeechLLMError
+
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
@@ -60,7 +62,7 @@ ATTACHED_KEY = "encoder_cache_key"
 FP16_MAX = float(np.finfo(np.float16).max)
 
 
-class EncoderCacheError(RuntimeError):
+class EncoderCacheError(SpeechLLMError, RuntimeError):
     """The cache cannot serve this encoder, manifest or cut; the message says what to re-run."""
 
 

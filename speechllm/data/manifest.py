@@ -16,9 +16,12 @@ import gzip
 import json
 import zlib
 from pathlib import Path
+from typing import Any
+
+from speechllm.errors import SpeechLLMError
 
 
-class ManifestError(ValueError):
+class ManifestError(SpeechLLMError, ValueError):
     """Bad input in a manifest or a corpus source; the message names the file and line (or key)."""
 
 
@@ -35,8 +38,8 @@ def check_cut_manifest(path: str | Path) -> int:
 
     Raises:
         ManifestError: naming the file and line, for a truncated or corrupt gzip stream, bytes that
-            are not UTF-8, a line that is not a JSON object, a cut missing ``id`` / ``duration`` /
-            ``supervisions`` / ``recording`` or without any supervision, or a repeated cut id.
+            are not UTF-8, a line that is not a JSON object, a cut that :func:`check_cut` refuses,
+            or a repeated cut id.
     """
     path = Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -55,16 +58,7 @@ def check_cut_manifest(path: str | Path) -> int:
                     cut = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-                if not isinstance(cut, dict):
-                    raise ManifestError(f"{path}:{number}: expected a JSON object (a cut)")
-                # Mono cuts (the library's own) are checked field by field; other kinds by id.
-                needed = _CUT_FIELDS if cut.get("type", "MonoCut") == "MonoCut" else ("id",)
-                missing = [key for key in needed if key not in cut]
-                if missing:
-                    raise ManifestError(f"{path}:{number}: cut without {', '.join(missing)}")
-                cut_id = cut["id"]
-                if "supervisions" in needed and not cut["supervisions"]:
-                    raise ManifestError(f"{path}:{number}: cut {cut_id!r} has no supervision (no text)")
+                cut_id = check_cut(cut, f"{path}:{number}")
                 if cut_id in first_line:
                     raise ManifestError(
                         f"{path}:{number}: duplicate cut id {cut_id!r} (first at line {first_line[cut_id]})"
@@ -75,3 +69,53 @@ def check_cut_manifest(path: str | Path) -> int:
             f"{path}:{number + 1}: unreadable ({type(err).__name__}: {err}): the file is truncated or corrupt"
         ) from None
     return len(first_line)
+
+
+def check_cut(cut: Any, where: str) -> str:
+    """Check one cut's fields and their types; returns its id.
+
+    Mono cuts (the library's own) are checked field by field: ``id`` (string), ``duration``
+    (number), ``recording``, at least one supervision, and each supervision's ``text`` (string),
+    ``language`` and ``custom`` ``translation`` / ``tgt_lang`` (strings where present). Other cut
+    kinds are checked by id only.
+
+    Raises:
+        ManifestError: naming ``where`` (``file:line``) and the field.
+    """
+    if not isinstance(cut, dict):
+        raise ManifestError(f"{where}: expected a JSON object (a cut)")
+    needed = _CUT_FIELDS if cut.get("type", "MonoCut") == "MonoCut" else ("id",)
+    missing = [key for key in needed if key not in cut]
+    if missing:
+        raise ManifestError(f"{where}: cut without {', '.join(missing)}")
+    cut_id = cut["id"]
+    _expect(cut_id, str, where, "id")
+    if "supervisions" not in needed:
+        return cut_id
+    _expect(cut["duration"], (int, float), where, "duration")
+    if not cut["supervisions"]:
+        raise ManifestError(f"{where}: cut {cut_id!r} has no supervision (no text)")
+    _expect(cut["supervisions"], list, where, "supervisions")
+    for supervision in cut["supervisions"]:
+        _expect(supervision, dict, where, "a supervision")
+        _expect(supervision.get("text"), str, where, "supervision text")
+        for key in ("language", "speaker"):
+            _expect(supervision.get(key), (str, type(None)), where, f"supervision {key}")
+        custom = supervision.get("custom") or {}
+        _expect(custom, dict, where, "supervision custom")
+        for key in ("translation", "tgt_lang"):
+            _expect(custom.get(key), (str, type(None)), where, f"custom {key!r}")
+    return cut_id
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, kind):  # bool is an int, never a duration
+        raise ManifestError(
+            f"{where}: {what} must be {_kind_name(kind)}, got {type(value).__name__} {value!r}"
+        )
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return " or ".join(dict.fromkeys(names.get(k, "null") for k in kinds))

@@ -171,10 +171,6 @@ class SeamlessFbank(_FeatureModule):
         self._set_constant("mel_filters", filters)  # (n_freq, n_mels)
         self._set_constant("window", np.hanning(self.frame_length) ** 0.85)  # Povey: symmetric Hann ** 0.85
 
-    @property
-    def feature_dim(self) -> int:
-        return self.num_mel_bins * self.stride
-
     def frame_lengths(self, audio_lens: Tensor) -> Tensor:
         """(B,) samples → (B,) stacked frames: N = 1 + (S − 400) // 160 fbank frames, then N // stride."""
         frames = torch.div(audio_lens - self.frame_length, self.hop_length, rounding_mode="floor") + 1

@@ -8,7 +8,6 @@ and ``out_lens``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -17,12 +16,10 @@ from typing import Any
 import lightning as L
 import torch
 
-from speechllm.io import atomic_write
+from speechllm.audio import SAMPLE_RATE
+from speechllm.rundir import COMPRESSION_FILE, Compression, write_compression
 
 log = logging.getLogger(__name__)
-
-COMPRESSION_FILE = "compression.json"
-SAMPLE_RATE = 16_000  # the batch's audio_lens count samples at 16 kHz (see SpeechDataset)
 
 
 class CompressionRatioMonitor(L.Callback):
@@ -31,11 +28,12 @@ class CompressionRatioMonitor(L.Callback):
     Counts ``stats["in_lens"]`` and ``stats["out_lens"]`` over validation batches (the model in
     eval mode, as at test time), or over training batches when the run has no validation. Logs
     ``compression/ratio`` and ``compression/output_hz`` and, at the end of fit, writes
-    ``<output_dir>/compression.json`` in the run-directory format of docs/evaluation.md::
+    ``<output_dir>/compression.json``: a :class:`~speechllm.rundir.Compression`, the schema
+    evaluation writes too, with ``split`` ``"val"`` or ``"train"``::
 
         {"encoder_frame_rate_hz": 50.0, "mean_in_len": 120.5, "mean_out_len": 30.1,
-         "compression_ratio": 4.0, "output_rate_hz": 12.5, "adapter": "conv",
-         "num_utterances": 64, "split": "val"}
+         "compression_ratio": 4.0, "output_rate_hz": 12.5, "num_utterances": 64,
+         "mean_read_len": null, "adapter": "conv", "split": "val"}
 
     ``compression_ratio = mean_in_len / mean_out_len``; ``output_rate_hz =
     encoder_frame_rate_hz / compression_ratio``. Counts are summed over ranks.
@@ -53,7 +51,7 @@ class CompressionRatioMonitor(L.Callback):
             "train": torch.zeros(3, dtype=torch.float64),
             "val": torch.zeros(3, dtype=torch.float64),
         }
-        self.summary: dict[str, Any] | None = None
+        self.summary: Compression | None = None
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -84,24 +82,18 @@ class CompressionRatioMonitor(L.Callback):
                 "compression monitor: no adapter outputs were counted; %s not written", COMPRESSION_FILE
             )
             return
-        frame_rate = _frame_rate_hz(pl_module)
-        mean_in, mean_out = float(totals[0] / totals[2]), float(totals[1] / totals[2])
-        ratio = mean_in / mean_out
-        self.summary = {
-            "encoder_frame_rate_hz": frame_rate,
-            "mean_in_len": mean_in,
-            "mean_out_len": mean_out,
-            "compression_ratio": ratio,
-            "output_rate_hz": frame_rate / ratio,
-            "adapter": self.adapter_name,
-            "num_utterances": int(totals[2]),
-            "split": split,
-        }
+        self.summary = Compression(
+            encoder_frame_rate_hz=_frame_rate_hz(pl_module),
+            mean_in_len=float(totals[0] / totals[2]),
+            mean_out_len=float(totals[1] / totals[2]),
+            num_utterances=int(totals[2]),
+            adapter=self.adapter_name,
+            split=split,
+        )
         if trainer.is_global_zero:
-            path = self.output_dir / COMPRESSION_FILE
-            with atomic_write(path) as tmp:
-                tmp.write_text(json.dumps(self.summary, indent=2) + "\n")
-            log.info("compression %.2f:1 (%.2f Hz) written to %s", ratio, frame_rate / ratio, path)
+            path = write_compression(self.output_dir, self.summary)
+            ratio, output_hz = self.summary.compression_ratio, self.summary.output_rate_hz
+            log.info("compression %.2f:1 (%.2f Hz) written to %s", ratio, output_hz, path)
 
     def state_dict(self) -> dict[str, Any]:
         return {split: totals.clone() for split, totals in self.totals.items()}
@@ -157,7 +149,7 @@ class ThroughputMonitor(L.Callback):
         if elapsed <= 0:
             return
         metrics = {}
-        if "audio_lens" in batch:
+        if batch is not None and "audio_lens" in batch:  # None: every clip was skipped
             metrics["throughput/audio_s_per_s"] = float(batch["audio_lens"].sum()) / SAMPLE_RATE / elapsed
         tokens = outputs.get("num_target_tokens") if isinstance(outputs, dict) else None
         if tokens:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,15 +26,20 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from speechllm.io import atomic_write
+from speechllm.config import ConfigError
+from speechllm.errors import CheckpointError, SpeechLLMError
+from speechllm.io import atomic_write, remove_stale_temporaries
+from speechllm.model import TRAINED_WEIGHTS
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
+PREALIGN_DIR = "prealign"  # the pre-alignment stage's own output_dir inside the run's
+PREALIGN_DONE = "prealign.json"  # written when that stage finished
 
 
-class UnsafeCheckpointError(RuntimeError):
+class UnsafeCheckpointError(SpeechLLMError, RuntimeError):
     """A checkpoint holds objects that ``torch.load(weights_only=True)`` refuses to unpickle."""
 
 
@@ -103,6 +110,7 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> str | None:
 
     Raises:
         FileNotFoundError: the checkpoint does not exist.
+        CheckpointError: it is not a complete checkpoint archive.
     """
     if resume is None:
         return None
@@ -110,6 +118,8 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> str | None:
     if not path.is_file():
         hint = " (no checkpoint was written in this output_dir yet)" if resume == "last" else ""
         raise FileNotFoundError(f"--resume: checkpoint not found: {path}{hint}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-short one has no index
+        raise CheckpointError(f"--resume: {path} is not a readable checkpoint (truncated or corrupt)")
     return str(path)
 
 
@@ -125,3 +135,51 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def previous_run_files(output_dir: str | Path) -> list[Path]:
+    """What a finished or interrupted run left in ``output_dir`` that a new run would mix with."""
+    out = Path(output_dir)
+    found = [out / "model" / TRAINED_WEIGHTS] if (out / "model" / TRAINED_WEIGHTS).is_file() else []
+    for stage in (out, out / PREALIGN_DIR):
+        found += sorted((stage / CHECKPOINT_DIR).glob("*.ckpt"))
+    if (out / PREALIGN_DIR / PREALIGN_DONE).is_file():
+        found.append(out / PREALIGN_DIR / PREALIGN_DONE)
+    return found
+
+
+def check_output_dir(output_dir: str | Path, resume: str | None, overwrite: bool) -> None:
+    """A new run refuses an ``output_dir`` holding another run's model or checkpoints.
+
+    Lightning would otherwise keep the old ``last.ckpt`` beside a new ``last-v1.ckpt`` (and a later
+    ``--resume last`` would pick the old run), and the old model would be overwritten unasked.
+    ``resume`` continues that run instead; ``overwrite`` deletes its model, checkpoints and
+    pre-alignment stage first (logs are versioned and stay). Only global rank 0 checks and deletes:
+    other ranks start while it is already training.
+
+    Raises:
+        ConfigError: naming the files, unless ``resume`` or ``overwrite``.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return
+    remove_stale_temporaries(output_dir)  # a killed run's half-written checkpoint or export
+    if resume is not None:
+        return
+    found = previous_run_files(output_dir)
+    if not found:
+        return
+    if not overwrite:
+        shown = ", ".join(str(path) for path in found[:3]) + (
+            f" and {len(found) - 3} more" if len(found) > 3 else ""
+        )
+        raise ConfigError(
+            f"output_dir {output_dir} holds another run ({shown}); continue it with --resume last, "
+            "or replace it with --overwrite"
+        )
+    out = Path(output_dir)
+    for stale in (out / "model", out / CHECKPOINT_DIR, out / PREALIGN_DIR):
+        if stale.exists():
+            shutil.rmtree(stale)
+    log.warning("--overwrite: removed the previous run's model and checkpoints from %s", out)

@@ -4,7 +4,7 @@
 rows of their task in every validation or test batch, right after the module's own step, then at
 the end of the epoch score them per ASR language / ST direction, log the scores through the
 module's logger and write a run directory (the ``speechllm evaluate`` format, see
-:mod:`speechllm.evaluation`) per validation run:
+:mod:`speechllm.rundir`) per validation run:
 ``<output_dir>/<stage>_step<global step>/`` with ``run.json``, ``hyps_asr_<lang>.tsv``,
 ``bleu_st_<pair>.tsv`` (and ``hyps_st_<pair>.tsv`` with COMET) and ``metrics.json``. Both
 callbacks may write into the same directory.
@@ -34,14 +34,9 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
-from speechllm.evaluation import (
-    Decoded,
-    decode_batch,
-    group_decoded,
-    run_names,
-    score_groups,
-    write_run_dir,
-)
+from speechllm.evaluation.decoding import Decoded, decode_batch, group_decoded
+from speechllm.evaluation.scoring import GroupScores, run_names, score_groups, write_run_dir
+from speechllm.rundir import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +101,7 @@ class _GenerationMetrics(L.Callback):
             self._finish(trainer, pl_module, "test")
 
     # -- work -------------------------------------------------------------------------------------
-    def _decode(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: dict[str, Any]) -> None:
+    def _decode(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any) -> None:
         if batch is None or self.task not in batch["task"]:
             return
         model = _speech_llm(pl_module)
@@ -133,16 +128,15 @@ class _GenerationMetrics(L.Callback):
     ) -> dict[str, float]:
         groups = group_decoded(decoded, where=f"{stage} set")
         scored = score_groups(groups, self._comet(pl_module))
-        model = _speech_llm(pl_module)
-        info = {
-            **run_names(getattr(model, "config", None)),
-            "tasks": [self.task],
+        config = getattr(_speech_llm(pl_module), "config", None)
+        settings = {
             "stage": stage,
             "global_step": trainer.global_step,
             "epoch": trainer.current_epoch,
             "max_new_tokens": self.max_new_tokens,
-            "model_config": getattr(model, "config", None),
+            "model_config": config,
         }
+        info = RunInfo(**run_names(config), tasks=[self.task], extra=settings)
         root = self.output_dir or Path(trainer.default_root_dir) / "eval"
         write_run_dir(root / f"{stage}_step{trainer.global_step:06d}", info, scored)
         return _log_values(scored)
@@ -225,7 +219,7 @@ def _gather(items: list[Decoded]) -> list[Decoded]:
     return [item for part in parts for item in (part or [])]
 
 
-def _log_values(scored: list[Any]) -> dict[str, float]:
+def _log_values(scored: list[GroupScores]) -> dict[str, float]:
     """Scores to log: ``asr_wer_en`` → ``wer_en``, ``st_comet_en-de`` → ``comet_en-de``, plus ``_avg``."""
     values: dict[str, float] = {}
     families: dict[str, list[float]] = {}

@@ -16,6 +16,7 @@ from torch.nn.modules.module import _IncompatibleKeys
 from torch.optim.lr_scheduler import LambdaLR
 
 from speechllm.config import OptimConfig
+from speechllm.data.batch import Batch
 from speechllm.model import SpeechLLM
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ class SpeechLLMModule(L.LightningModule):
     An optimizer step whose loss (any micro-batch, any rank) or gradient is NaN/inf is skipped: the
     gradients are dropped before the optimizer sees them, so weights and AdamW moments stay as they
     were (the lr schedule still advances). Skipped steps are counted (``train/skipped_steps``) and
-    warned about; more than ``max_bad_steps`` in a row raise :class:`NonFiniteTrainingError`.
+    warned about; more than ``max_bad_steps`` in a row raise :class:`NonFiniteTrainingError`. A batch
+    whose every clip was unusable arrives as ``None``: it is skipped and counted
+    (``train/skipped_batches``).
 
     Args:
         model: the SpeechLLM; only its parameters with ``requires_grad`` are optimized.
@@ -58,6 +61,7 @@ class SpeechLLMModule(L.LightningModule):
         self.optim = OptimConfig(**optim) if isinstance(optim, dict) else (optim or OptimConfig())
         self.max_bad_steps = max_bad_steps
         self.skipped_steps = 0  # non-finite optimizer steps skipped by this process
+        self.skipped_batches = 0  # batches of only unusable clips, seen by this process
         self._bad_in_a_row = 0
         # Frozen weights are absent from checkpoints; on_load_checkpoint checks the trained ones.
         self.strict_loading = False
@@ -71,14 +75,20 @@ class SpeechLLMModule(L.LightningModule):
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
 
-    def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
-        if batch is None:  # every cut of this batch was skipped (see data.skip_report)
+    def training_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
+        if batch is None:  # Lightning skips None batches before this; see on_train_batch_end
             return None
         out = self.model(batch)
         for name, value in (("loss", out.loss), ("lm_loss", out.lm_loss), ("aux_loss", out.aux_loss)):
             if value is not None:
                 self._step_losses.setdefault(name, []).append(value.detach().float())
         return {"loss": out.loss, **_step_outputs(out)}
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch | None, batch_idx: int) -> None:
+        if batch is None:  # every cut of this batch was unusable (listed in data.skip_report)
+            self.skipped_batches += 1
+            log.warning("skipped a batch of only unusable clips (%d so far)", self.skipped_batches)
+            self.log("train/skipped_batches", float(self.skipped_batches), batch_size=1)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         losses = self._step_losses.get("loss", [])
@@ -131,17 +141,17 @@ class SpeechLLMModule(L.LightningModule):
                 "(--resume last), which holds the last finite weights."
             )
 
-    def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
+    def validation_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
         return self._evaluation_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
+    def test_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
         return self._evaluation_step(batch, "test")
 
-    def _evaluation_step(self, batch: dict[str, Any] | None, stage: str) -> dict[str, Any] | None:
+    def _evaluation_step(self, batch: Batch | None, stage: str) -> dict[str, Any] | None:
         if batch is None:
             return None
         out = self.model(batch)
-        self.log(f"{stage}/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=len(batch["cut_ids"]))
+        self.log(f"{stage}/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=len(batch.cut_ids))
         return {"loss": out.loss.detach(), **_step_outputs(out)}
 
     def configure_optimizers(self) -> dict[str, Any]:

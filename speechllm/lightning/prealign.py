@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from speechllm.adapters.base import AdapterTargets
+from speechllm.adapters.base import AdapterOutput, AdapterTargets
+from speechllm.data.batch import Batch
 from speechllm.data.datamodule import load_cuts
 from speechllm.lightning.module import SpeechLLMModule, warmup_cosine
 from speechllm.metrics.wer import sentence_errors
@@ -79,8 +80,8 @@ class PreAlignModule(SpeechLLMModule):
             param.requires_grad_(self._restore.get(name, param.requires_grad))
 
     # -- steps --------------------------------------------------------------------------------------
-    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, Any]:
-        targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, AdapterOutput]:
+        targets = AdapterTargets(batch.transcript_ids, batch.transcript_lens)
         out = self.model.adapter_outputs(batch, targets)
         table = self.model.llm.input_embeddings()
         loss = self.model.alignment.loss(self.objective, out, targets, table)
@@ -88,7 +89,7 @@ class PreAlignModule(SpeechLLMModule):
             loss = loss + out.aux_loss
         return loss, out
 
-    def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
+    def training_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
         if batch is None:
             return None
         loss, out = self._loss(batch)
@@ -106,14 +107,14 @@ class PreAlignModule(SpeechLLMModule):
         self.log("prealign/scale", self.model.alignment.log_scale.exp().detach(), batch_size=1)
         self._skip_if_non_finite(optimizer, losses)
 
-    def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> dict[str, Any] | None:
+    def validation_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
         if batch is None:
             return None
         loss, out = self._loss(batch)
-        self.log("prealign/val_loss", loss, sync_dist=True, batch_size=len(batch["cut_ids"]))
+        self.log("prealign/val_loss", loss, sync_dist=True, batch_size=len(batch.cut_ids))
         table = self.model.llm.input_embeddings()
         decoded = self.model.alignment.greedy_ids(self.objective, out, table)
-        self._dev.extend(zip(batch["source_text"], decoded))
+        self._dev.extend(zip(batch.source_text, decoded))
         return {"loss": loss.detach(), **_outputs(out, batch)}
 
     def on_validation_epoch_end(self) -> None:
@@ -157,10 +158,10 @@ class PreAlignModule(SpeechLLMModule):
         return warmup_cosine(max(fractions, default=0.0), self.warmup_ratio, min_ratio=0.05)
 
 
-def _outputs(out: Any, batch: dict[str, Any]) -> dict[str, Any]:
+def _outputs(out: AdapterOutput, batch: Batch) -> dict[str, Any]:
     """What the monitors read from a step (as the LLM stage's): adapter stats, transcript tokens."""
     stats = {k: v.detach() for k, v in out.stats.items() if isinstance(v, torch.Tensor)}
-    return {"stats": stats, "num_target_tokens": int(batch["transcript_lens"].sum())}
+    return {"stats": stats, "num_target_tokens": int(batch.transcript_lens.sum())}
 
 
 def transcript_vocabulary(manifests: Any, prompts: Any) -> torch.Tensor:

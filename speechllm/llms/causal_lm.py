@@ -1,9 +1,9 @@
-"""A frozen Hugging Face causal LM (optionally with LoRA) with its tokenizer and prompt builder."""
+"""A frozen Hugging Face causal LM (optionally with LoRA) with its tokenizer and prompt builder: the
+built-in implementation of the :class:`~speechllm.llms.base.LLM` interface."""
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -74,19 +74,27 @@ class CausalLM(nn.Module):
             else ("past_key_values")
         )
 
-    # -- what the rest of the library uses -------------------------------------------------------
     @property
     def base_model(self) -> nn.Module:
         """The ``*ForCausalLM`` module (unwrapped from peft)."""
         return self.model.get_base_model() if self.lora_config else self.model
 
+    # -- the LLM interface (speechllm.llms.base.LLM) ------------------------------------------------
     @property
     def dim(self) -> int:
+        """The hidden size D."""
         return int(self.base_model.config.hidden_size)
 
     @property
     def vocab_size(self) -> int:
+        """Rows of the input-embedding matrix V (may exceed the tokenizer's length: padded tables)."""
         return int(self.base_model.get_input_embeddings().num_embeddings)
+
+    @property
+    def max_positions(self) -> int | None:
+        """The config's ``max_position_embeddings``, read on each call (None if it has none)."""
+        limit = getattr(self.base_model.config, "max_position_embeddings", None)
+        return int(limit) if limit is not None else None
 
     @property
     def pad_id(self) -> int:
@@ -165,9 +173,6 @@ class CausalLM(nn.Module):
             if isinstance(tid, int) and tid != unk and tid not in ids and tid < self.vocab_size:
                 ids.append(tid)
         return [i for i in ids if i is not None]
-
-    def describe(self) -> dict[str, Any]:
-        return {"lora": self.lora_config, "prompt": asdict(self.prompt_config)}
 
 
 def _add_lora(model: nn.Module, options: dict[str, Any]) -> nn.Module:

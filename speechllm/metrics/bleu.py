@@ -41,9 +41,3 @@ def sentence_bleus(refs: Sequence[str], hyps: Sequence[str], tokenize: str | Non
     _check_pairs(refs, hyps)
     kwargs = {} if tokenize is None else {"tokenize": tokenize}
     return [float(sacrebleu.sentence_bleu(h, [r], **kwargs).score) for r, h in zip(refs, hyps)]
-
-
-def bleu_signature(tokenize: str | None = None) -> str:
-    """sacrebleu's signature string for the BLEU settings above, for reports."""
-    metric = sacrebleu.BLEU(tokenize=tokenize)
-    return str(metric.get_signature())

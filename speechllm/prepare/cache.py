@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,51 @@ from speechllm.data.encoder_cache import (
     entry_key,
     manifest_identity,
 )
-from speechllm.io import atomic_write
+from speechllm.io import atomic_write, remove_stale_temporaries
 from speechllm.masking import pad_audio
 
 log = logging.getLogger(__name__)
+
+
+def _check_or_write_meta(directory: Path, encoder: torch.nn.Module, cache_key: str) -> None:
+    """Write the cache's ``meta.json``, or check that an existing one describes this encoder.
+
+    Args:
+        directory: the cache directory of ``cache_key``.
+        encoder: the encoder whose dimension and frame rate are recorded.
+        cache_key: ``encoder.cache_key()``.
+
+    Raises:
+        EncoderCacheError: the existing ``meta.json`` describes another encoder.
+    """
+    meta: dict[str, object] = {
+        "format": CACHE_FORMAT,
+        "cache_key": cache_key,
+        "dim": int(encoder.dim),
+        "frame_rate_hz": float(encoder.frame_rate_hz),
+        "dtype": "float16",
+    }
+    if (directory / META).is_file():
+        if json.loads((directory / META).read_text()) != meta:
+            raise EncoderCacheError(f"{directory / META} describes another encoder than {cache_key!r}")
+    else:
+        with atomic_write(directory / META) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2))
+
+
+def _record_manifest(directory: Path, manifest: str | Path, cuts: int) -> None:
+    """Add ``manifest``'s identity and cut count to the cache's ``manifests.json`` (atomically).
+
+    Args:
+        directory: the cache directory.
+        manifest: the CutSet manifest just cached.
+        cuts: how many cuts it has.
+    """
+    records = json.loads((directory / MANIFESTS).read_text()) if (directory / MANIFESTS).is_file() else {}
+    record = manifest_identity(manifest)
+    records[record["path"]] = {**record, "cuts": cuts}
+    with atomic_write(directory / MANIFESTS) as tmp:
+        tmp.write_text(json.dumps(records, indent=2))
 
 
 def build_encoder_cache(
@@ -38,6 +80,7 @@ def build_encoder_cache(
     root: str | Path,
     max_batch_duration: float = 120.0,
     device: str | torch.device = "cpu",
+    on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Run ``encoder`` over every cut of ``manifest`` and store its outputs under ``root``.
 
@@ -51,6 +94,7 @@ def build_encoder_cache(
         root: the cache directory.
         max_batch_duration: seconds of audio per encoder batch.
         device: where the encoder runs.
+        on_progress: called with the number of cuts done after each batch (a progress bar).
 
     Returns:
         counts ``{"cuts", "computed", "reused", "skipped"}``.
@@ -58,20 +102,10 @@ def build_encoder_cache(
     cache_key = encoder.cache_key()
     directory = Path(root) / cache_dir_name(cache_key)
     (directory / ARRAYS).mkdir(parents=True, exist_ok=True)
-    meta = {
-        "format": CACHE_FORMAT,
-        "cache_key": cache_key,
-        "dim": int(encoder.dim),
-        "frame_rate_hz": float(encoder.frame_rate_hz),
-        "dtype": "float16",
-    }
-    if (directory / META).is_file():
-        if json.loads((directory / META).read_text()) != meta:
-            raise EncoderCacheError(f"{directory / META} describes another encoder than {cache_key!r}")
-    else:
-        with atomic_write(directory / META) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2))
-    cache = EncoderCache(root, cache_key, dim=int(encoder.dim))
+    remove_stale_temporaries(directory, recursive=False)
+    _check_or_write_meta(directory, encoder, cache_key)
+    dim = int(encoder.dim)
+    cache = EncoderCache(root, cache_key, dim=dim)
     writer = NumpyFilesWriter(directory / ARRAYS)
     encoder = encoder.to(device)
     counts = {"cuts": 0, "computed": 0, "reused": 0, "skipped": 0}
@@ -85,7 +119,7 @@ def build_encoder_cache(
         for cut in batch_cuts:
             counts["cuts"] += 1
             key = entry_key(cut)
-            if key in skipped or _loadable(cache.array_path(key), meta["dim"]):
+            if key in skipped or _loadable(cache.array_path(key), dim):
                 counts["reused"] += 1
                 continue
             audio, problem = load_mono_16k(cut)
@@ -97,25 +131,33 @@ def build_encoder_cache(
                 counts["skipped"] += 1
                 continue
             todo.append((key, audio))
-        if not todo:
-            continue
-        audio, audio_lens = pad_audio([a for _, a in todo])
-        hidden, lens = encoder(audio.to(device), audio_lens.to(device))
-        for (key, _), frames, length in zip(todo, hidden, lens.tolist()):
-            values = frames[:length].float().cpu()
-            if not torch.isfinite(values).all() or float(values.abs().max()) > FP16_MAX:
-                raise EncoderCacheError(f"encoder output of entry {key} does not fit float16")
-            stored = writer.write(key, values.to(torch.float16).numpy())
-            # We read files back with np.load, so the layout must be the one array_path names.
-            if Path(directory / ARRAYS / stored) != cache.array_path(key):
-                raise EncoderCacheError(f"unexpected lhotse storage layout: {stored}")
-            counts["computed"] += 1
-    records = json.loads((directory / MANIFESTS).read_text()) if (directory / MANIFESTS).is_file() else {}
-    record = manifest_identity(manifest)
-    records[record["path"]] = {**record, "cuts": counts["cuts"]}
-    with atomic_write(directory / MANIFESTS) as tmp:
-        tmp.write_text(json.dumps(records, indent=2))
+        if todo:
+            _encode_and_store(encoder, todo, writer, cache, device)
+            counts["computed"] += len(todo)
+        if on_progress is not None:
+            on_progress(len(batch_cuts))
+    _record_manifest(directory, manifest, counts["cuts"])
     return counts
+
+
+def _encode_and_store(
+    encoder: torch.nn.Module,
+    todo: list[tuple[str, torch.Tensor]],
+    writer: NumpyFilesWriter,
+    cache: EncoderCache,
+    device: str | torch.device,
+) -> None:
+    """Encode one batch of ``(key, audio (S,))`` and store each clip's (T, C) frames as float16."""
+    audio, audio_lens = pad_audio([a for _, a in todo])
+    hidden, lens = encoder(audio.to(device), audio_lens.to(device))
+    for (key, _), frames, length in zip(todo, hidden, lens.tolist()):
+        values = frames[:length].float().cpu()
+        if not torch.isfinite(values).all() or float(values.abs().max()) > FP16_MAX:
+            raise EncoderCacheError(f"encoder output of entry {key} does not fit float16")
+        stored = writer.write(key, values.to(torch.float16).numpy())
+        # We read files back with np.load, so the layout must be the one array_path names.
+        if cache.dir is None or Path(cache.dir / ARRAYS / stored) != cache.array_path(key):
+            raise EncoderCacheError(f"unexpected lhotse storage layout: {stored}")
 
 
 def _loadable(path: Path, dim: int) -> bool:

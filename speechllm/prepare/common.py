@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lhotse import (
     CutSet,
@@ -25,8 +25,11 @@ from lhotse.cut import MonoCut
 from lhotse.utils import fastcopy
 
 from speechllm.data.manifest import ManifestError
+from speechllm.io import atomic_write, remove_stale_temporaries
+from speechllm.progress import progress
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 
@@ -84,10 +87,9 @@ class SkipReport:
             logger.warning("%s %s: skipped %d entries (%s)", corpus, split, len(self.entries), summary)
             return None
         path = Path(output_dir) / f"{corpus}_skipped_{split}.tsv"
-        with path.open("w", encoding="utf-8") as out:
-            out.write("where\taudio\treason\n")
-            for where, audio, reason in self.entries:
-                out.write(f"{where}\t{audio}\t{reason}\n")
+        lines = [f"{where}\t{audio}\t{reason}\n" for where, audio, reason in self.entries]
+        with atomic_write(path) as tmp:
+            tmp.write_text("where\taudio\treason\n" + "".join(lines), encoding="utf-8")
         logger.warning(
             "%s %s: skipped %d entries (%s), listed in %s", corpus, split, len(self.entries), summary, path
         )
@@ -106,6 +108,26 @@ def _probe(recording_id: str, path: str) -> Recording | str:
     return recording
 
 
+def parallel_map(
+    func: Callable[..., T], *iterables: Sequence[Any], num_jobs: int, description: str, unit: str
+) -> list[T]:
+    """``[func(*args) ...]`` in order, over ``num_jobs`` processes, with a progress bar."""
+    total = len(iterables[0])
+    with progress(description, total, unit=unit) as advance:
+        if num_jobs <= 1 or total <= 1:
+            results = []
+            for args in zip(*iterables):
+                results.append(func(*args))
+                advance(1)
+            return results
+        with ProcessPoolExecutor(num_jobs) as pool:
+            results = []
+            for result in pool.map(func, *iterables, chunksize=max(1, total // (8 * num_jobs))):
+                results.append(result)
+                advance(1)
+            return results
+
+
 def probe_recordings(
     entries: Sequence[tuple[str, Path, str]], skips: SkipReport, num_jobs: int = 1
 ) -> dict[str, Recording]:
@@ -121,12 +143,11 @@ def probe_recordings(
         if not Path(path).is_file():
             raise ManifestError(f"{where}: audio file not found: {path}")
     ids = [recording_id for recording_id, _, _ in entries]
-    paths = [str(path) for _, path, _ in entries]
-    if num_jobs > 1 and len(entries) > 1:
-        with ProcessPoolExecutor(num_jobs) as pool:
-            results = list(pool.map(_probe, ids, paths, chunksize=max(1, len(entries) // (8 * num_jobs))))
-    else:
-        results = [_probe(recording_id, path) for recording_id, path in zip(ids, paths)]
+    # Absolute in the manifest, so that it works from any working directory.
+    paths = [str(Path(path).absolute()) for _, path, _ in entries]
+    results = parallel_map(
+        _probe, ids, paths, num_jobs=num_jobs, description="read audio headers", unit="files"
+    )
     recordings: dict[str, Recording] = {}
     for (recording_id, path, where), result in zip(entries, results):
         if isinstance(result, str):
@@ -202,9 +223,8 @@ def write_manifests(
     if output_dir is not None:
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
-        recordings.to_file(output_dir / f"{corpus}_recordings_{split}.jsonl.gz")
-        supervisions.to_file(output_dir / f"{corpus}_supervisions_{split}.jsonl.gz")
-        cuts.to_file(output_dir / f"{corpus}_cuts_{split}.jsonl.gz")
+        for kind, manifest in (("recordings", recordings), ("supervisions", supervisions), ("cuts", cuts)):
+            write_manifest(manifest, output_dir / f"{corpus}_{kind}_{split}.jsonl.gz")
     return {"recordings": recordings, "supervisions": supervisions, "cuts": cuts}
 
 
@@ -238,3 +258,10 @@ def make_supervision(
         speaker=speaker,
         custom=custom or None,
     )
+
+
+def write_manifest(manifest: RecordingSet | SupervisionSet | CutSet, path: Path) -> None:
+    """Write a lhotse manifest atomically: a killed preparation never leaves half a manifest."""
+    remove_stale_temporaries(path.parent, recursive=False)
+    with atomic_write(path, keep_suffixes=True) as tmp:
+        manifest.to_file(tmp)

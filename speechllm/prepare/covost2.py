@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lhotse import RecordingSet, SupervisionSet
+from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from speechllm.data.manifest import ManifestError
 from speechllm.languages import PAPER_ST_PAIRS, pair_name, parse_pair
@@ -96,6 +96,94 @@ def _clip_index(clips_dir: Path) -> dict[str, str]:
     return index
 
 
+def _pair_entries(
+    tsv: Path,
+    rows: list[tuple[int, dict[str, str]]],
+    src: str,
+    tgt: str,
+    clips_dir: Path,
+    index: dict[str, str],
+) -> tuple[list[tuple[str, Path, str]], dict[str, tuple[str, str, str | None]]]:
+    """Turn one pair's split TSV rows into audio entries and texts, keyed by utterance id.
+
+    Args:
+        tsv: the ``covost_v2.<src>_<tgt>.<split>.tsv`` file (for ``file:line`` in messages).
+        rows: its rows, from ``read_covost_tsv``.
+        src, tgt: the translation direction.
+        clips_dir: the source language's Common Voice clips directory.
+        index: stem -> file name of ``clips_dir`` (see ``_clip_index``).
+
+    Returns:
+        ``[(utterance_id, audio path, file:line)]`` for ``probe_recordings`` and
+        ``{utterance_id: (sentence, translation, speaker or None)}``.
+
+    Raises:
+        ManifestError: an empty path, sentence or translation, or a clip repeated within the pair.
+    """
+    entries = []
+    texts: dict[str, tuple[str, str, str | None]] = {}
+    first_line: dict[str, int] = {}
+    for number, row in rows:
+        where = f"{tsv}:{number}"
+        stem = os.path.splitext(row["path"])[0]
+        if not stem:
+            raise ManifestError(f"{where}: empty 'path'")
+        utterance_id = f"{CORPUS}-{pair_name(src, tgt)}-{stem}"
+        if utterance_id in first_line:
+            raise ManifestError(
+                f"{where}: clip {row['path']!r} repeated (first at line {first_line[utterance_id]})"
+            )
+        first_line[utterance_id] = number
+        sentence = " ".join(row["sentence"].split())
+        translation = " ".join(row["translation"].split())
+        if not sentence or not translation:
+            raise ManifestError(f"{where}: empty 'sentence' or 'translation' for clip {row['path']!r}")
+        # A clip absent from the index is reported by probe_recordings as missing, by path.
+        audio = clips_dir / index.get(stem, row["path"])
+        entries.append((utterance_id, audio, where))
+        texts[utterance_id] = (sentence, translation, row["client_id"] or None)
+    return entries, texts
+
+
+def _pair_cuts(
+    entries: list[tuple[str, Path, str]],
+    texts: dict[str, tuple[str, str, str | None]],
+    src: str,
+    tgt: str,
+    duration_range: tuple[float | None, float | None] | None,
+    skips: SkipReport,
+    num_jobs: int,
+) -> tuple[list[Recording], list[SupervisionSegment]]:
+    """Probe one pair's clips and make a supervision for each readable one within the durations.
+
+    Args:
+        entries, texts: from ``_pair_entries``.
+        src, tgt: the translation direction.
+        duration_range: ``(min, max)`` seconds to keep (either None: unbounded); None: no filter.
+        skips: collects unreadable, empty and filtered clips.
+        num_jobs: processes reading clip headers.
+
+    Returns:
+        The kept recordings and their supervisions, in TSV order.
+    """
+    recordings = probe_recordings(entries, skips, num_jobs)
+    kept_recordings = []
+    supervisions = []
+    for utterance_id, audio, where in entries:
+        recording = recordings.get(utterance_id)
+        if recording is None:
+            continue
+        if duration_range is not None and not _within(recording.duration, *duration_range):
+            skips.add(where, str(audio), f"duration: {recording.duration:.2f} s outside the filter")
+            continue
+        sentence, translation, speaker = texts[utterance_id]
+        kept_recordings.append(recording)
+        supervisions.append(
+            make_supervision(utterance_id, recording, sentence, src, translation, tgt, speaker=speaker)
+        )
+    return kept_recordings, supervisions
+
+
 def prepare_covost2(
     cv_root: str | Path,
     covost_tsv_dir: str | Path,
@@ -140,54 +228,19 @@ def prepare_covost2(
     manifests: dict[str, dict[str, Any]] = {}
     for split in splits:
         skips = SkipReport()
-        all_recordings = []
-        all_supervisions = []
+        duration_range = (min_duration, max_duration) if split in filter_splits else None
+        all_recordings: list[Recording] = []
+        all_supervisions: list[SupervisionSegment] = []
         for src, tgt in parsed_pairs:
             tsv = covost_tsv_path(covost_tsv_dir, src, tgt, split)
             rows = read_covost_tsv(tsv)
             clips_dir = cv_root / src / "clips"
             if src not in clip_indexes:
                 clip_indexes[src] = _clip_index(clips_dir)
-            index = clip_indexes[src]
-            entries = []
-            texts: dict[str, tuple[str, str, str]] = {}
-            first_line: dict[str, int] = {}
-            for number, row in rows:
-                where = f"{tsv}:{number}"
-                stem = os.path.splitext(row["path"])[0]
-                if not stem:
-                    raise ManifestError(f"{where}: empty 'path'")
-                utterance_id = f"{CORPUS}-{pair_name(src, tgt)}-{stem}"
-                if utterance_id in first_line:
-                    raise ManifestError(
-                        f"{where}: clip {row['path']!r} repeated (first at line {first_line[utterance_id]})"
-                    )
-                first_line[utterance_id] = number
-                sentence = " ".join(row["sentence"].split())
-                translation = " ".join(row["translation"].split())
-                if not sentence or not translation:
-                    raise ManifestError(
-                        f"{where}: empty 'sentence' or 'translation' for clip {row['path']!r}"
-                    )
-                # A clip absent from the index is reported by probe_recordings as missing, by path.
-                audio = clips_dir / index.get(stem, row["path"])
-                entries.append((utterance_id, audio, where))
-                texts[utterance_id] = (sentence, translation, row["client_id"] or None)
-            recordings = probe_recordings(entries, skips, num_jobs)
-            for utterance_id, audio, where in entries:
-                recording = recordings.get(utterance_id)
-                if recording is None:
-                    continue
-                if split in filter_splits and not _within(recording.duration, min_duration, max_duration):
-                    skips.add(where, str(audio), f"duration: {recording.duration:.2f} s outside the filter")
-                    continue
-                sentence, translation, speaker = texts[utterance_id]
-                all_recordings.append(recording)
-                all_supervisions.append(
-                    make_supervision(
-                        utterance_id, recording, sentence, src, translation, tgt, speaker=speaker
-                    )
-                )
+            entries, texts = _pair_entries(tsv, rows, src, tgt, clips_dir, clip_indexes[src])
+            recordings, supervisions = _pair_cuts(entries, texts, src, tgt, duration_range, skips, num_jobs)
+            all_recordings.extend(recordings)
+            all_supervisions.extend(supervisions)
         skips.write(Path(output_dir) if output_dir is not None else None, CORPUS, split)
         if not all_supervisions:
             raise ManifestError(f"CoVoST 2 {split}: no usable clips for pairs {list(pairs)}")

@@ -35,6 +35,7 @@ from speechllm.prepare.common import (
 logger = logging.getLogger(__name__)
 
 _AUDIO_COLUMNS = ("audio", "path", "audio_path")
+_STRING_FIELDS = (*_AUDIO_COLUMNS, "text", "translation", "src_lang", "tgt_lang", "id")
 
 
 # ----------------------------------------------------------------------------- tables
@@ -66,7 +67,12 @@ def _rows(table: Path) -> Iterable[tuple[int, dict[str, str]]]:
                 raise ManifestError(f"{table}:{number}: not valid JSON ({err.msg})") from None
             if not isinstance(row, dict):
                 raise ManifestError(f"{table}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield number, {key: "" if value is None else str(value) for key, value in row.items()}
+            for key in _STRING_FIELDS:  # a list or number would otherwise be stored as its repr
+                value = row.get(key)
+                if value is not None and not isinstance(value, str):
+                    kind = type(value).__name__
+                    raise ManifestError(f"{table}:{number}: {key!r} must be a string, got {kind} {value!r}")
+            yield number, {key: row.get(key) or "" for key in _STRING_FIELDS if key in row}
         return
     if not lines:
         raise ManifestError(f"{table}: empty table (a header row is needed)")
@@ -121,7 +127,8 @@ def read_table(
         if translation is not None:
             tgt = check_language_code(row.get("tgt_lang") or tgt_lang or "", f"{where}: tgt_lang")
         audio = Path(row[audio_key])
-        audio = audio if audio.is_absolute() else root / audio
+        # Absolute in the manifest, so that it works from any working directory.
+        audio = (audio if audio.is_absolute() else root / audio).absolute()
         utterance_id = row.get("id") or id_prefix + Path(row[audio_key]).with_suffix("").as_posix().replace(
             "/", "_"
         )
@@ -222,6 +229,71 @@ def _kaldi_map(path: Path, fields: int | None = None) -> dict[str, tuple[int, li
     return table
 
 
+def _kaldi_audio_entries(
+    wavs: dict[str, tuple[int, list[str]]], wav_scp: Path, data_dir: Path
+) -> list[tuple[str, Path, str]]:
+    """``(recording_id, audio path, file:line)`` for each ``wav.scp`` line (relative to ``data_dir``).
+
+    Args:
+        wavs: ``wav.scp`` parsed by ``_kaldi_map``.
+        wav_scp: its path (for ``file:line`` in messages).
+        data_dir: base of relative audio paths.
+
+    Returns:
+        Entries for ``probe_recordings``, in ``wav.scp`` order.
+
+    Raises:
+        ManifestError: a piped command or an extended filename instead of an audio path.
+    """
+    entries = []
+    for recording_id, (number, (location,)) in wavs.items():
+        if location.endswith("|") or " " in location:
+            raise ManifestError(
+                f"{wav_scp}:{number}: piped commands and extended filenames are not supported "
+                f"({location!r}); write the audio to files and list their paths"
+            )
+        audio = Path(location)
+        entries.append(
+            (recording_id, audio if audio.is_absolute() else data_dir / audio, f"{wav_scp}:{number}")
+        )
+    return entries
+
+
+def _kaldi_span(
+    utterance_id: str,
+    where: str,
+    segments: dict[str, tuple[int, list[str]]] | None,
+    segments_path: Path,
+) -> tuple[str, float, float | None]:
+    """The recording, start and duration of an utterance: its ``segments`` line, or a whole recording.
+
+    Args:
+        utterance_id: the ``text`` key.
+        where: ``file:line`` of its ``text`` line.
+        segments: ``segments`` parsed by ``_kaldi_map``, or None without that file (the
+            utterance id is then the recording id).
+        segments_path: the ``segments`` file (for messages).
+
+    Returns:
+        ``(recording_id, start, duration)``; duration None means the whole recording.
+
+    Raises:
+        ManifestError: no ``segments`` line for the utterance, or a bad start/end.
+    """
+    if segments is None:
+        return utterance_id, 0.0, None
+    if utterance_id not in segments:
+        raise ManifestError(f"{where}: utterance {utterance_id!r} has no line in {segments_path}")
+    seg_line, (recording_id, start_s, end_s) = segments[utterance_id]
+    try:
+        start, end = float(start_s), float(end_s)
+    except ValueError:
+        raise ManifestError(f"{segments_path}:{seg_line}: start/end are not numbers") from None
+    if end <= start:
+        raise ManifestError(f"{segments_path}:{seg_line}: end {end} is not after start {start}")
+    return recording_id, start, end - start
+
+
 def import_kaldi_dir(
     data_dir: str | Path,
     output_dir: str | Path | None = None,
@@ -253,19 +325,8 @@ def import_kaldi_dir(
     texts = _kaldi_map(data_dir / "text")
     segments = _kaldi_map(data_dir / "segments", fields=3) if (data_dir / "segments").is_file() else None
     speakers = _kaldi_map(data_dir / "utt2spk", fields=1) if (data_dir / "utt2spk").is_file() else {}
-    entries = []
-    for recording_id, (number, (location,)) in wavs.items():
-        if location.endswith("|") or " " in location:
-            raise ManifestError(
-                f"{wav_scp}:{number}: piped commands and extended filenames are not supported "
-                f"({location!r}); write the audio to files and list their paths"
-            )
-        audio = Path(location)
-        entries.append(
-            (recording_id, audio if audio.is_absolute() else data_dir / audio, f"{wav_scp}:{number}")
-        )
     skips = SkipReport()
-    recordings = probe_recordings(entries, skips, num_jobs)
+    recordings = probe_recordings(_kaldi_audio_entries(wavs, wav_scp, data_dir), skips, num_jobs)
     supervisions = []
     text_path = data_dir / "text"
     for utterance_id, (number, (text,)) in texts.items():
@@ -273,26 +334,7 @@ def import_kaldi_dir(
         text = " ".join(text.split())
         if not text:
             raise ManifestError(f"{where}: empty transcript for {utterance_id!r}")
-        start, duration = 0.0, None
-        if segments is not None:
-            if utterance_id not in segments:
-                raise ManifestError(
-                    f"{where}: utterance {utterance_id!r} has no line in {data_dir / 'segments'}"
-                )
-            seg_line, (recording_id, start_s, end_s) = segments[utterance_id]
-            try:
-                start, end = float(start_s), float(end_s)
-            except ValueError:
-                raise ManifestError(
-                    f"{data_dir / 'segments'}:{seg_line}: start/end are not numbers"
-                ) from None
-            if end <= start:
-                raise ManifestError(
-                    f"{data_dir / 'segments'}:{seg_line}: end {end} is not after start {start}"
-                )
-            duration = end - start
-        else:
-            recording_id = utterance_id
+        recording_id, start, duration = _kaldi_span(utterance_id, where, segments, data_dir / "segments")
         if recording_id not in wavs:
             raise ManifestError(f"{where}: recording {recording_id!r} is not in {wav_scp}")
         if recording_id not in recordings:

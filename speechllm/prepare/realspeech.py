@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lhotse import RecordingSet, SupervisionSet
+from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from speechllm.audio import SAMPLE_RATE
 from speechllm.data.manifest import ManifestError
@@ -148,6 +148,140 @@ def prompt_id(lang: str, name: str) -> str:
     return f"{CORPUS}-{lang}-{name.replace('/', '_')}"
 
 
+def _package_root(
+    languages: Sequence[str],
+    output_dir: str | Path | None,
+    cache_dir: str | Path | None,
+    package_root: str | Path | None,
+) -> Path:
+    """The unpacked root of the prompt packages: ``package_root`` as given, else fetched.
+
+    Args:
+        languages: whose audio and transcript packages to fetch.
+        output_dir: the default cache's parent (``<output_dir>/debian``).
+        cache_dir: where packages are downloaded and unpacked.
+        package_root: an already unpacked root; skips downloading.
+
+    Returns:
+        The directory holding ``usr/share/...``.
+
+    Raises:
+        ValueError: none of ``cache_dir``, ``package_root`` or ``output_dir`` given.
+    """
+    if package_root is not None:
+        return Path(package_root)
+    if cache_dir is None:
+        if output_dir is None:
+            raise ValueError("give cache_dir, package_root or output_dir (packages are fetched there)")
+        cache_dir = Path(output_dir) / "debian"
+    return fetch_debian_packages(transcript_packages(languages) + audio_packages(languages), cache_dir)
+
+
+def _usable_transcripts(
+    root: Path, languages: Sequence[str], skips: SkipReport
+) -> dict[str, dict[str, tuple[str, str]]]:
+    """Each language's prompts whose transcript is what is spoken; the others go to ``skips``.
+
+    Args:
+        root: the unpacked package root.
+        languages: whose transcript files to read.
+        skips: collects conflicting repeats and unusable transcripts (with ``file:line``).
+
+    Returns:
+        ``{lang: {name: (file:line, text)}}``.
+    """
+    usable: dict[str, dict[str, tuple[str, str]]] = {}
+    for lang in languages:
+        path = transcript_path(root, lang)
+        usable[lang] = {}
+        prompts, conflicts = unique_transcripts(parse_transcripts(path))
+        for name, lines in conflicts.items():
+            for number in lines:
+                skips.add(f"{path}:{number}", name, "transcript: prompt name repeated with different texts")
+        for name, (number, text) in prompts.items():
+            reason = usable_transcript(name, text)
+            if reason is not None:
+                skips.add(f"{path}:{number}", name, f"transcript: {reason}")
+            else:
+                usable[lang][name] = (f"{path}:{number}", text)
+    return usable
+
+
+def _audio_entries(
+    root: Path, usable: dict[str, dict[str, tuple[str, str]]], skips: SkipReport
+) -> list[tuple[str, Path, str]]:
+    """The ``(recording_id, wav path, file:line)`` of each usable prompt whose audio is shipped.
+
+    Args:
+        root: the unpacked package root.
+        usable: ``{lang: {name: (file:line, text)}}`` from ``_usable_transcripts``.
+        skips: collects the transcribed prompts without audio.
+
+    Returns:
+        Entries for ``probe_recordings``, by language, then prompt name.
+
+    Raises:
+        ManifestError: a language's prompt directory is missing.
+    """
+    entries = []
+    for lang, prompts in usable.items():
+        sounds = root / "usr/share/asterisk/sounds" / VOICE_DIRS[lang]
+        if not sounds.is_dir():
+            raise ManifestError(f"{sounds}: prompt directory of asterisk-core-sounds-{lang}-wav not found")
+        for name, (where, _) in sorted(prompts.items()):
+            audio = sounds / f"{name}.wav"
+            if not audio.is_file():
+                # The transcript lists a few prompts that the package does not ship.
+                skips.add(where, str(audio), "missing: transcript without audio in the package")
+                continue
+            entries.append((prompt_id(lang, name), audio, where))
+    return entries
+
+
+def _build_supervisions(
+    usable: dict[str, dict[str, tuple[str, str]]],
+    recordings: dict[str, Recording],
+    max_duration: float | None,
+    skips: SkipReport,
+) -> list[SupervisionSegment]:
+    """One eval-only supervision per probed prompt, with the English text as es/fr/it translation.
+
+    Args:
+        usable: ``{lang: {name: (file:line, text)}}`` from ``_usable_transcripts``.
+        recordings: probed recordings by id; those over ``max_duration`` are removed from it.
+        max_duration: leave out longer prompts (None keeps all).
+        skips: collects the prompts left out for their duration.
+
+    Returns:
+        The supervisions, by language, then prompt name.
+    """
+    english = usable.get("en", {})
+    supervisions = []
+    for lang, prompts in usable.items():
+        for name, (where, text) in sorted(prompts.items()):
+            recording = recordings.get(prompt_id(lang, name))
+            if recording is None:
+                continue
+            if max_duration is not None and recording.duration > max_duration:
+                skips.add(where, name, f"duration: {recording.duration:.2f} s > {max_duration} s")
+                del recordings[recording.id]
+                continue
+            translation = english[name][1] if lang != "en" and name in english else None
+            supervisions.append(
+                make_supervision(
+                    prompt_id(lang, name),
+                    recording,
+                    text,
+                    lang,
+                    translation=translation,
+                    tgt_lang="en" if translation is not None else None,
+                    speaker=VOICE_DIRS[lang],
+                    extra_custom=EVAL_ONLY,
+                )
+            )
+    return supervisions
+
+
 def prepare_realspeech(
     output_dir: str | Path | None = None,
     languages: Sequence[str] = LANGUAGES,
@@ -174,73 +308,14 @@ def prepare_realspeech(
     for lang in languages:
         if lang not in VOICE_DIRS:
             raise ValueError(f"no Asterisk prompts for {lang!r}; available: {', '.join(VOICE_DIRS)}")
-    if package_root is None:
-        if cache_dir is None:
-            if output_dir is None:
-                raise ValueError("give cache_dir, package_root or output_dir (packages are fetched there)")
-            cache_dir = Path(output_dir) / "debian"
-        root = fetch_debian_packages(transcript_packages(languages) + audio_packages(languages), cache_dir)
-    else:
-        root = Path(package_root)
+    root = _package_root(languages, output_dir, cache_dir, package_root)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
 
     skips = SkipReport()
-    usable: dict[str, dict[str, tuple[str, str]]] = {}  # lang -> name -> (where, text)
-    for lang in languages:
-        path = transcript_path(root, lang)
-        usable[lang] = {}
-        prompts, conflicts = unique_transcripts(parse_transcripts(path))
-        for name, lines in conflicts.items():
-            for number in lines:
-                skips.add(f"{path}:{number}", name, "transcript: prompt name repeated with different texts")
-        for name, (number, text) in prompts.items():
-            reason = usable_transcript(name, text)
-            if reason is not None:
-                skips.add(f"{path}:{number}", name, f"transcript: {reason}")
-            else:
-                usable[lang][name] = (f"{path}:{number}", text)
-
-    entries = []
-    for lang in languages:
-        sounds = root / "usr/share/asterisk/sounds" / VOICE_DIRS[lang]
-        if not sounds.is_dir():
-            raise ManifestError(f"{sounds}: prompt directory of asterisk-core-sounds-{lang}-wav not found")
-        for name, (where, _) in sorted(usable[lang].items()):
-            audio = sounds / f"{name}.wav"
-            if not audio.is_file():
-                # The transcript lists a few prompts that the package does not ship.
-                skips.add(where, str(audio), "missing: transcript without audio in the package")
-                continue
-            entries.append((prompt_id(lang, name), audio, where))
-    recordings = probe_recordings(entries, skips, num_jobs)
-
-    english = usable.get("en", {})
-    supervisions = []
-    for lang in languages:
-        for name, (_, text) in sorted(usable[lang].items()):
-            recording = recordings.get(prompt_id(lang, name))
-            if recording is None:
-                continue
-            if max_duration is not None and recording.duration > max_duration:
-                skips.add(
-                    usable[lang][name][0], name, f"duration: {recording.duration:.2f} s > {max_duration} s"
-                )
-                del recordings[recording.id]
-                continue
-            translation = english[name][1] if lang != "en" and name in english else None
-            supervisions.append(
-                make_supervision(
-                    prompt_id(lang, name),
-                    recording,
-                    text,
-                    lang,
-                    translation=translation,
-                    tgt_lang="en" if translation is not None else None,
-                    speaker=VOICE_DIRS[lang],
-                    extra_custom=EVAL_ONLY,
-                )
-            )
+    usable = _usable_transcripts(root, languages, skips)
+    recordings = probe_recordings(_audio_entries(root, usable, skips), skips, num_jobs)
+    supervisions = _build_supervisions(usable, recordings, max_duration, skips)
     skips.write(Path(output_dir) if output_dir is not None else None, CORPUS, SPLIT)
     if not supervisions:
         raise ManifestError(f"{root}: no usable prompts for {list(languages)}")

@@ -1,18 +1,10 @@
 """A parallel multilingual synthetic speech corpus (en, de, es, fr, it) made with espeak-ng.
 
-Text comes from real, varied sources obtainable offline from Debian (``apt-get download``, unpacked
-with ``dpkg-deb -x``, never installed):
-
-- English sentences for ASR: the ``fortunes`` / ``fortunes-min`` quotation files (BSD licence);
-- parallel en/de/es/fr/it sentences for ST: translated gettext catalogs (``.mo``) of GNOME
-  packages (GTK, Nautilus, Settings, Software, Shell, Evince, Totem; LGPL/GPL), aligned by msgid;
-- a few parallel templates written for this library, as a supplement.
-
-Sentences are filtered to what a synthesizer can read and a transcript can say (no markup,
-format strings, digits or symbols; 4–30 words), deduplicated by normalized text in every
-language, and any sentence of the real-speech evaluation set (Asterisk prompts) is removed.
-A sentence and its translations belong to exactly one split, so train, dev and test share no
-sentence in any language.
+Its sentences come from real, varied text sources obtainable offline from Debian (fortunes,
+translated gettext catalogs of GNOME packages, a few templates; see
+:mod:`speechllm.prepare.text_sources`), deduplicated, cleared of the real-speech evaluation
+transcripts, and assigned to exactly one split each, so train, dev and test share no sentence
+in any language.
 
 Each utterance gets a random (seeded) espeak-ng voice, voice variant, rate and pitch; audio is
 written as 16 kHz mono 16-bit wav. Supervisions follow the library's convention: English
@@ -27,15 +19,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import re
 import shutil
-import struct
 import subprocess
 import tempfile
-import unicodedata
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,55 +33,15 @@ from lhotse.augmentation import Resample
 
 from speechllm.audio import SAMPLE_RATE
 from speechllm.data.manifest import ManifestError
+from speechllm.io import atomic_write
 from speechllm.languages import check_languages
-from speechllm.prepare.common import make_supervision, write_manifests
-from speechllm.prepare.debian import fetch_debian_packages
+from speechllm.prepare.common import make_supervision, parallel_map, write_manifests
+from speechllm.prepare.text_sources import TextItem, assign_splits, deduplicate, load_text_sources
 
 logger = logging.getLogger(__name__)
 
 CORPUS = "synthetic"
 SPLITS = ("train", "dev", "test")
-
-FORTUNE_PACKAGES = ("fortunes-min", "fortunes")
-# Files of the fortunes package with mostly plain prose (no ASCII art, no offensive/ethnic jokes).
-FORTUNE_FILES = (
-    "fortunes",
-    "wisdom",
-    "literature",
-    "science",
-    "education",
-    "computers",
-    "people",
-    "humorists",
-    "pets",
-    "food",
-    "kids",
-    "sports",
-    "work",
-    "love",
-    "platitudes",
-    "miscellaneous",
-    "cookie",
-    "goedel",
-    "magic",
-    "pratchett",
-    "law",
-    "medicine",
-    "paradoxum",
-    "tao",
-    "news",
-    "riddles",
-)
-CATALOG_PACKAGES = (
-    "libgtk-3-common",
-    "gnome-control-center-data",
-    "nautilus-data",
-    "gnome-software-common",
-    "gnome-shell-common",
-    "evince-common",
-    "totem-common",
-)
-REALSPEECH_TRANSCRIPT_PACKAGES = tuple(f"asterisk-core-sounds-{lang}" for lang in ("en", "es", "fr", "it"))
 
 # espeak-ng's own voices per language (mbrola voices need extra packages and are left out), and
 # voice variants that change timbre without changing the speaking rate much.
@@ -108,306 +55,6 @@ ESPEAK_VOICES: dict[str, tuple[str, ...]] = {
 ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4")
 RATE_RANGE = (130, 200)  # words per minute (espeak-ng default: 175)
 PITCH_RANGE = (25, 75)  # 0-99 (default: 50)
-
-MIN_WORDS, MAX_WORDS = 4, 30
-# Text a synthesizer reads as written: letters, spaces and sentence punctuation only.
-_UNSPEAKABLE = re.compile(r"[0-9%{}<>\\/@$|=_#*&+~^\[\]()\t\n]|https?:|\.\w")
-
-
-@dataclass(frozen=True)
-class TextItem:
-    """One sentence in one or more languages (``texts[lang]``), from ``source``."""
-
-    texts: dict[str, str]
-    source: str
-
-    def key(self) -> str:
-        """Identity of the sentence: its normalized English text, else its first language's."""
-        lang = "en" if "en" in self.texts else sorted(self.texts)[0]
-        return normalize_text(self.texts[lang])
-
-
-# ----------------------------------------------------------------------------- text
-
-
-def normalize_text(text: str) -> str:
-    """Lower-case, punctuation removed, whitespace collapsed: the form two sentences are compared in."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(char if char.isalnum() or char.isspace() else " " for char in text)
-    return " ".join(text.split())
-
-
-def speakable(text: str) -> str | None:
-    """The sentence cleaned for synthesis, or None if it is not a sentence espeak-ng reads as written.
-
-    Removes a single gettext mnemonic underscore (``_Open``) and typographic apostrophes.
-    """
-    if text.count("_") == 1:
-        text = text.replace("_", "")
-    text = text.replace("\u2019", "'").replace("\u2026", "...")
-    text = " ".join(text.split())
-    if not text or _UNSPEAKABLE.search(text):
-        return None
-    words = text.split()
-    if not MIN_WORDS <= len(words) <= MAX_WORDS:
-        return None
-    if sum(char.isalpha() for char in text) < 0.7 * len(text.replace(" ", "")):
-        return None
-    return text
-
-
-def read_fortunes(path: str | Path) -> list[str]:
-    """Speakable entries of a fortune file (entries separated by ``%`` lines; attributions dropped)."""
-    raw = Path(path).read_bytes().decode("utf-8", errors="replace")
-    sentences = []
-    for entry in re.split(r"^%\s*$", raw, flags=re.MULTILINE):
-        # "\t\t-- Mark Twain" lines are attributions, not part of the quotation.
-        lines = [line for line in entry.splitlines() if not line.strip().startswith("--")]
-        text = speakable(" ".join(lines))
-        if text is not None and "\ufffd" not in text and "\b" not in text:
-            sentences.append(text)
-    return sentences
-
-
-def read_mo(path: str | Path) -> dict[str, str]:
-    """Read a gettext ``.mo`` catalog into ``{msgid: msgstr}`` (singular, translated entries only).
-
-    Entries with a context (``ctxt\\x04msgid``) are keyed by the msgid alone; plural entries and
-    the header are skipped.
-
-    Raises:
-        ManifestError: not a .mo file.
-    """
-    data = Path(path).read_bytes()
-    if len(data) < 20:
-        raise ManifestError(f"{path}: too short for a .mo file")
-    magic = struct.unpack("<I", data[:4])[0]
-    if magic == 0x950412DE:
-        order = "<"
-    elif magic == 0xDE120495:
-        order = ">"
-    else:
-        raise ManifestError(f"{path}: not a gettext .mo file (magic {magic:#x})")
-    _, count, originals_at, translations_at = struct.unpack(order + "4I", data[4:20])
-    catalog: dict[str, str] = {}
-    for index in range(count):
-        length, offset = struct.unpack(
-            order + "2I", data[originals_at + 8 * index : originals_at + 8 * index + 8]
-        )
-        msgid = data[offset : offset + length]
-        length, offset = struct.unpack(
-            order + "2I", data[translations_at + 8 * index : translations_at + 8 * index + 8]
-        )
-        msgstr = data[offset : offset + length]
-        if not msgid or b"\x00" in msgid or not msgstr:  # header, plural forms, untranslated
-            continue
-        try:
-            original = msgid.decode("utf-8").split("\x04")[-1]
-            translation = msgstr.decode("utf-8")
-        except UnicodeDecodeError:
-            continue  # all GNOME catalogs are UTF-8; a legacy one is not worth guessing
-        catalog.setdefault(original, translation)
-    return catalog
-
-
-def catalog_items(locale_dir: str | Path, languages: Sequence[str]) -> list[TextItem]:
-    """Parallel sentences from every gettext domain found under ``<locale_dir>/<lang>/LC_MESSAGES``.
-
-    An English msgid becomes an item when it and its translations in all other ``languages``
-    are speakable and really translated (not copied).
-    """
-    locale_dir = Path(locale_dir)
-    others = [lang for lang in languages if lang != "en"]
-    if not others:
-        return []
-    domains = sorted(path.stem for path in (locale_dir / others[0] / "LC_MESSAGES").glob("*.mo"))
-    items = []
-    for domain in domains:
-        catalogs = {}
-        for lang in others:
-            path = locale_dir / lang / "LC_MESSAGES" / f"{domain}.mo"
-            catalogs[lang] = read_mo(path) if path.is_file() else {}
-        for msgid in catalogs[others[0]]:
-            english = speakable(msgid)
-            if english is None:
-                continue
-            texts = {"en": english}
-            for lang in others:
-                translated = speakable(catalogs[lang].get(msgid, ""))
-                if translated is None or normalize_text(translated) == normalize_text(english):
-                    break
-                texts[lang] = translated
-            else:
-                items.append(TextItem(texts, f"gettext:{domain}"))
-    return items
-
-
-# Parallel templates (a supplement: a few dozen sentences). Fillers carry their own articles and
-# prepositions so each language's grammar stays right.
-_TEMPLATES: tuple[dict[str, str], ...] = (
-    {
-        "en": "Please open {obj} {day}.",
-        "de": "Bitte öffne {obj} {day}.",
-        "es": "Por favor, abre {obj} {day}.",
-        "fr": "Ouvre {obj} {day}, s'il te plaît.",
-        "it": "Per favore, apri {obj} {day}.",
-    },
-    {
-        "en": "I will call you {day}.",
-        "de": "Ich rufe dich {day} an.",
-        "es": "Te llamaré {day}.",
-        "fr": "Je t'appellerai {day}.",
-        "it": "Ti chiamerò {day}.",
-    },
-    {
-        "en": "Where did you put {obj}?",
-        "de": "Wo hast du {obj} hingelegt?",
-        "es": "¿Dónde pusiste {obj}?",
-        "fr": "Où as-tu mis {obj} ?",
-        "it": "Dove hai messo {obj}?",
-    },
-    {
-        "en": "We need {num} more chairs for the meeting.",
-        "de": "Wir brauchen noch {num} Stühle für die Besprechung.",
-        "es": "Necesitamos {num} sillas más para la reunión.",
-        "fr": "Il nous faut encore {num} chaises pour la réunion.",
-        "it": "Ci servono altre {num} sedie per la riunione.",
-    },
-)
-_FILLERS: dict[str, tuple[dict[str, str], ...]] = {
-    "obj": (
-        {
-            "en": "the window",
-            "de": "das Fenster",
-            "es": "la ventana",
-            "fr": "la fenêtre",
-            "it": "la finestra",
-        },
-        {"en": "the door", "de": "die Tür", "es": "la puerta", "fr": "la porte", "it": "la porta"},
-        {"en": "the book", "de": "das Buch", "es": "el libro", "fr": "le livre", "it": "il libro"},
-        {"en": "the box", "de": "die Kiste", "es": "la caja", "fr": "la boîte", "it": "la scatola"},
-    ),
-    "day": (
-        {"en": "on Monday", "de": "am Montag", "es": "el lunes", "fr": "lundi", "it": "lunedì"},
-        {"en": "on Friday", "de": "am Freitag", "es": "el viernes", "fr": "vendredi", "it": "venerdì"},
-        {
-            "en": "tomorrow morning",
-            "de": "morgen früh",
-            "es": "mañana por la mañana",
-            "fr": "demain matin",
-            "it": "domani mattina",
-        },
-        {"en": "this evening", "de": "heute Abend", "es": "esta tarde", "fr": "ce soir", "it": "stasera"},
-    ),
-    "num": (
-        {"en": "two", "de": "zwei", "es": "dos", "fr": "deux", "it": "due"},
-        {"en": "three", "de": "drei", "es": "tres", "fr": "trois", "it": "tre"},
-        {"en": "five", "de": "fünf", "es": "cinco", "fr": "cinq", "it": "cinque"},
-        {"en": "twelve", "de": "zwölf", "es": "doce", "fr": "douze", "it": "dodici"},
-    ),
-}
-
-
-def template_items(languages: Sequence[str]) -> list[TextItem]:
-    """Every filling of the parallel templates, in ``languages``."""
-    items = []
-    for template in _TEMPLATES:
-        slots = [name for name in _FILLERS if "{" + name + "}" in template["en"]]
-        fillings: list[dict[str, dict[str, str]]] = [{}]
-        for slot in slots:
-            fillings = [{**filling, slot: value} for filling in fillings for value in _FILLERS[slot]]
-        for filling in fillings:
-            texts = {
-                lang: template[lang].format(**{s: v[lang] for s, v in filling.items()}) for lang in languages
-            }
-            items.append(TextItem(texts, "template"))
-    return items
-
-
-def load_text_sources(cache_dir: str | Path, languages: Sequence[str]) -> tuple[list[TextItem], set[str]]:
-    """Fetch the Debian text sources; return (items, real-speech transcripts to exclude).
-
-    Raises:
-        DebianPackageError: apt-get cannot download them (with what to do instead).
-    """
-    from speechllm.prepare.realspeech import realspeech_texts  # realspeech imports nothing from here
-
-    packages = list(CATALOG_PACKAGES) + list(REALSPEECH_TRANSCRIPT_PACKAGES)
-    if "en" in languages:
-        packages += list(FORTUNE_PACKAGES)
-    root = fetch_debian_packages(packages, cache_dir)
-    items: list[TextItem] = []
-    if "en" in languages:
-        fortunes_dir = root / "usr/share/games/fortunes"
-        for name in FORTUNE_FILES:
-            if (fortunes_dir / name).is_file():
-                items += [
-                    TextItem({"en": text}, f"fortunes:{name}") for text in read_fortunes(fortunes_dir / name)
-                ]
-    items += catalog_items(root / "usr/share/locale", languages)
-    items += template_items(languages)
-    return items, realspeech_texts(root)
-
-
-def deduplicate(
-    items: Iterable[TextItem], languages: Sequence[str], exclude_texts: Iterable[str] = ()
-) -> list[TextItem]:
-    """Keep items whose normalized text is new in every language and not excluded.
-
-    Checking every language (not only the key) keeps two English sentences that share a
-    German translation from landing in different splits.
-    """
-    seen: dict[str, set[str]] = {}
-    excluded = {normalize_text(text) for text in exclude_texts}
-    kept = []
-    for item in items:
-        if not any(lang in languages for lang in item.texts):
-            continue
-        # Every language of the item counts, translations included: a target sentence repeated
-        # across splits would leak as much as a source sentence.
-        normalized = {lang: normalize_text(text) for lang, text in item.texts.items()}
-        if any(norm in excluded or norm in seen.get(lang, ()) for lang, norm in normalized.items()):
-            continue
-        for lang, norm in normalized.items():
-            seen.setdefault(lang, set()).add(norm)
-        kept.append(item)
-    return kept
-
-
-def assign_splits(
-    items: Sequence[TextItem], languages: Sequence[str], counts: dict[str, int], seed: int = 0
-) -> dict[str, list[tuple[TextItem, str]]]:
-    """Pick ``counts[split]`` sentences per language for each split; a sentence goes to one split only.
-
-    Items are shuffled with ``seed``; test is filled first (so it is the same whatever the size
-    of train). An item taken for a split serves every language that still needs sentences there.
-
-    Returns:
-        ``{split: [(item, lang), ...]}``.
-    """
-    pool = sorted(items, key=TextItem.key)
-    random.Random(seed).shuffle(pool)
-    taken = [False] * len(pool)
-    chosen: dict[str, list[tuple[TextItem, str]]] = {}
-    for split in ("test", "dev", "train"):
-        if split not in counts:
-            continue
-        need = {lang: counts[split] for lang in languages}
-        chosen[split] = []
-        for index, item in enumerate(pool):
-            if not any(need.values()):
-                break
-            langs = [lang for lang in item.texts if need.get(lang, 0) > 0]
-            if taken[index] or not langs:
-                continue
-            taken[index] = True
-            for lang in langs:
-                need[lang] -= 1
-                chosen[split].append((item, lang))
-        short = {lang: n for lang, n in need.items() if n > 0}
-        if short:
-            logger.warning("synthetic %s: not enough sentences, missing %s", split, short)
-    return chosen
 
 
 # ----------------------------------------------------------------------------- synthesis
@@ -451,15 +98,15 @@ def synthesize(text: str, voice: str, rate: int, pitch: int, path: str | Path) -
     mono = samples.mean(axis=1)
     if rate_hz != SAMPLE_RATE:
         mono = Resample(rate_hz, SAMPLE_RATE)(mono[None])[0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.clip(mono, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
-    return Recording.from_file(path, recording_id=path.stem)
+    with atomic_write(path, keep_suffixes=True) as tmp:  # a killed run leaves no half-written clip
+        sf.write(tmp, np.clip(mono, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
+    return Recording.from_file(path.absolute(), recording_id=path.stem)
 
 
 def _synthesize_job(job: tuple[str, str, int, int, str]) -> Recording:
     text, voice, rate, pitch, path = job
     if Path(path).is_file():  # resuming an interrupted run
-        return Recording.from_file(path, recording_id=Path(path).stem)
+        return Recording.from_file(Path(path).absolute(), recording_id=Path(path).stem)
     return synthesize(text, voice, rate, pitch, path)
 
 
@@ -531,13 +178,9 @@ def prepare_synthetic(
             voice, rate, pitch = pick_voice(uid, lang, seed)
             path = output_dir / f"{CORPUS}_audio" / split / lang / f"{uid}.wav"
             jobs.append((item.texts[lang], voice, rate, pitch, str(path)))
-        if num_jobs > 1:
-            with ProcessPoolExecutor(num_jobs) as pool_executor:
-                recordings = list(
-                    pool_executor.map(_synthesize_job, jobs, chunksize=max(1, len(jobs) // (4 * num_jobs)))
-                )
-        else:
-            recordings = [_synthesize_job(job) for job in jobs]
+        recordings = parallel_map(
+            _synthesize_job, jobs, num_jobs=num_jobs, description=f"synthesize {split}", unit="clips"
+        )
         supervisions = []
         for (item, lang), recording, job in zip(utterances, recordings, jobs):
             translation, tgt_lang = translation_for(item, lang)

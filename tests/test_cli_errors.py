@@ -1,0 +1,116 @@
+"""The `speechllm` command's answer to bad input: one line naming the file or key, exit status 2.
+
+Run through `speechllm.cli.main`, the path a user takes; `--debug` gives the traceback instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import pytest
+
+from speechllm.cli import main
+from speechllm.errors import SpeechLLMError
+
+TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("speechllm: error: ")]
+    assert len(errors) == 1, err
+    assert not any("Traceback" in line for line in err), err
+    return errors[0]
+
+
+def tiny_train_args(tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        str(TINY_RECIPE),
+        f"output_dir={out}",
+        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
+        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",
+        "data.val=[]",
+        "trainer.max_steps=2",
+        "trainer.enable_progress_bar=false",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("model:\n  adapter: [\n", r"not valid YAML: .*line 3"),
+        ("- a\n- b\n", r"a config is a mapping of keys"),
+        ("model:\n  adapter:\n    name: conv\n    kernel: 3\n", r"model\.adapter\.kernel: unknown option"),
+        ("modle: {}\n", r"modle"),
+    ],
+    ids=["yaml syntax", "top-level list", "unknown option", "unknown key"],
+)
+def test_bad_configs_are_one_line_naming_the_file_or_key(tmp_path, capsys, text, expected) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    assert main(["train", str(config), "--print-config"]) == 2
+    line = one_error_line(capsys)
+    assert re.search(expected, line), line
+    if "key" not in expected and "option" not in expected:
+        assert str(config) in line
+
+
+def test_debug_shows_the_traceback(tmp_path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("- a\n")
+    with pytest.raises(SpeechLLMError, match="a config is a mapping"):
+        main(["--debug", "train", str(config), "--print-config"])
+
+
+def test_missing_config_file_is_one_line(tmp_path, capsys) -> None:
+    assert main(["train", str(tmp_path / "absent.yaml"), "--print-config"]) == 2
+    assert str(tmp_path / "absent.yaml") in one_error_line(capsys)
+
+
+def test_a_broken_manifest_in_training_is_one_line_naming_file_and_line(
+    tiny_dirs, tones_dir, tmp_path, capsys
+) -> None:
+    manifest = tmp_path / "cuts.jsonl.gz"
+    with gzip.open(tones_dir / "tones_cuts_train.jsonl.gz", "rt") as good:
+        first = good.readline()
+    with gzip.open(manifest, "wt") as bad:
+        bad.write(first + "{not json\n")
+    args = tiny_train_args(tiny_dirs, tones_dir, tmp_path / "run")
+    args[5] = f"data.train=[{{path: {manifest}}}]"
+    assert main(args) == 2
+    line = one_error_line(capsys)
+    assert f"{manifest}:2: not valid JSON" in line
+
+
+def test_a_truncated_checkpoint_is_one_line_naming_it(tiny_dirs, tones_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(tiny_train_args(tiny_dirs, tones_dir, out)) == 0
+    last = out / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    capsys.readouterr()
+    assert main([*tiny_train_args(tiny_dirs, tones_dir, out), "--resume", "last"]) == 2
+    line = one_error_line(capsys)
+    assert str(last) in line and "truncated or corrupt" in line
+
+
+def test_training_into_a_used_output_dir_needs_resume_or_overwrite(
+    tiny_dirs, tones_dir, tmp_path, capsys
+) -> None:
+    out = tmp_path / "run"
+    assert main(tiny_train_args(tiny_dirs, tones_dir, out)) == 0
+    weights = (out / "model" / "trainable.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(tiny_train_args(tiny_dirs, tones_dir, out, "seed=1")) == 2
+    line = one_error_line(capsys)
+    assert "trainable.safetensors" in line and "--resume last" in line and "--overwrite" in line
+    assert (out / "model" / "trainable.safetensors").read_bytes() == weights  # nothing was lost
+
+    assert main([*tiny_train_args(tiny_dirs, tones_dir, out, "seed=1"), "--overwrite"]) == 0
+    # Lightning would have kept the old last.ckpt beside a new last-v1.ckpt
+    assert not list((out / "checkpoints").glob("*-v1.ckpt"))
+    assert (out / "model" / "trainable.safetensors").read_bytes() != weights

@@ -46,7 +46,7 @@ def build_adapter(cfg: Mapping[str, Any], encoder: nn.Module, llm: nn.Module) ->
     is silent (read only then: a tokenizer without pad/eos has no default blank, which only
     matters to the CTC adapter).
     """
-    context = {
+    context = {  # the names of registry.ADAPTER_BUILD_CONTEXT
         "vocab_size": lambda: llm.vocab_size,
         "blank_id": lambda: llm.pad_id,
         "encoder_frame_rate_hz": lambda: float(encoder.frame_rate_hz),

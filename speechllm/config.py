@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from speechllm.errors import SpeechLLMError
-from speechllm.registry import ADAPTERS, ENCODERS, LLMS, Registry
+from speechllm.registry import ADAPTER_BUILD_CONTEXT, ADAPTERS, ENCODERS, LLMS, Registry
 
 
 class ConfigError(SpeechLLMError, ValueError):
@@ -253,8 +253,12 @@ def _is_module_in(name: str, directory: Path) -> bool:
     return (directory / f"{name}.py").is_file() or (directory / name / "__init__.py").is_file()
 
 
-def validate_components(cfg: DictConfig) -> None:
-    """Each component's name is registered and each of its options is a constructor argument."""
+def validate_components(cfg: DictConfig, require_options: bool = False) -> None:
+    """Each component's name is registered and each of its options is a constructor argument.
+
+    ``require_options``: also every argument the constructor needs (a saved model's config is
+    complete; a config being written may still lack its paths).
+    """
     for kind, registry in COMPONENTS.items():
         options = OmegaConf.to_container(cfg.model[kind], resolve=True)
         assert isinstance(options, dict)
@@ -270,6 +274,10 @@ def validate_components(cfg: DictConfig) -> None:
             if key not in valid:
                 choices = ", ".join(sorted(valid))
                 raise ConfigError(f"model.{kind}.{key}: unknown option of {kind} {name!r}; valid: {choices}")
+        supplied = BUILD_ARGS[kind] | (set(ADAPTER_BUILD_CONTEXT) if kind == "adapter" else set())
+        missing = sorted(required_options(registry.get(name)) - supplied - set(options))
+        if require_options and missing:
+            raise ConfigError(f"model.{kind}: {kind} {name!r} needs {', '.join(missing)}")
 
 
 def validate_pretrain(cfg: DictConfig) -> None:
@@ -314,6 +322,17 @@ def constructor_options(component: Any) -> set[str]:
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             break
     return names
+
+
+def required_options(component: Any) -> set[str]:
+    """Keyword names a class's ``__init__`` (or a builder function) needs: those without a default."""
+    target = component.__init__ if inspect.isclass(component) else component
+    params = inspect.signature(target).parameters.values()
+    return {
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
+    }
 
 
 def _check_keys(node: Any, schema: Any, prefix: str, source: str) -> None:

@@ -97,13 +97,16 @@ def transcribe_files(
     max_new_tokens: int = 200,
     device: str = "cpu",
     on_done: Callable[[int], None] | None = None,
+    trust_imports: bool = False,
 ) -> Iterator[Transcript]:
     """Yield one :class:`Transcript` per path, in input order, decoding ``batch_size`` files at a time.
 
     A file that cannot be read, or that the model refuses (too long for the encoder, say), fails
     alone: its batch is decoded again file by file. ``on_done(n)`` is called as files finish.
+    ``trust_imports``: import the modules the model directory lists (see
+    :func:`~speechllm.model_dir.read_model_dir`).
     """
-    model = SpeechLLM.from_pretrained(model_dir).to(device).eval()
+    model = SpeechLLM.from_pretrained(model_dir, trust_imports=trust_imports).to(device).eval()
 
     def decode(audio: list[torch.Tensor]) -> tuple[list[str], float]:
         started = time.perf_counter()

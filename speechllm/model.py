@@ -22,11 +22,10 @@ from torch.nn.utils.rnn import pad_sequence
 from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
 from speechllm.alignment import AlignmentHead, resolve_objective
 from speechllm.builders import build_adapter, build_encoder, build_llm
+from speechllm.errors import CheckpointError
 from speechllm.llms.base import LLM
 from speechllm.masking import pad_ids
-
-TRAINED_WEIGHTS = "trainable.safetensors"
-MODEL_CONFIG = "config.yaml"
+from speechllm.model_dir import MODEL_CONFIG, TRAINED_WEIGHTS, read_model_dir, write_model_dir
 
 
 class ModelInputs(Protocol):
@@ -289,46 +288,44 @@ class SpeechLLM(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``trainable.safetensors`` + ``config.yaml`` (frozen parts are rebuilt from their paths)."""
-        from safetensors.torch import save_file
-
-        from speechllm.io import atomic_write
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.contiguous().cpu() for k, v in self.trainable_state_dict().items()}
-        with atomic_write(directory / TRAINED_WEIGHTS) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt", "library": "speechllm"})
-        with atomic_write(directory / MODEL_CONFIG) as tmp:
-            tmp.write_text(
-                OmegaConf.to_yaml(OmegaConf.create({"imports": self.imports, "model": self.config}))
-            )
-        return directory
+        return write_model_dir(directory, tensors, self.imports, self.config)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> SpeechLLM:
-        """Rebuild from a :meth:`save_pretrained` directory; ``overrides`` replace model config keys."""
-        from safetensors.torch import load_file
+    def from_pretrained(
+        cls, directory: str | Path, trust_imports: bool | list[str] = False, **overrides: Any
+    ) -> SpeechLLM:
+        """Rebuild from a :meth:`save_pretrained` directory; ``overrides`` replace model config keys.
 
-        directory = Path(directory)
-        for needed in (MODEL_CONFIG, TRAINED_WEIGHTS):
-            if not (directory / needed).is_file():
-                raise FileNotFoundError(f"{directory / needed} not found: not a speechllm model directory")
-        saved = OmegaConf.load(directory / MODEL_CONFIG)
-        cfg = OmegaConf.merge(saved.model, overrides) if overrides else saved.model
-        model = cls.from_config(cfg, imports=saved.get("imports", []))
-        model.load_trainable(load_file(str(directory / TRAINED_WEIGHTS)), source=str(directory))
+        The directory is checked before anything is built (:func:`~speechllm.model_dir.read_model_dir`);
+        modules it lists under ``imports:`` are imported only with ``trust_imports`` (``True``, or
+        a list of the trusted module names).
+        """
+        saved = read_model_dir(directory, trust_imports, overrides or None)
+        try:
+            model = cls.from_config(saved.model_config, imports=saved.imports)
+        except (OSError, ValueError, TypeError) as err:  # a frozen part's path or option is wrong
+            detail = " ".join(str(err).split())[:300]
+            raise CheckpointError(
+                f"{saved.directory / MODEL_CONFIG}: cannot build the model it describes ({detail})"
+            ) from err
+        model.load_trainable(saved.tensors, source=str(saved.directory / TRAINED_WEIGHTS))
         return model
 
     def load_trainable(self, tensors: dict[str, Tensor], source: str = "checkpoint") -> None:
         """Load trained parameters; the key sets must match exactly."""
-        expected = set(self.trainable_state_dict())
-        missing, unexpected = expected - set(tensors), set(tensors) - expected
+        expected = self.trainable_state_dict()
+        missing, unexpected = set(expected) - set(tensors), set(tensors) - set(expected)
         if missing or unexpected:
-            raise KeyError(
+            raise CheckpointError(
                 f"{source}: trained parameters do not match this model "
                 f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
             )
-        self.load_state_dict(tensors, strict=False)
+        try:  # modules may resize on load (the alignment head's vocabulary); the rest must match
+            self.load_state_dict(tensors, strict=False)
+        except RuntimeError as err:
+            detail = " ".join(str(err).split())[:300]
+            raise CheckpointError(f"{source}: trained parameters do not fit this model ({detail})") from None
 
 
 def splice(segments: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:

@@ -90,6 +90,10 @@ def _qualname(obj: object) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
+# Adapter constructor arguments the model supplies from the encoder and LLM when the adapter takes
+# them and the config is silent (speechllm.builders.build_adapter); in_dim/out_dim always.
+ADAPTER_BUILD_CONTEXT = ("vocab_size", "blank_id", "encoder_frame_rate_hz")
+
 ENCODERS: Registry[Any] = Registry(
     "encoder", {"whisper": "speechllm.encoders.whisper", "seamless": "speechllm.encoders.seamless"}
 )

@@ -180,8 +180,8 @@ def test_from_pretrained_imports_the_user_modules_the_model_was_built_with(
         SpeechLLM.from_config(cfg.model, imports=cfg.imports).save_pretrained(tmp_path / "m")
     finally:
         sys.modules.pop("my_pool_adapter", None)
-    # A fresh interpreter has registered nothing: from_pretrained must import what it needs.
-    load = f"SpeechLLM.from_pretrained({str(tmp_path / 'm')!r})"
+    # A fresh interpreter has registered nothing: trusted, from_pretrained imports what it needs.
+    load = f"SpeechLLM.from_pretrained({str(tmp_path / 'm')!r}, trust_imports=True)"
     code = f"from speechllm.model import SpeechLLM; print(type({load}.adapter).__name__)"
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)

@@ -55,7 +55,7 @@ def _manifest_list(
     return paths
 
 
-def _load_model(model: Any, imports: Sequence[str]) -> tuple[Any, Path | None]:
+def _load_model(model: Any, imports: Sequence[str], trust_imports: bool) -> tuple[Any, Path | None]:
     """(the SpeechLLM, its directory or None when ``model`` already is one)."""
     from speechllm.config import import_user_modules
     from speechllm.model import SpeechLLM
@@ -64,7 +64,9 @@ def _load_model(model: Any, imports: Sequence[str]) -> tuple[Any, Path | None]:
         return model, None
     # Registers the built-in components, and the user's (a custom adapter's module).
     import_user_modules(list(imports))
-    return SpeechLLM.from_pretrained(Path(model)), Path(model)
+    # Modules the caller named are trusted; others the model directory lists need trust_imports.
+    trusted: bool | list[str] = True if trust_imports else list(imports)
+    return SpeechLLM.from_pretrained(Path(model), trust_imports=trusted), Path(model)
 
 
 def _comet_scorer(comet_model: str | os.PathLike[str] | None, batch_size: int, device: torch.device) -> Any:
@@ -165,6 +167,7 @@ def evaluate(
     imports: Sequence[str] = (),
     decoder: str = "llm",
     allow_missing: bool = False,
+    trust_imports: bool = False,
 ) -> dict[str, float]:
     """Decode ``manifests`` with ``model``, score, and write a run directory; returns its metrics.
 
@@ -190,12 +193,14 @@ def evaluate(
             empty) audio; without it that is an error after decoding, before any file is written.
             Either way ``run.json`` records ``<task>_skipped_cuts`` and ``<task>_cuts``, and the
             report lists smaller test sets.
+        trust_imports: import the modules the model directory lists under ``imports:`` (code
+            that runs); without it only those in ``imports`` are.
 
     Returns:
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
     """
     paths = _manifest_list(manifests, task, batch_size, max_duration)
-    model, model_dir = _load_model(model, imports)
+    model, model_dir = _load_model(model, imports, trust_imports)
     out_dir = Path(out_dir) if out_dir is not None else (model_dir or Path(".")) / "eval"
     names = run_names(model.config, sfm=sfm, llm=llm, adapter=adapter)
     check_run_dir(out_dir, names)  # before decoding, not after

@@ -1,0 +1,127 @@
+"""A saved model directory: ``trainable.safetensors`` (trained parameters only) + ``config.yaml``.
+
+Model directories travel (shared, downloaded), so reading one treats it as untrusted input: every
+problem is a :class:`~speechllm.errors.CheckpointError` naming the file, never a crash deep in a
+library, and the user modules it lists under ``imports:`` are not imported unless the caller opts
+in (``trust_imports``, after transformers' ``trust_remote_code``): importing a module runs its code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from speechllm.config import Config, ConfigError, validate_components
+from speechllm.errors import CheckpointError, SpeechLLMError
+
+TRAINED_WEIGHTS = "trainable.safetensors"
+MODEL_CONFIG = "config.yaml"
+
+
+class UntrustedImportsError(SpeechLLMError, PermissionError):
+    """A model directory lists modules to import and the caller did not trust it to."""
+
+
+@dataclass
+class SavedModel:
+    """What a model directory holds, checked: the model config, its imports, the trained tensors."""
+
+    directory: Path
+    model_config: DictConfig
+    imports: list[str]
+    tensors: dict[str, Any]
+
+
+def write_model_dir(directory: str | Path, tensors: dict[str, Any], imports: list[str], config: Any) -> Path:
+    """Write both files atomically (a crash never leaves a half-written model)."""
+    from safetensors.torch import save_file
+
+    from speechllm.io import atomic_write
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_write(directory / TRAINED_WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "library": "speechllm"})
+    with atomic_write(directory / MODEL_CONFIG) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create({"imports": list(imports), "model": config})))
+    return directory
+
+
+def read_model_dir(
+    directory: str | Path,
+    trust_imports: bool | list[str] = False,
+    overrides: dict[str, Any] | None = None,
+) -> SavedModel:
+    """Read and check a model directory before anything is built from it.
+
+    Args:
+        directory: a :func:`write_model_dir` (``SpeechLLM.save_pretrained``) directory.
+        trust_imports: ``True`` imports whatever the directory lists; a list trusts those modules
+            (the ones a user named themselves); ``False`` trusts none.
+        overrides: model config keys to replace.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        CheckpointError: a file is unreadable or malformed (naming it and what is wrong).
+        UntrustedImportsError: ``imports:`` lists modules not trusted (naming them).
+    """
+    directory = Path(directory)
+    for needed in (MODEL_CONFIG, TRAINED_WEIGHTS):
+        if not (directory / needed).is_file():
+            raise FileNotFoundError(f"{directory / needed} not found: not a speechllm model directory")
+    model_config, imports = _read_config(directory / MODEL_CONFIG, overrides)
+    trusted = set(imports) if trust_imports is True else set(trust_imports or [])
+    untrusted = [name for name in imports if name not in trusted]
+    if untrusted:
+        raise UntrustedImportsError(
+            f"{directory / MODEL_CONFIG} asks to import {', '.join(untrusted)} (code that would run); "
+            "if you trust this model directory, pass --trust-imports (trust_imports=True)"
+        )
+    return SavedModel(directory, model_config, imports, _read_tensors(directory / TRAINED_WEIGHTS))
+
+
+def _read_config(path: Path, overrides: dict[str, Any] | None) -> tuple[DictConfig, list[str]]:
+    try:
+        saved = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable model config ({_first_line(err)})") from None
+    if not isinstance(saved, DictConfig) or not isinstance(saved.get("model"), DictConfig):
+        raise CheckpointError(f"{path}: expected a mapping with a `model:` section")
+    imports = saved.get("imports") or []
+    if not isinstance(imports, ListConfig | list) or not all(isinstance(m, str) for m in imports):
+        raise CheckpointError(f"{path}: `imports:` must be a list of module names")
+    try:
+        model = OmegaConf.merge(saved.model, overrides) if overrides else saved.model
+        checked = OmegaConf.merge(OmegaConf.structured(Config), {"model": model})
+    except (OmegaConfBaseException, ValueError) as err:
+        raise CheckpointError(f"{path}: invalid model config ({_first_line(err)})") from None
+    # Checked on the file's own keys: the schema's defaults would fill in a section cut short.
+    for kind in ("encoder", "adapter", "llm"):
+        section = model.get(kind)
+        if not isinstance(section, DictConfig) or not isinstance(section.get("name"), str):
+            raise CheckpointError(f"{path}: model.{kind} needs a `name` (the file is incomplete)")
+    if not imports:  # a user component's options are only known once its module is imported
+        try:
+            validate_components(checked, require_options=True)
+        except ConfigError as err:
+            raise CheckpointError(f"{path}: {err}") from None
+    return model, [str(m) for m in imports]
+
+
+def _read_tensors(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error type, OSError, or ValueError
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return (text[:300] or type(err).__name__).rstrip()

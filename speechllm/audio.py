@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import Tensor
 
 if TYPE_CHECKING:
     from lhotse.cut import Cut
@@ -29,3 +30,27 @@ def load_mono_16k(cut: Cut) -> tuple[torch.Tensor | None, str]:
     if not np.isfinite(samples).all():
         return None, "non-finite samples"
     return torch.from_numpy(np.ascontiguousarray(samples)), ""
+
+
+def split_into_chunks(
+    audio: Tensor, audio_lens: Tensor, chunk_seconds: float
+) -> tuple[list[Tensor], list[int]]:
+    """Each clip's samples cut into consecutive pieces of at most ``chunk_seconds`` (16 kHz).
+
+    Returns (pieces (S_i,), the clip each piece belongs to), clips in order, pieces in time order.
+    A last piece shorter than a tenth of a chunk joins the piece before it (a sliver of audio
+    transcribes to noise).
+    """
+    if chunk_seconds <= 0:
+        raise ValueError(f"chunk_seconds must be > 0, got {chunk_seconds}")
+    size = int(chunk_seconds * SAMPLE_RATE)
+    pieces: list[Tensor] = []
+    owners: list[int] = []
+    for clip, length in enumerate(audio_lens.tolist()):
+        bounds = list(range(0, int(length), size)) + [int(length)]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] < size // 10:
+            bounds.pop(-2)
+        for start, end in zip(bounds, bounds[1:]):
+            pieces.append(audio[clip, start:end])
+            owners.append(clip)
+    return pieces, owners

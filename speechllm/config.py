@@ -157,6 +157,11 @@ class EvalConfig:
     st_metrics: bool = False
     comet_model: str | None = None  # e.g. Unbabel/wmt22-comet-da or a local checkpoint
     max_new_tokens: int = 200
+    # Decoding (speechllm.search): greedy by default, as the paper; beams and the repetition guard
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
 
 
 @dataclass

@@ -98,13 +98,16 @@ def transcribe_files(
     device: str = "cpu",
     on_done: Callable[[int], None] | None = None,
     trust_imports: bool = False,
+    decoding: dict[str, Any] | None = None,
 ) -> Iterator[Transcript]:
     """Yield one :class:`Transcript` per path, in input order, decoding ``batch_size`` files at a time.
 
     A file that cannot be read, or that the model refuses (too long for the encoder, say), fails
     alone: its batch is decoded again file by file. ``on_done(n)`` is called as files finish.
     ``trust_imports``: import the modules the model directory lists (see
-    :func:`~speechllm.model_dir.read_model_dir`).
+    :func:`~speechllm.model_dir.read_model_dir`). ``decoding``: more ``SpeechLLM.generate``
+    options (beam search, the repetition guard, ``chunk_seconds`` for audio past the encoder's
+    window).
     """
     model = SpeechLLM.from_pretrained(model_dir, trust_imports=trust_imports).to(device).eval()
 
@@ -119,6 +122,7 @@ def transcribe_files(
                 src_lang=src_lang,
                 tgt_lang=tgt_lang,
                 max_new_tokens=max_new_tokens,
+                **(decoding or {}),
             )
         return texts, time.perf_counter() - started
 

@@ -18,6 +18,15 @@ _TEMPORARY = re.compile(r"^\..+\.[^.]+\.tmp(\.[^.]+)*$")
 _STARTED = time.time()  # temporaries older than this process come from a run that died
 
 
+def _file_mode() -> int:
+    umask = os.umask(0)  # reading the umask means setting it: set it straight back
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_DEFAULT_MODE = _file_mode()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, keep_suffixes: bool = False) -> Iterator[Path]:
     """Yield a temp path in the same directory; on success fsync it and rename it over ``path``.
@@ -36,6 +45,8 @@ def atomic_write(path: str | Path, keep_suffixes: bool = False) -> Iterator[Path
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp creates the file private (0600); give it what a plain open() would have.
+        os.chmod(tmp, _DEFAULT_MODE)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

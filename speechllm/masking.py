@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 
 def lengths_to_mask(lens: Tensor, max_len: int | None = None) -> Tensor:
@@ -30,3 +31,25 @@ def pad_audio(clips: list[Tensor]) -> tuple[Tensor, Tensor]:
     for i, clip in enumerate(clips):
         audio[i, : clip.shape[0]] = clip
     return audio, lens
+
+
+def splice(segments: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+    """Concatenate each row's valid parts of several right-padded segments, then left-pad.
+
+    Args:
+        segments: ``(embeds (B, L_k, D), lens (B,))`` pairs, in order.
+    Returns:
+        embeds (B, L, D), attention_mask (B, L) long, position_ids (B, L) long (0 at each row's
+        first real position, so left padding does not shift positions).
+    """
+    dtype = segments[0][0].dtype
+    rows = [
+        torch.cat([emb[i, : int(lens[i])].to(dtype) for emb, lens in segments], dim=0)
+        for i in range(segments[0][0].shape[0])
+    ]
+    embeds = pad_sequence(rows, batch_first=True, padding_side="left")
+    row_lens = torch.tensor([r.shape[0] for r in rows], device=embeds.device)
+    total = embeds.shape[1]
+    attention_mask = (torch.arange(total, device=embeds.device)[None, :] >= total - row_lens[:, None]).long()
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return embeds, attention_mask, position_ids

@@ -17,15 +17,16 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pad_sequence
 
 from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
 from speechllm.alignment import AlignmentHead, resolve_objective
+from speechllm.audio import split_into_chunks
 from speechllm.builders import build_adapter, build_encoder, build_llm
 from speechllm.errors import CheckpointError
 from speechllm.llms.base import LLM
-from speechllm.masking import pad_ids
+from speechllm.masking import pad_audio, pad_ids, splice
 from speechllm.model_dir import MODEL_CONFIG, TRAINED_WEIGHTS, read_model_dir, write_model_dir
+from speechllm.search import DecodingOptions, beam_search, greedy
 
 
 class ModelInputs(Protocol):
@@ -183,22 +184,40 @@ class SpeechLLM(nn.Module):
         encoder_hidden: Tensor | None = None,
         encoder_lens: Tensor | None = None,
         decoder: str = "llm",
+        num_beams: int = 1,
+        length_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+        repetition_penalty: float = 1.0,
+        chunk_seconds: float | None = None,
     ) -> list[str]:
-        """Greedy decoding, batched. Returns one string per clip.
+        """Batched decoding (greedy by default, see :mod:`speechllm.search`). One string per clip.
 
         Args:
             audio: (B, S) float 16 kHz; audio_lens: (B,) samples.
             task: ``"asr"`` or ``"st"``; src_lang / tgt_lang: a code or one code per clip.
+            max_new_tokens: at most this many tokens per clip (per chunk with ``chunk_seconds``).
             encoder_hidden / encoder_lens: (B, T, C) / (B,) cached encoder outputs, instead of audio.
             decoder: ``"llm"``, or ``"alignment"``: the transcript read off the adapter's outputs by
                 the pre-alignment head (CTC greedy, or argmax per vector for CIF), without the LLM.
+            num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty: see
+                :class:`~speechllm.search.DecodingOptions` (``num_beams=1``: greedy).
+            chunk_seconds: decode audio longer than this in consecutive chunks of this length and
+                join their texts with a space (for clips past the encoder's window; a word cut at
+                a boundary may be garbled or lost, and each chunk is translated on its own).
 
         An empty batch gives ``[]``. A clip stops at a stop token or after ``max_new_tokens``.
         Nothing is truncated: if prompt + audio embeddings + ``max_new_tokens`` exceed the LLM's
         context (``max_position_embeddings``), a ``ValueError`` says by how much.
         """
+        options = DecodingOptions(
+            max_new_tokens, num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty
+        )
         if decoder not in ("llm", "alignment"):
             raise ValueError(f"generate: unknown decoder {decoder!r}; valid: llm, alignment")
+        if chunk_seconds is not None and audio is not None and audio_lens is not None:
+            return self._generate_chunked(
+                audio, audio_lens, chunk_seconds, task, src_lang, tgt_lang, decoder, options
+            )
         if encoder_hidden is not None and encoder_lens is not None:
             if encoder_hidden.shape[0] == 0:
                 return []
@@ -210,7 +229,25 @@ class SpeechLLM(nn.Module):
             raise ValueError("generate needs audio and audio_lens, or encoder_hidden and encoder_lens")
         if decoder == "alignment":
             return self._decode_alignment(encoder_hidden, encoder_lens)
-        adapted = self.adapt(encoder_hidden, encoder_lens)
+        embeds, attention_mask, position_ids = self._prompted(
+            encoder_hidden, encoder_lens, task, src_lang, tgt_lang
+        )
+        self._check_context(embeds.shape[1], options.max_new_tokens)
+        search = greedy if options.num_beams == 1 else beam_search
+        stop_ids = self.llm.prompts.stop_ids
+        rows = search(self.llm, embeds, attention_mask, position_ids, stop_ids, options)
+        return [self.llm.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
+
+    def _prompted(
+        self,
+        hidden: Tensor,
+        lens: Tensor,
+        task: str,
+        src_lang: str | list[str],
+        tgt_lang: str | list[str] | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The LLM's input for generation: ``[prefix][audio embeds][suffix]`` per clip, left-padded."""
+        adapted = self.adapt(hidden, lens)
         batch_size = adapted.embeds.shape[0]
         src = [src_lang] * batch_size if isinstance(src_lang, str) else list(src_lang)
         tgt = [tgt_lang] * batch_size if (tgt_lang is None or isinstance(tgt_lang, str)) else list(tgt_lang)
@@ -218,15 +255,48 @@ class SpeechLLM(nn.Module):
         device = adapted.embeds.device
         prefix_ids, prefix_lens = pad_ids([p for p, _ in prompts], device)
         suffix_ids, suffix_lens = pad_ids([s for _, s in prompts], device)
-        embeds, attention_mask, position_ids = splice(
+        return splice(
             [
                 (self.llm.embed(prefix_ids), prefix_lens),
                 (adapted.embeds, adapted.lens),
                 (self.llm.embed(suffix_ids), suffix_lens),
             ]
         )
-        self._check_context(embeds.shape[1], max_new_tokens)
-        return self._greedy(embeds, attention_mask, position_ids, max_new_tokens)
+
+    def _generate_chunked(
+        self,
+        audio: Tensor,
+        audio_lens: Tensor,
+        chunk_seconds: float,
+        task: str,
+        src_lang: str | list[str],
+        tgt_lang: str | list[str] | None,
+        decoder: str,
+        options: DecodingOptions,
+    ) -> list[str]:
+        """Cut each clip into ≤ ``chunk_seconds`` pieces, decode them as one batch, join per clip."""
+        pieces, owners = split_into_chunks(audio, audio_lens, chunk_seconds)
+        if not pieces:
+            return [""] * audio.shape[0]
+        chunk_audio, chunk_lens = pad_audio(pieces)
+        texts = self.generate(
+            chunk_audio.to(audio.device),
+            chunk_lens.to(audio.device),
+            task,
+            _per_piece(src_lang, owners),
+            _per_piece(tgt_lang, owners),
+            options.max_new_tokens,
+            decoder=decoder,
+            num_beams=options.num_beams,
+            length_penalty=options.length_penalty,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
+            repetition_penalty=options.repetition_penalty,
+        )
+        joined = [[] for _ in range(audio.shape[0])]
+        for owner, text in zip(owners, texts):
+            if text:
+                joined[owner].append(text)
+        return [" ".join(parts) for parts in joined]
 
     def _decode_alignment(self, hidden: Tensor, lens: Tensor) -> list[str]:
         """The adapter decoded alone by the pre-alignment head: no LLM forward pass."""
@@ -247,35 +317,6 @@ class SpeechLLM(nn.Module):
                 f"{limit} positions (max_position_embeddings). Split long audio into shorter clips, "
                 "lower max_new_tokens, or use a more compressing adapter."
             )
-
-    def _greedy(
-        self, embeds: Tensor, attention_mask: Tensor, position_ids: Tensor, max_new_tokens: int
-    ) -> list[str]:
-        stop_ids = torch.tensor(self.llm.prompts.stop_ids, device=embeds.device)
-        batch_size = embeds.shape[0]
-        finished = torch.zeros(batch_size, dtype=torch.bool, device=embeds.device)
-        tokens: list[Tensor] = []
-        logits, cache = self.llm.step(embeds=embeds, attention_mask=attention_mask, position_ids=position_ids)
-        next_pos = position_ids[:, -1:] + 1
-        for _ in range(max_new_tokens):
-            next_ids = logits.argmax(-1)
-            next_ids = torch.where(finished, stop_ids[0], next_ids)
-            tokens.append(next_ids)
-            finished |= torch.isin(next_ids, stop_ids)
-            if bool(finished.all()) or len(tokens) == max_new_tokens:
-                break  # (no LLM call for a token that would not be kept)
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch_size, 1)], dim=1)
-            logits, cache = self.llm.step(
-                ids=next_ids[:, None], attention_mask=attention_mask, position_ids=next_pos, cache=cache
-            )
-            next_pos = next_pos + 1
-        out = torch.stack(tokens, dim=1).tolist() if tokens else [[] for _ in range(batch_size)]
-        stops = set(self.llm.prompts.stop_ids)
-        texts = []
-        for row in out:
-            cut = next((i for i, t in enumerate(row) if t in stops), len(row))
-            texts.append(self.llm.tokenizer.decode(row[:cut], skip_special_tokens=True).strip())
-        return texts
 
     # -- artefacts --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, Tensor]:
@@ -328,28 +369,6 @@ class SpeechLLM(nn.Module):
             raise CheckpointError(f"{source}: trained parameters do not fit this model ({detail})") from None
 
 
-def splice(segments: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
-    """Concatenate each row's valid parts of several right-padded segments, then left-pad.
-
-    Args:
-        segments: ``(embeds (B, L_k, D), lens (B,))`` pairs, in order.
-    Returns:
-        embeds (B, L, D), attention_mask (B, L) long, position_ids (B, L) long (0 at each row's
-        first real position, so left padding does not shift positions).
-    """
-    dtype = segments[0][0].dtype
-    rows = [
-        torch.cat([emb[i, : int(lens[i])].to(dtype) for emb, lens in segments], dim=0)
-        for i in range(segments[0][0].shape[0])
-    ]
-    embeds = pad_sequence(rows, batch_first=True, padding_side="left")
-    row_lens = torch.tensor([r.shape[0] for r in rows], device=embeds.device)
-    total = embeds.shape[1]
-    attention_mask = (torch.arange(total, device=embeds.device)[None, :] >= total - row_lens[:, None]).long()
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return embeds, attention_mask, position_ids
-
-
 def _valid_targets(ids: Tensor, lens: Tensor) -> Tensor:
     """Flatten the valid target ids of each row, in row order: (sum(lens),)."""
     return ids[torch.arange(ids.shape[1], device=ids.device)[None, :] < lens[:, None]]
@@ -367,3 +386,8 @@ def _to_dict(cfg: Any) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return json.loads(json.dumps(cfg)) if not isinstance(cfg, dict) else cfg
+
+
+def _per_piece(value: str | list[str] | None, owners: list[int]) -> str | list[str] | None:
+    """A per-clip setting (one value, or one per clip) as one per chunk."""
+    return value if value is None or isinstance(value, str) else [value[i] for i in owners]

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
 from speechllm.lightning.prealign import PreAlignModule, transcript_vocabulary
 from speechllm.model import TRAINED_WEIGHTS, SpeechLLM
+from speechllm.search import DecodingOptions
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +168,15 @@ def default_callbacks(cfg: DictConfig, export: bool = True) -> list[L.Callback]:
     ]
     if export:
         callbacks.insert(2, ExportTrainable(Path(cfg.output_dir) / "model"))
+    # eval.num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty
+    decoding = {f.name: cfg.eval[f.name] for f in fields(DecodingOptions) if f.name != "max_new_tokens"}
     if cfg.eval.asr_metrics:
-        callbacks.append(ASRMetrics(max_new_tokens=cfg.eval.max_new_tokens))
+        callbacks.append(ASRMetrics(max_new_tokens=cfg.eval.max_new_tokens, decoding=decoding))
     if cfg.eval.st_metrics:
-        callbacks.append(STMetrics(max_new_tokens=cfg.eval.max_new_tokens, comet_model=cfg.eval.comet_model))
+        comet = cfg.eval.comet_model
+        callbacks.append(
+            STMetrics(max_new_tokens=cfg.eval.max_new_tokens, comet_model=comet, decoding=decoding)
+        )
     if trainer_cfg.enable_progress_bar and importlib.util.find_spec("rich") is not None:
         from lightning.pytorch.callbacks import RichProgressBar
 

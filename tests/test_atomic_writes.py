@@ -94,3 +94,11 @@ def test_only_temporaries_older_than_this_process_are_removed(tmp_path):
     os.utime(hidden, (time.time() - 3600, time.time() - 3600))
     assert remove_stale_temporaries(tmp_path) == [old]
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == [".gitignore", "last.ckpt"]
+
+
+def test_an_atomically_written_file_gets_the_permissions_a_plain_write_would(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    with atomic_write(tmp_path / "atomic.txt") as tmp:
+        tmp.write_text("x")
+    assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode

@@ -13,6 +13,7 @@ from lhotse import load_manifest
 from speechllm.audio import load_mono_16k
 from speechllm.cli import main
 from speechllm.config import load_config
+from speechllm.errors import UsageError
 from speechllm.evaluation import evaluate
 from speechllm.evaluation.scoring import run_names
 from speechllm.metrics.report import build_report
@@ -215,3 +216,24 @@ def test_a_shrunken_test_set_is_refused_unless_allowed_and_then_reported(
     assert (info["asr_skipped_cuts"], info["asr_cuts"]) == (2, 6)
     report = build_report([out], tmp_path / "report", plots=False, n_resamples=10)
     assert f"- {out} (asr): 2 of 6 cuts not scored" in report.markdown
+
+
+def test_beam_search_and_the_guard_are_recorded_and_reported(
+    model_dir: Path, test_manifest: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "beam_run"
+    decoding = {"num_beams": 2, "no_repeat_ngram_size": 3}
+    evaluate(model_dir, test_manifest, out_dir=out, max_new_tokens=3, device="cpu", decoding=decoding)
+    info = json.loads((out / "run.json").read_text())
+    assert info["decoding"] == {
+        "max_new_tokens": 3,
+        "num_beams": 2,
+        "length_penalty": 1.0,
+        "no_repeat_ngram_size": 3,
+        "repetition_penalty": 1.0,
+        "chunk_seconds": None,
+    }
+    report = build_report([out], tmp_path / "report", plots=False, n_resamples=10)
+    assert f"{out}: beam 2 (length penalty 1.0), no repeated 3-grams" in report.markdown
+    with pytest.raises(UsageError, match="num_beam"):
+        evaluate(model_dir, test_manifest, out_dir=tmp_path / "x", device="cpu", decoding={"num_beam": 2})

@@ -15,7 +15,8 @@ import torch
 from speechllm.config import load_config
 from speechllm.data.batch import Batch
 from speechllm.data.datamodule import SpeechDataModule
-from speechllm.model import SpeechLLM, splice
+from speechllm.masking import splice
+from speechllm.model import SpeechLLM
 
 
 def build(overrides: list[str], *extra: str) -> SpeechLLM:

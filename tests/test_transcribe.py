@@ -111,3 +111,20 @@ def test_a_transcript_without_error_omits_the_error_field() -> None:
         "seconds": 1.0,
         "decode_seconds": 0.1,
     }
+
+
+def test_a_35_second_and_a_3_minute_clip_transcribe_with_the_chunking_option(
+    model_dir, tmp_path, capsys
+) -> None:
+    rng = np.random.default_rng(1)
+    paths = []
+    for name, seconds in (("35s.wav", 35), ("3min.wav", 180)):
+        sf.write(tmp_path / name, rng.normal(0, 0.1, seconds * 16000).astype(np.float32), 16000)
+        paths.append(str(tmp_path / name))
+    args = ["transcribe", "--model", str(model_dir), "--max-new-tokens", "2", "--format", "jsonl", *paths]
+    assert main(args) == 1  # past the tiny Whisper's 30 s window without chunking
+    capsys.readouterr()
+    assert main([*args, "--chunk-seconds", "30"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["path"] for row in rows] == paths
+    assert [round(row["seconds"]) for row in rows] == [35, 180]

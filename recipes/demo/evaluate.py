@@ -33,6 +33,13 @@ def main() -> None:
         choices=["llm", "alignment"],
         help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM)",
     )
+    parser.add_argument("--num-beams", type=int, default=1, help="beam search width (1: greedy)")
+    parser.add_argument(
+        "--no-repeat-ngram-size",
+        type=int,
+        default=0,
+        help="repetition guard: never repeat an n-gram (0: off)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -52,6 +59,7 @@ def main() -> None:
             device="cpu",
             bf16=True,
             decoder=args.decoder,
+            decoding={"num_beams": args.num_beams, "no_repeat_ngram_size": args.no_repeat_ngram_size},
         )
         scores = {k: round(v, 2) for k, v in metrics.items() if k.startswith(("asr_wer", "st_bleu"))}
         print(f"{args.model} on {name}: {scores} ({time.perf_counter() - started:.0f} s)")

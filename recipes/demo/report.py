@@ -15,8 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
+from speechllm.io import atomic_write
 from speechllm.metrics.paper import paper_compression
-from speechllm.rundir import hyps_file_name, read_compression, read_hypotheses, read_metrics
+from speechllm.metrics.report import decoding_label
+from speechllm.rundir import hyps_file_name, read_compression, read_hypotheses, read_metrics, read_run_info
 
 ASR_SETS = {"asr_test": "synthetic test", "real_en": "real speech", "train_probe": "training clips"}
 NUM_SAMPLES = 5
@@ -200,9 +202,9 @@ def plot(out: Path, adapters: list[str], rows: list[dict]) -> list[Path]:
     return [curves, bars]
 
 
-def asr_table(rows: list[dict]) -> list[str]:
+def asr_table(rows: list[dict], decoding: str) -> list[str]:
     lines = [
-        "## ASR (English), WER % (greedy; lower is better)",
+        f"## ASR (English), WER % (LLM decoding: {decoding}; lower is better)",
         "",
         "| system | synthetic test | real speech | training clips | steps | train min | "
         "loss first→last 10 | LLM audio frames/s |",
@@ -299,6 +301,14 @@ def headline(rows: list[dict], st: list[dict], summary: dict) -> list[str]:
     return lines
 
 
+def run_decoding(run_dir: Path) -> str:
+    """How a run directory was decoded, in words (greedy when it predates the record)."""
+    if not (run_dir / "run.json").is_file():
+        return "greedy"
+    extra = read_run_info(run_dir).extra
+    return decoding_label(extra.get("decoding"), extra.get("decoder", "llm"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -311,7 +321,8 @@ def main() -> None:
     lines = ["# speechllm demo: Whisper tiny.en → adapter → SmolLM2-135M-Instruct", ""]
     if args.wall_seconds is not None:
         lines += [f"Wall time of the whole run: {args.wall_seconds / 60:.1f} min.", ""]
-    lines += asr_table(rows) + rate_table(rate_rows(out, args.adapters)) + prealign_table(rows)
+    decoding = run_decoding(out / "eval" / f"asr_{args.adapters[0]}" / "asr_test")
+    lines += asr_table(rows, decoding) + rate_table(rate_rows(out, args.adapters)) + prealign_table(rows)
     summary: dict = {"asr": rows, "st": st, "wall_seconds": args.wall_seconds}
     summary_lines = headline(rows, st, summary)
     lines += st_table(st)
@@ -320,8 +331,11 @@ def main() -> None:
     if figures:
         lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Summary", "", *[f"    {h}" for h in summary_lines], ""]
-    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    summary["decoding"] = decoding
+    with atomic_write(out / "report.md") as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+    with atomic_write(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print("\n".join(["", "==== speechllm demo summary ====", *summary_lines, f"report: {out / 'report.md'}"]))
 
 

@@ -18,7 +18,8 @@
 #   ADAPTERS (default "conv"; any of base conv cif ctc wlq_former), DEMO_THREADS (torch threads; 1 is
 #   faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA, DEMO_SEED
 #   (default 0), DEMO_TRAIN_SENTENCES (training sentences per language; default 6000: English gets
-#   about 5 900 distinct ones, the other languages as many as their catalogs hold).
+#   about 5 900 distinct ones, the other languages as many as their catalogs hold), DEMO_NO_REPEAT
+#   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=0; stop_stage=6
@@ -48,6 +49,7 @@ print(f'{0.35*m/n:.2f} {0.15*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))
         "$minutes" "$adapters")
 export OMP_NUM_THREADS="$threads"
 num_train="${DEMO_TRAIN_SENTENCES:-6000}"
+guard="${DEMO_NO_REPEAT:-3}"
 echo "demo: ${minutes} min budget; adapters: ${adapters} (each ${pre_minutes} min pre-alignment +" \
     "${asr_minutes} min with the LLM); ST ${st_minutes} min; ${threads} thread(s); seed ${seed}"
 SECONDS=0
@@ -98,7 +100,8 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     for run in $(for a in $adapters; do echo "asr_$a"; done); do
         echo "== stage 4: evaluate $run"
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/model" --out "$out/eval/$run" \
-            --threads "$threads" asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz" \
+            --threads "$threads" --no-repeat-ngram-size "$guard" \
+            asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz" \
             train_probe="$sets/asr_train_probe.jsonl.gz"
         echo "== stage 4: the pre-aligned $run adapter decoded alone (CTC greedy, no LLM)"
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/prealign/model" --out "$out/eval/${run}_alone" \
@@ -109,7 +112,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     # decoding of the demo.
     echo "== stage 4: evaluate asr_${first}_untrained"
     "$PY" recipes/demo/evaluate.py --model "$out/runs/asr_${first}_untrained/model" \
-        --out "$out/eval/asr_${first}_untrained" --threads "$threads" --max-new-tokens 40 \
+        --out "$out/eval/asr_${first}_untrained" --threads "$threads" --max-new-tokens 40 --no-repeat-ngram-size "$guard" \
         asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz"
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
@@ -122,7 +125,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
         seed="$seed"
     for run in st st_untrained; do
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/model" --out "$out/eval/$run" --task st \
-            --threads "$threads" --max-new-tokens 48 st_test="$sets/st_test.jsonl.gz"
+            --threads "$threads" --max-new-tokens 48 --no-repeat-ngram-size "$guard" st_test="$sets/st_test.jsonl.gz"
     done
 fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then

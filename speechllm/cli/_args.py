@@ -17,3 +17,28 @@ def call_with_args(func: Callable[..., Any], args: argparse.Namespace, **overrid
     kwargs = {name: getattr(args, name) for name in inspect.signature(func).parameters if hasattr(args, name)}
     kwargs.update(overrides)
     return func(**kwargs)
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """Beam search, the repetition guard and long-audio chunking (see ``SpeechLLM.generate``)."""
+    group = parser.add_argument_group("decoding (default: greedy, as the paper)")
+    group.add_argument("--num-beams", type=int, default=1, help="beam search width (1: greedy)")
+    group.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length**this")
+    group.add_argument(
+        "--no-repeat-ngram-size", type=int, default=0, help="never repeat an n-gram of this size (0: off)"
+    )
+    group.add_argument(
+        "--repetition-penalty", type=float, default=1.0, help="penalize tokens already generated (1: off)"
+    )
+    group.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=None,
+        help="decode longer audio in chunks of this many seconds and join the texts (e.g. 30 for Whisper)",
+    )
+
+
+def decoding_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The decoding flags as ``SpeechLLM.generate`` keywords."""
+    names = ("num_beams", "length_penalty", "no_repeat_ngram_size", "repetition_penalty", "chunk_seconds")
+    return {name: getattr(args, name) for name in names}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.cli._args import call_with_args
+from speechllm.cli._args import add_decoding_arguments, call_with_args, decoding_arguments
 from speechllm.languages import TASKS
 
 
@@ -57,13 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="import the modules the model directory lists under imports: (their code runs)",
     )
+    add_decoding_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from speechllm.evaluation import evaluate
 
-    metrics = call_with_args(evaluate, args, manifests=args.manifest, out_dir=args.out)
+    decoding = decoding_arguments(args)
+    metrics = call_with_args(evaluate, args, manifests=args.manifest, out_dir=args.out, decoding=decoding)
     out = args.out if args.out is not None else Path(args.model) / "eval"
     for key in sorted(metrics):
         if not key.startswith("num_sentences_"):

@@ -7,7 +7,7 @@ import json
 import sys
 from contextlib import nullcontext
 
-from speechllm.cli._args import call_with_args
+from speechllm.cli._args import add_decoding_arguments, call_with_args, decoding_arguments
 from speechllm.languages import TASKS
 
 PROGRESS_FROM = 5  # files: fewer finish before a bar would help
@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="import the modules the model directory lists under imports: (their code runs)",
     )
+    add_decoding_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -52,7 +53,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"speechllm: error: {failure.path}: {failure.error}", file=sys.stderr)
     shown = progress("transcribe", len(paths), unit="files")
     with shown if len(paths) >= PROGRESS_FROM else nullcontext(lambda n=1: None) as advance:
-        results = call_with_args(transcribe_files, args, model_dir=args.model, paths=paths, on_done=advance)
+        results = call_with_args(
+            transcribe_files,
+            args,
+            model_dir=args.model,
+            paths=paths,
+            on_done=advance,
+            decoding=decoding_arguments(args),
+        )
         for result in results:
             if result.error is not None:
                 failures.append(result)

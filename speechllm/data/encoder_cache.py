@@ -12,7 +12,7 @@ Layout of a cache directory ``DIR``::
         meta.json                              cache_key, dim, frame_rate_hz, dtype, format
         manifests.json                         each cached manifest: absolute path, size, mtime
         skipped.tsv                            entries whose audio was unusable at caching time
-        arrays/<key[:3]>/<key>.npy             (T, C) float16, lhotse ``NumpyFilesWriter`` storage
+        arrays/<key[:3]>/<key>.npy             (T, C) float16 .npy, written atomically
 
 Identity and invalidation (an error, never a silent recompute: recomputing needs the encoder on an
 accelerator, which data workers do not have):

@@ -8,16 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from speechllm.dtypes import resolve_dtype
 from speechllm.masking import lengths_to_mask
-
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def parse_dtype(dtype: str) -> torch.dtype:
-    """``"float32"`` / ``"bfloat16"`` → torch dtype; anything else is an error listing the valid names."""
-    if dtype not in DTYPES:
-        raise ValueError(f"encoder dtype {dtype!r} is not supported; valid dtypes: {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    """``"float32"`` / ``"bfloat16"`` → torch dtype (the encoders' features need no float16)."""
+    return resolve_dtype(dtype, "encoder dtype", allowed=("float32", "bfloat16"))
 
 
 def path_identity(path: str) -> str:

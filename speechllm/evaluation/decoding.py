@@ -59,8 +59,9 @@ def decode_batch(
     max_new_tokens: int = 200,
     task: str | None = None,
     decoder: str = "llm",
+    **decoding: Any,
 ) -> list[Decoded]:
-    """Greedy-decode the rows of a :class:`~speechllm.data.dataset.SpeechDataset` batch.
+    """Decode the rows of a :class:`~speechllm.data.dataset.SpeechDataset` batch (greedy by default).
 
     A batch may mix tasks (muxed ASR and ST manifests); ``generate`` takes one task per call, so
     rows are decoded task by task. With ``task`` given, only rows of that task are decoded.
@@ -71,6 +72,8 @@ def decode_batch(
             ``encoder_lens`` (B,)), and the lists ``cut_ids``, ``task``,
             ``src_lang``, ``tgt_lang``, ``reference``, ``source_text``; read by item access.
         decoder: ``llm`` or ``alignment`` (the adapter alone), passed to ``model.generate``.
+        decoding: more ``model.generate`` options (``num_beams``, ``length_penalty``,
+            ``no_repeat_ngram_size``, ``repetition_penalty``, ``chunk_seconds``).
     """
     out: list[Decoded] = []
     tasks = [task] if task is not None else sorted(set(batch["task"]))
@@ -93,6 +96,7 @@ def decode_batch(
             tgt_lang=[batch["tgt_lang"][i] for i in rows] if current == "st" else None,
             max_new_tokens=max_new_tokens,
             decoder=decoder,
+            **decoding,
         )
         for i, text in zip(rows, texts):
             tgt = batch["tgt_lang"][i] if current == "st" else None

@@ -83,13 +83,14 @@ def _decode_manifests(
     paths: Sequence[str | os.PathLike[str]],
     task: str,
     batching: dict[str, Any],
-    max_new_tokens: int,
+    decoding: dict[str, Any],
     decoder: str,
     device: torch.device,
 ) -> tuple[list[Decoded], int, int]:
     """Decode every usable cut of ``paths``; returns (decoded sentences, cuts skipped, cuts in all).
 
-    ``batching``: ``max_duration``, ``max_cuts`` (the sampler's) and ``num_workers``.
+    ``batching``: ``max_duration``, ``max_cuts`` (the sampler's) and ``num_workers``; ``decoding``:
+    ``max_new_tokens`` and the other ``model.generate`` options.
     """
     from lhotse.dataset import SimpleCutSampler
     from torch.utils.data import DataLoader
@@ -116,7 +117,7 @@ def _decode_manifests(
                     continue
                 # A typed batch moves itself; a plain dict (the dataset's) is moved tensor by tensor.
                 batch = batch.to(device) if hasattr(batch, "to") else _to_device(batch, device)
-                decoded += decode_batch(model, batch, max_new_tokens, task=task, decoder=decoder)
+                decoded += decode_batch(model, batch, task=task, decoder=decoder, **decoding)
                 advance(len(batch["cut_ids"]))
         # Unusable audio is skipped by the dataset (in its worker processes, so its own counter
         # is not visible here): count what did not come back. It changes the test set.
@@ -137,6 +138,32 @@ def _compression(model: Any, tally: LengthTally, adapter: str) -> Compression | 
     """What the tally measured, when the encoder states its frame rate (the ratio needs it)."""
     encoder_rate = getattr(model.encoder, "frame_rate_hz", None)
     return tally.compression(encoder_rate, adapter) if encoder_rate else None
+
+
+def _test_set(task: str, paths: Sequence[Any], skipped: int, total: int) -> dict[str, Any]:
+    """``run.json``'s record of what was evaluated: the manifests and how many cuts were left out."""
+    return {
+        f"{task}_manifests": [str(p) for p in paths],
+        f"{task}_skipped_cuts": skipped,
+        f"{task}_cuts": total,
+    }
+
+
+def decoding_settings(max_new_tokens: int, decoding: dict[str, Any] | None) -> dict[str, Any]:
+    """Every decoding setting, checked (an unknown key or bad value fails before any decoding)."""
+    from speechllm.search import DecodingOptions
+
+    extra = dict(decoding or {})
+    chunk_seconds = extra.pop("chunk_seconds", None)
+    try:
+        options = DecodingOptions(max_new_tokens=max_new_tokens, **extra)
+    except TypeError as err:
+        raise UsageError(f"decoding: {err}") from None
+    return {**options.as_dict(), "chunk_seconds": chunk_seconds}
+
+
+def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def _check_complete(skipped: int, total: int, paths: Sequence[Any], allow_missing: bool) -> None:
@@ -168,6 +195,7 @@ def evaluate(
     decoder: str = "llm",
     allow_missing: bool = False,
     trust_imports: bool = False,
+    decoding: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Decode ``manifests`` with ``model``, score, and write a run directory; returns its metrics.
 
@@ -179,7 +207,7 @@ def evaluate(
             ``custom["translation"]``, target language ``custom["tgt_lang"]``).
         out_dir: the run directory; default ``<model dir>/eval`` (``eval`` for an in-memory model).
         batch_size, max_duration: at most this many cuts / seconds of audio per batch (either or both).
-        max_new_tokens: greedy decoding limit (the paper: 200).
+        max_new_tokens: decoding limit (the paper: 200).
         comet_model: a COMET hub name, model directory or ``model.ckpt`` (ST only; loaded once).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
         bf16: decode under bfloat16 autocast (GPU speed; the paper trains in bf16).
@@ -189,12 +217,11 @@ def evaluate(
             like a training config's ``imports:``).
         decoder: ``"llm"`` (the model), or ``"alignment"``: the adapter decoded alone by its
             pre-alignment head (CTC greedy, no LLM; ASR only). Recorded in ``run.json``.
-        allow_missing: score a test set some of whose cuts have unusable (missing, unreadable,
-            empty) audio; without it that is an error after decoding, before any file is written.
-            Either way ``run.json`` records ``<task>_skipped_cuts`` and ``<task>_cuts``, and the
-            report lists smaller test sets.
-        trust_imports: import the modules the model directory lists under ``imports:`` (code
-            that runs); without it only those in ``imports`` are.
+        allow_missing: score a test set with unusable (missing, unreadable, empty) audio; else an
+            error before anything is written. ``run.json`` records ``<task>_skipped_cuts``.
+        trust_imports: import the modules the model directory lists under ``imports:``.
+        decoding: ``SpeechLLM.generate`` options (``num_beams``, ``length_penalty``,
+            ``no_repeat_ngram_size``, ``repetition_penalty``, ``chunk_seconds``); default greedy.
 
     Returns:
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
@@ -209,21 +236,17 @@ def evaluate(
     comet = _comet_scorer(comet_model if task == "st" else None, comet_batch_size, run_device)
 
     batching = {"max_duration": max_duration, "max_cuts": batch_size, "num_workers": num_workers}
-    autocast = torch.autocast(run_device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with count_adapter_lengths(model) as tally, autocast:
+    with count_adapter_lengths(model) as tally, _autocast(run_device, bf16):
+        generation = decoding_settings(max_new_tokens, decoding)
         decoded, skipped, total = _decode_manifests(
-            model, paths, task, batching, max_new_tokens, decoder, run_device
+            model, paths, task, batching, generation, decoder, run_device
         )
     _check_complete(skipped, total, paths, allow_missing)
     scored = score_groups(group_decoded(decoded, where=", ".join(str(p) for p in paths)), comet)
     settings = {
         "model_dir": None if model_dir is None else str(model_dir),
-        f"{task}_manifests": [str(p) for p in paths],
-        f"{task}_skipped_cuts": skipped,
-        f"{task}_cuts": total,
-        "max_new_tokens": max_new_tokens,
-        "decoder": decoder,
-        "bf16": bf16,
+        **_test_set(task, paths, skipped, total),
+        **{"max_new_tokens": max_new_tokens, "decoding": generation, "decoder": decoder, "bf16": bf16},
         "comet_model": None if comet_model is None else str(comet_model),
         "model_config": model.config,
     }

@@ -52,11 +52,13 @@ class _GenerationMetrics(L.Callback):
         max_new_tokens: int = 200,
         on_validation: bool = True,
         on_test: bool = True,
+        decoding: dict[str, Any] | None = None,
     ) -> None:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.max_new_tokens = max_new_tokens
+        self.decoding = dict(decoding or {})  # beams, repetition guard (SpeechLLM.generate)
         self.stages = {stage for stage, on in (("val", on_validation), ("test", on_test)) if on}
         self._decoded: list[Decoded] = []
         self.last_metrics: dict[str, float] = {}
@@ -106,7 +108,7 @@ class _GenerationMetrics(L.Callback):
             return
         model = _speech_llm(pl_module)
         with trainer.precision_plugin.forward_context():
-            self._decoded += decode_batch(model, batch, self.max_new_tokens, task=self.task)
+            self._decoded += decode_batch(model, batch, self.max_new_tokens, task=self.task, **self.decoding)
 
     def _finish(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         decoded = _gather(self._decoded)
@@ -134,6 +136,7 @@ class _GenerationMetrics(L.Callback):
             "global_step": trainer.global_step,
             "epoch": trainer.current_epoch,
             "max_new_tokens": self.max_new_tokens,
+            "decoding": {"max_new_tokens": self.max_new_tokens, "num_beams": 1, **self.decoding},
             "model_config": config,
         }
         info = RunInfo(**run_names(config), tasks=[self.task], extra=settings)
@@ -179,8 +182,9 @@ class STMetrics(_GenerationMetrics):
         comet_model: str | Path | None = None,
         comet_batch_size: int = 16,
         comet_device: str | torch.device | None = None,
+        decoding: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(output_dir, max_new_tokens, on_validation, on_test)
+        super().__init__(output_dir, max_new_tokens, on_validation, on_test, decoding)
         self.comet_model = comet_model
         self.comet_batch_size = comet_batch_size
         self.comet_device = comet_device

@@ -86,3 +86,8 @@ class LLM(Protocol):
         (B, L_total) attention mask so far, (B, L) positions and the previous ``cache`` →
         (logits of the last position (B, V), the new cache)."""
         ...
+
+    def reorder_cache(self, cache: Any, rows: Tensor) -> Any:
+        """The cache of the sequences ``rows`` (N,) (row indices into the cache's batch, repeats
+        allowed): how beam search follows, copies and drops beams."""
+        ...

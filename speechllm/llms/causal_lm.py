@@ -6,19 +6,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
+from speechllm.dtypes import resolve_dtype
 from speechllm.llms.prompts import PromptBuilder, PromptConfig
 from speechllm.registry import register_llm
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_dtype(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise ValueError(f"unknown dtype {name!r}; valid: {', '.join(DTYPES)}")
-    return DTYPES[name]
 
 
 @register_llm("hf_causal_lm")
@@ -57,7 +49,7 @@ class CausalLM(nn.Module):
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(local, **extra)
         model = AutoModelForCausalLM.from_pretrained(
-            local, dtype=resolve_dtype(dtype), attn_implementation=attn_implementation, **extra
+            local, dtype=resolve_dtype(dtype, "llm dtype"), attn_implementation=attn_implementation, **extra
         )
         model.requires_grad_(False)
         if gradient_checkpointing:
@@ -156,6 +148,14 @@ class CausalLM(nn.Module):
         if new_cache is None:
             new_cache = out.past_key_values
         return out.logits[:, -1], new_cache
+
+    def reorder_cache(self, cache: Any, rows: Tensor) -> Any:
+        """The cache rows ``rows`` (N,), in that order (beam search); transformers' caches do it."""
+        if hasattr(cache, "reorder_cache"):
+            cache.reorder_cache(rows)
+            return cache
+        # Legacy tuple caches: ((key, value) per layer), batch first.
+        return tuple(tuple(t.index_select(0, rows.to(t.device)) for t in layer) for layer in cache)
 
     def train(self, mode: bool = True) -> CausalLM:
         # The frozen LLM stays in eval mode (no dropout) unless LoRA is trained.

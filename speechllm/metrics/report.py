@@ -52,6 +52,7 @@ def load_run(run_dir: str | Path) -> RunResult:
         adapter=canonical_adapter(info.adapter),
         compression=read_compression(run_dir),
     )
+    run.decoding = decoding_label(info.extra.get("decoding"), info.extra.get("decoder", "llm"))
     for task in info.tasks:
         skipped = info.extra.get(f"{task}_skipped_cuts")
         total = info.extra.get(f"{task}_cuts")
@@ -69,6 +70,24 @@ def load_run(run_dir: str | Path) -> RunResult:
     if not run.scores:
         raise ValueError(f"{run_dir}: no hyps_*.tsv files")
     return run
+
+
+def decoding_label(decoding: dict | None, decoder: str = "llm") -> str:
+    """How a run was decoded, in words (``run.json``'s ``decoding``; older runs: greedy)."""
+    if decoder == "alignment":
+        return "the adapter alone (CTC greedy)"
+    decoding = decoding or {}
+    beams = int(decoding.get("num_beams", 1))
+    parts = [
+        "greedy" if beams == 1 else f"beam {beams} (length penalty {decoding.get('length_penalty', 1.0)})"
+    ]
+    if decoding.get("no_repeat_ngram_size"):
+        parts.append(f"no repeated {decoding['no_repeat_ngram_size']}-grams")
+    if decoding.get("repetition_penalty", 1.0) != 1.0:
+        parts.append(f"repetition penalty {decoding['repetition_penalty']}")
+    if decoding.get("chunk_seconds"):
+        parts.append(f"{decoding['chunk_seconds']} s chunks")
+    return ", ".join(parts)
 
 
 @dataclass
@@ -100,7 +119,7 @@ def _markdown(
         legend += " In parentheses: the paper's Table 3 (its \\* marks its own non-significant results)."
     sections = [
         "# Evaluation report",
-        f"Runs: {len(run_dirs)} ({', '.join(str(d) for d in run_dirs)})",
+        f"Runs: {len(run_dirs)} ({', '.join(f'{run.run_dir}: {run.decoding}' for run in runs)})",
         "## Table 3: ST (COMET × 100) and ASR (WER %)",
         table3_markdown(table3, with_paper=with_paper),
         legend,

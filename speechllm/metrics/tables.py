@@ -60,6 +60,7 @@ class RunResult:
     compression: Compression | None = None
     # per task: (cuts skipped for unusable audio, cuts in the manifests), from run.json
     test_sets: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    decoding: str = "greedy"  # how the run was decoded, e.g. "beam 4, no-repeat 3-grams"
 
     @property
     def key(self) -> RowKey:

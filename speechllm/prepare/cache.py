@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from lhotse import CutSet, load_manifest_lazy
 from lhotse.dataset import SimpleCutSampler
-from lhotse.features.io import NumpyFilesWriter
 
 from speechllm.audio import load_mono_16k
 from speechllm.data.encoder_cache import (
@@ -102,11 +101,10 @@ def build_encoder_cache(
     cache_key = encoder.cache_key()
     directory = Path(root) / cache_dir_name(cache_key)
     (directory / ARRAYS).mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(directory, recursive=False)
+    remove_stale_temporaries(directory)  # arrays a killed run was writing
     _check_or_write_meta(directory, encoder, cache_key)
     dim = int(encoder.dim)
     cache = EncoderCache(root, cache_key, dim=dim)
-    writer = NumpyFilesWriter(directory / ARRAYS)
     encoder = encoder.to(device)
     counts = {"cuts": 0, "computed": 0, "reused": 0, "skipped": 0}
     skipped = cache.skipped_entries()
@@ -132,7 +130,7 @@ def build_encoder_cache(
                 continue
             todo.append((key, audio))
         if todo:
-            _encode_and_store(encoder, todo, writer, cache, device)
+            _encode_and_store(encoder, todo, cache, device)
             counts["computed"] += len(todo)
         if on_progress is not None:
             on_progress(len(batch_cuts))
@@ -143,7 +141,6 @@ def build_encoder_cache(
 def _encode_and_store(
     encoder: torch.nn.Module,
     todo: list[tuple[str, torch.Tensor]],
-    writer: NumpyFilesWriter,
     cache: EncoderCache,
     device: str | torch.device,
 ) -> None:
@@ -154,10 +151,9 @@ def _encode_and_store(
         values = frames[:length].float().cpu()
         if not torch.isfinite(values).all() or float(values.abs().max()) > FP16_MAX:
             raise EncoderCacheError(f"encoder output of entry {key} does not fit float16")
-        stored = writer.write(key, values.to(torch.float16).numpy())
-        # We read files back with np.load, so the layout must be the one array_path names.
-        if cache.dir is None or Path(cache.dir / ARRAYS / stored) != cache.array_path(key):
-            raise EncoderCacheError(f"unexpected lhotse storage layout: {stored}")
+        # The layout lhotse's NumpyFilesWriter uses (arrays/<key[:3]>/<key>.npy), written atomically.
+        with atomic_write(cache.array_path(key), keep_suffixes=True) as tmp:
+            np.save(tmp, values.to(torch.float16).numpy())
 
 
 def _loadable(path: Path, dim: int) -> bool:

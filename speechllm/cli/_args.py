@@ -20,7 +20,13 @@ def call_with_args(func: Callable[..., Any], args: argparse.Namespace, **overrid
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    """Beam search, the repetition guard and long-audio chunking (see ``SpeechLLM.generate``)."""
+    """What a command that decodes with a model directory takes: ``--trust-imports``, beam search,
+    the repetition guard and long-audio chunking (see ``SpeechLLM.generate``)."""
+    parser.add_argument(
+        "--trust-imports",
+        action="store_true",
+        help="import the modules the model directory lists under imports: (their code runs)",
+    )
     group = parser.add_argument_group("decoding (default: greedy, as the paper)")
     group.add_argument("--num-beams", type=int, default=1, help="beam search width (1: greedy)")
     group.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length**this")

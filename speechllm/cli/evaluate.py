@@ -52,11 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score a test set some of whose audio is missing or unusable (the count is recorded)",
     )
-    parser.add_argument(
-        "--trust-imports",
-        action="store_true",
-        help="import the modules the model directory lists under imports: (their code runs)",
-    )
     add_decoding_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -35,11 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("text", "jsonl"),
         help="text: 'path<TAB>text' lines; jsonl: {path, text, seconds, decode_seconds} per line",
     )
-    parser.add_argument(
-        "--trust-imports",
-        action="store_true",
-        help="import the modules the model directory lists under imports: (their code runs)",
-    )
     add_decoding_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -85,7 +85,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     cache_sets asr_train asr_dev
     for adapter in $adapters; do
         echo "== stage 3: pre-align the $adapter adapter (${pre_minutes} min), then train it with the LLM (${asr_minutes} min)"
-        "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${adapter}.yaml" --minutes "$asr_minutes" \
+        "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${adapter}.yaml" --minutes "$asr_minutes" --overwrite \
             --threads "$threads" output_dir="$out/runs/asr_${adapter}" data.encoder_cache="$cache" \
             seed="$seed" pretrain.minutes="$pre_minutes" \
             "data.train=[{path: $sets/asr_train.jsonl.gz, task: asr}]" \
@@ -117,7 +117,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     echo "== stage 5: ST de/es/fr/it → en (${st_minutes} min)"
-    "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --task st --minutes "$st_minutes" \
+    "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --task st --minutes "$st_minutes" --overwrite \
         --threads "$threads" output_dir="$out/runs/st" seed="$seed" \
         "data.train=[{path: $sets/st_train.jsonl.gz, task: st}]" \
         "data.val=[{path: $sets/st_dev.jsonl.gz, task: st}]"

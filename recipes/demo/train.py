@@ -118,6 +118,11 @@ def main() -> None:
         default=None,
         help="torch threads (1 is fastest on a CPU shared with other jobs)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in output_dir (a rerun of the demo's stage); default: refuse",
+    )
     args = parser.parse_intermixed_args()
 
     cfg = load_config(args.config, args.overrides)
@@ -145,7 +150,7 @@ def main() -> None:
     # The pre-alignment stage (pretrain.minutes) records its loss and the adapter's own greedy dev WER.
     prealign_curve = CurveWriter(out / "prealign" / "curve.tsv", lambda module: module.dev_wer)
     started = time.perf_counter()
-    model_dir = train(cfg, callbacks=callbacks, prealign_callbacks=[prealign_curve])
+    model_dir = train(cfg, callbacks=callbacks, prealign_callbacks=[prealign_curve], overwrite=args.overwrite)
     print(f"trained model saved to {model_dir} ({(time.perf_counter() - started) / 60:.1f} min)")
 
 

@@ -19,7 +19,8 @@
 #   faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA, DEMO_SEED
 #   (default 0), DEMO_TRAIN_SENTENCES (training sentences per language; default 6000: English gets
 #   about 5 900 distinct ones, the other languages as many as their catalogs hold), DEMO_NO_REPEAT
-#   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy).
+#   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy),
+#   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.35 / 0.15: each adapter's share of DEMO_MINUTES).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=0; stop_stage=6
@@ -43,10 +44,10 @@ sets="$data/sets"
 # the adapters), 7.5% ST training, the rest data, encoder cache, Whisper and greedy decoding.
 # Test-set sizes scale with the budget too.
 read -r pre_minutes asr_minutes st_minutes num_test num_real num_st_test < <(
-    "$PY" -c "import sys; m=float(sys.argv[1]); n=len(sys.argv[2].split())
-print(f'{0.35*m/n:.2f} {0.15*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))}',
+    "$PY" -c "import sys; m=float(sys.argv[1]); n=len(sys.argv[2].split()); pre, llm = map(float, sys.argv[3:5])
+print(f'{pre*m/n:.2f} {llm*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))}',
       f'{min(50, max(10, int(2.5*m)))} {min(25, max(4, int(m // 2)))}')" \
-        "$minutes" "$adapters")
+        "$minutes" "$adapters" "${DEMO_PREALIGN_SHARE:-0.35}" "${DEMO_LLM_SHARE:-0.15}")
 export OMP_NUM_THREADS="$threads"
 num_train="${DEMO_TRAIN_SENTENCES:-6000}"
 guard="${DEMO_NO_REPEAT:-3}"

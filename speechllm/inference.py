@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from lhotse import Recording
 
-from speechllm.audio import SAMPLE_RATE
+from speechllm.audio import SAMPLE_RATE, load_mono_16k
 from speechllm.errors import AudioError, SpeechLLMError
 from speechllm.masking import pad_audio
 from speechllm.model import SpeechLLM
@@ -48,18 +48,14 @@ def load_audio_file(path: str | Path) -> torch.Tensor:
         AudioError: naming the file, when it is unreadable, empty or holds NaN/inf samples.
     """
     try:
-        recording = Recording.from_file(path)
-        if recording.sampling_rate != SAMPLE_RATE:
-            recording = recording.resample(SAMPLE_RATE)
-        samples = torch.from_numpy(recording.load_audio()).float()
+        cut = Recording.from_file(path).to_cut()
     except Exception as err:  # every backend failing is one "unreadable" case
         first = " ".join(str(err).split())[:200] or type(err).__name__
         raise AudioError(f"{path}: cannot read audio ({type(err).__name__}: {first})") from err
-    if samples.numel() == 0:
-        raise AudioError(f"{path}: empty audio")
-    if not torch.isfinite(samples).all():
-        raise AudioError(f"{path}: audio holds NaN or infinite samples")
-    return samples.mean(dim=0)
+    samples, problem = load_mono_16k(cut)  # the checks training and evaluation apply
+    if samples is None:
+        raise AudioError(f"{path}: {problem}")
+    return samples
 
 
 def expand_audio_paths(specs: Sequence[str | Path]) -> tuple[list[str], list[Transcript]]:

@@ -40,7 +40,11 @@ TEXT = "Never go to a doctor whose office plants have died, said the fortune coo
 
 
 def build(adapter: str, precision: str, tiny: bool) -> SpeechLLM:
-    overrides = [f"trainer.precision={precision}", "model.alignment.readout=frames"]
+    overrides = [
+        f"trainer.precision={precision}",
+        "model.alignment.readout=frames",
+        "model.alignment.copy_ratio=0",
+    ]
     if tiny:
         overrides += ["model.encoder.path=tiny-whisper", "model.llm.path=tiny-llama"]
     cfg = load_config(CONF / f"asr_{adapter}.yaml", overrides)

@@ -73,6 +73,16 @@ class AlignmentHead(nn.Module):
         init_scale: initial inverse temperature s of the cosine logits.
         mix_temperature: softmax temperature of the ``mix`` readout's posterior (below 1: sharper).
         aux_weight: weight of the CTC loss kept on as an auxiliary loss in the LLM stage (0: off).
+        transcript_ratio: with the ``tokens`` readout, the fraction of LLM-stage training clips
+            whose readout is replaced by their own transcript's token embeddings (text injection):
+            what the LLM reads is then exactly what it must write, which teaches LoRA to copy
+            the readout instead of completing it (0: off).
+        matmul_dtype: dtype of the cosine matmul (``float32``; ``bfloat16``: faster on CPUs and
+            GPUs with bf16 units, cosines rounded to 8 bits of mantissa; softmax and loss stay fp32).
+        copy_ratio: with the ``tokens`` readout, the fraction of LLM-stage training clips whose
+            *target* is replaced by the CTC transcript the LLM reads (plus the stop id): the LLM
+            learns to copy what it reads, stopping where it ends, unless the other clips' targets
+            (the references) make a correction more likely (0: off).
     """
 
     def __init__(
@@ -85,6 +95,9 @@ class AlignmentHead(nn.Module):
         init_scale: float = 20.0,
         mix_temperature: float = 1.0,
         aux_weight: float = 0.0,
+        transcript_ratio: float = 0.0,
+        copy_ratio: float = 0.0,
+        matmul_dtype: str = "float32",
     ) -> None:
         super().__init__()
         if readout not in READOUTS:
@@ -99,6 +112,22 @@ class AlignmentHead(nn.Module):
         if mix_temperature <= 0:
             raise ValueError(f"model.alignment.mix_temperature must be > 0, got {mix_temperature}")
         self.mix_temperature = mix_temperature
+        if not 0.0 <= transcript_ratio <= 1.0:
+            raise ValueError(f"model.alignment.transcript_ratio must be in [0, 1], got {transcript_ratio}")
+        if transcript_ratio > 0 and readout != "tokens":
+            raise ValueError(
+                "model.alignment.transcript_ratio needs readout: tokens (the readout it replaces)"
+            )
+        self.transcript_ratio = transcript_ratio
+        for name, ratio in (("transcript_ratio", transcript_ratio), ("copy_ratio", copy_ratio)):
+            if not 0.0 <= ratio <= 1.0:
+                raise ValueError(f"model.alignment.{name} must be in [0, 1], got {ratio}")
+            if ratio > 0 and readout != "tokens":
+                raise ValueError(f"model.alignment.{name} needs readout: tokens (the transcript it uses)")
+        self.copy_ratio = copy_ratio
+        if matmul_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"model.alignment.matmul_dtype: {matmul_dtype!r}; valid: float32, bfloat16")
+        self.matmul_dtype = getattr(torch, matmul_dtype)
         self.blank = nn.Parameter(torch.randn(dim) / math.sqrt(dim))
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self.output_scale = nn.Parameter(torch.tensor(1.0))
@@ -161,8 +190,9 @@ class AlignmentHead(nn.Module):
 
     def logits(self, embeds: Tensor, table: Tensor) -> Tensor:
         """(B, T, D) vectors → (B, T, K+1) fp32 cosine logits × s (blank at index 0)."""
-        classes = F.normalize(self.class_embeddings(table), dim=-1)
-        return self.log_scale.exp() * (F.normalize(embeds.float(), dim=-1) @ classes.t())
+        classes = F.normalize(self.class_embeddings(table), dim=-1).to(self.matmul_dtype)
+        cosines = F.normalize(embeds.float(), dim=-1).to(self.matmul_dtype) @ classes.t()
+        return self.log_scale.exp() * cosines.float()
 
     def loss(self, objective: str, out: AdapterOutput, targets: AdapterTargets, table: Tensor) -> Tensor:
         """Pre-alignment loss of adapter outputs against the transcript (mean per target token)."""
@@ -229,12 +259,61 @@ class AlignmentHead(nn.Module):
                 rows = table[self.vocab_ids].float()
                 embeds = mix @ rows
                 if self.readout == "tokens":  # the top token's row forward, the mix's gradient backward
-                    embeds = rows[mix.argmax(-1)] + (embeds - embeds.detach())
+                    top = mix.argmax(-1)
+                    embeds = rows[top] + (embeds - embeds.detach())
+                    token_ids = torch.where(lengths_to_mask(lens, top.shape[1]), self.vocab_ids[top], 0)
                 embeds = embeds.to(out.embeds.dtype)
                 embeds = embeds * lengths_to_mask(lens, embeds.shape[1]).unsqueeze(-1).to(embeds.dtype)
         # ``out_lens`` is what the LLM reads (the compression monitors' input); the adapter's own stays.
         stats = {**out.stats, "adapter_lens": out.lens, "out_lens": lens}
+        if self.readout == "tokens":
+            stats["token_ids"] = token_ids  # (B, K) the CTC transcript the LLM reads, 0-padded
         return AdapterOutput(embeds=embeds, lens=lens, aux_loss=out.aux_loss, stats=stats)
+
+    def inject_transcripts(
+        self, read: AdapterOutput, targets: AdapterTargets, table: Tensor
+    ) -> AdapterOutput:
+        """Replace a random ``transcript_ratio`` of the rows by their transcript's token embeddings.
+
+        (B, T', D) readout + (B, L) transcript ids → (B, max(T', L), D). The rows not picked are
+        unchanged; the graph stays connected (``torch.where``), so DDP sees every gradient.
+        """
+        batch = read.embeds.shape[0]
+        pick = torch.rand(batch, device=read.embeds.device) < self.transcript_ratio
+        if not bool(pick.any()):
+            return read
+        width = max(read.embeds.shape[1], targets.ids.shape[1], 1)
+        text = table[targets.ids.clamp(min=0)].to(read.embeds.dtype)
+        text = text * lengths_to_mask(targets.lens, text.shape[1]).unsqueeze(-1).to(text.dtype)
+        embeds = torch.where(pick[:, None, None], _pad_to(text, width), _pad_to(read.embeds, width))
+        lens = torch.where(pick, targets.lens.to(read.lens.dtype), read.lens)
+        return AdapterOutput(embeds, lens, read.aux_loss, {**read.stats, "out_lens": lens})
+
+    def copy_targets(
+        self,
+        read: AdapterOutput,
+        target_ids: Tensor,
+        target_lens: Tensor,
+        stop_id: int,
+        eligible: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Replace a random ``copy_ratio`` of the rows' targets by the tokens they read, + ``stop_id``.
+
+        ``read``: a ``tokens`` readout (its ``token_ids`` stat, (B, K)); targets (B, L) / (B,);
+        ``eligible`` (B,) bool: rows that may be picked (ASR rows: a translation is not a copy).
+        Returns the new (B, max(L, K + 1)) ids (0-padded) and lengths.
+        """
+        token_ids = read.stats["token_ids"]
+        pick = torch.rand(token_ids.shape[0], device=token_ids.device) < self.copy_ratio
+        if eligible is not None:
+            pick &= eligible
+        if not bool(pick.any()):
+            return target_ids, target_lens
+        width = max(target_ids.shape[1], token_ids.shape[1] + 1)
+        copies = F.pad(token_ids, (0, width - token_ids.shape[1]))
+        copies[torch.arange(copies.shape[0], device=copies.device), read.lens] = stop_id
+        ids = torch.where(pick[:, None], copies, F.pad(target_ids, (0, width - target_ids.shape[1])))
+        return ids, torch.where(pick, read.lens + 1, target_lens)
 
     @torch.no_grad()
     def match_scale(self, output_rms: float, table: Tensor) -> float:
@@ -242,6 +321,11 @@ class AlignmentHead(nn.Module):
         target = float(table[self.vocab_ids].float().pow(2).mean().sqrt())
         self.output_scale.fill_(target / max(output_rms, 1e-8))
         return float(self.output_scale)
+
+
+def _pad_to(values: Tensor, width: int) -> Tensor:
+    """(B, T, D) → (B, width, D), zeros appended (width ≥ T)."""
+    return F.pad(values, (0, 0, 0, width - values.shape[1]))
 
 
 def _merge_runs(values: Tensor, labels: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:

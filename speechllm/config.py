@@ -89,6 +89,9 @@ class PretrainConfig:
         max_duration: seconds of audio per batch (the LLM stage's ``data.max_duration`` is unchanged).
         val_check_interval: steps between dev evaluations (loss and the adapter's greedy WER).
         rescale: match the outputs' RMS to the embedding rows' at the end (``output_scale``).
+        init: start from a finished pre-alignment instead of running one: the model directory it
+            saved (``<run>/prealign/model``) for the same model config. One pre-alignment then
+            serves many LLM-stage runs (learning rates, LoRA ranks, readouts, tasks).
     """
 
     objective: str = "none"
@@ -100,6 +103,7 @@ class PretrainConfig:
     max_duration: float = 120.0
     val_check_interval: int = 50
     rescale: bool = True
+    init: str | None = None
 
 
 @dataclass
@@ -296,7 +300,10 @@ def validate_pretrain(cfg: DictConfig) -> None:
     valid = ("none", "auto", *OBJECTIVES)
     if objective not in valid:
         raise ConfigError(f"pretrain.objective: unknown {objective!r}; valid: {', '.join(valid)}")
-    if objective != "none":
+    if cfg.pretrain.init:
+        if cfg.model.alignment is None:
+            cfg.model.alignment = {}
+    elif objective != "none":
         if cfg.pretrain.steps <= 0 and not cfg.pretrain.minutes:
             raise ConfigError("pretrain: set pretrain.steps or pretrain.minutes (> 0), or objective: none")
         if cfg.model.alignment is None:

@@ -117,7 +117,8 @@ class SpeechLLM(nn.Module):
         """Encoder outputs (B, T, C) → what the LLM reads: the adapter, then the alignment readout.
 
         With ``model.alignment.aux_weight`` > 0 and targets, the alignment head's CTC loss on the
-        adapter's outputs, times that weight, is added to the aux loss.
+        adapter's outputs, times that weight, is added to the aux loss; with
+        ``transcript_ratio`` > 0, some training rows read their transcript instead (text injection).
         """
         adapted = self.adapter(hidden, lens, targets)
         if self.alignment is None:
@@ -126,7 +127,10 @@ class SpeechLLM(nn.Module):
         if targets is not None and self.alignment.aux_weight > 0:
             ctc = self.alignment.aux_weight * self.alignment.loss("ctc", adapted, targets, table)
             adapted.aux_loss = ctc if adapted.aux_loss is None else adapted.aux_loss + ctc
-        return self.alignment(adapted, table)
+        read = self.alignment(adapted, table)
+        if self.training and targets is not None and self.alignment.transcript_ratio > 0:
+            read = self.alignment.inject_transcripts(read, targets, table)
+        return read
 
     def adapter_outputs(
         self, batch: ModelInputs | Mapping[str, Any], targets: AdapterTargets | None = None
@@ -150,22 +154,32 @@ class SpeechLLM(nn.Module):
             adapted = self.adapt(batch.encoder_hidden, batch.encoder_lens, targets)
         else:
             adapted = self.encode(batch.audio, batch.audio_lens, targets)
+        target_ids, target_lens = batch.target_ids, batch.target_lens
+        if self.training and self.alignment is not None and self.alignment.copy_ratio > 0:
+            stop_id = self.llm.prompts.stop_ids[0]
+            tasks = getattr(batch, "task", None)  # only ASR targets are copies of what is read
+            asr = (
+                None if tasks is None else torch.tensor([t == "asr" for t in tasks], device=target_ids.device)
+            )
+            target_ids, target_lens = self.alignment.copy_targets(
+                adapted, target_ids, target_lens, stop_id, asr
+            )
         segments = [
             (self.llm.embed(batch.prefix_ids), batch.prefix_lens),
             (adapted.embeds, adapted.lens),
             (self.llm.embed(batch.suffix_ids), batch.suffix_lens),
-            (self.llm.embed(batch.target_ids), batch.target_lens),
+            (self.llm.embed(target_ids), target_lens),
         ]
         embeds, attention_mask, position_ids = splice(segments)
         # Position p predicts token p+1; targets are the last target_lens positions of each row.
         total = embeds.shape[1]
-        target_mask = torch.arange(total, device=embeds.device)[None, :] >= total - batch.target_lens[:, None]
+        target_mask = torch.arange(total, device=embeds.device)[None, :] >= total - target_lens[:, None]
         predicts_target = torch.zeros_like(target_mask)
         predicts_target[:, :-1] = target_mask[:, 1:]
         hidden = self.llm.hidden_states(embeds, attention_mask, position_ids)
         # Logits only where a target is predicted: the LM head over a large vocabulary is costly.
         logits = self.llm.logits(hidden[predicts_target]).float()
-        labels = _valid_targets(batch.target_ids, batch.target_lens)
+        labels = _valid_targets(target_ids, target_lens)
         lm_loss = F.cross_entropy(logits, labels)
         loss = lm_loss if adapted.aux_loss is None else lm_loss + adapted.aux_loss
         return SpeechLLMOutput(loss, lm_loss, adapted.aux_loss, adapted.stats, int(labels.numel()))

@@ -52,6 +52,15 @@ OWN_TRAINER_KEYS = (
     "save_top_k",
     "max_bad_steps",
 )
+# model.alignment options that a run starting from another's pre-alignment may change.
+LLM_STAGE_ALIGNMENT_KEYS = (
+    "readout",
+    "aux_weight",
+    "mix_temperature",
+    "transcript_ratio",
+    "copy_ratio",
+    "matmul_dtype",
+)
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_2")
 LOGGERS = ("csv", "tensorboard", "wandb", "none")
 
@@ -258,7 +267,7 @@ def train(
     check_strategy(cfg)
     build_loggers(cfg)  # an unknown or missing logger fails here, not after the models load
     module = build_module(cfg)
-    if cfg.pretrain.objective != "none":
+    if cfg.pretrain.objective != "none" or cfg.pretrain.init:
         prealign(cfg, module.model, resume=resume is not None, callbacks=prealign_callbacks)
     data = SpeechDataModule(cfg.data, module.model.llm.prompts, seed=cfg.seed, encoder=module.model.encoder)
     trainer = build_trainer(cfg, callbacks, model=module.model)
@@ -290,6 +299,8 @@ def prealign(
 
     from speechllm.data.datamodule import SpeechDataModule
 
+    if cfg.pretrain.init:
+        return load_prealigned(cfg, model, Path(cfg.pretrain.init))
     out = Path(cfg.output_dir) / PREALIGN_DIR
     if (out / PREALIGN_DONE).is_file():
         model.load_trainable(load_file(str(out / "model" / TRAINED_WEIGHTS)), source=str(out / "model"))
@@ -341,6 +352,37 @@ def prealign(
             tmp.write_text(json.dumps(summary, indent=2) + "\n")
     trainer.strategy.barrier("prealign_done")
     return summary
+
+
+def load_prealigned(cfg: DictConfig, model: SpeechLLM, directory: Path) -> dict[str, Any]:
+    """Start from another run's finished pre-alignment (``pretrain.init``) instead of running one.
+
+    Raises:
+        ConfigError: the saved adapter or alignment head is configured differently from this run's.
+        CheckpointError / FileNotFoundError: the directory is not a readable model directory.
+    """
+    from speechllm.model_dir import read_model_dir
+
+    saved = read_model_dir(directory, trust_imports=list(cfg.imports))
+    for key in ("adapter", "alignment"):
+        mine, theirs = _as_dict(cfg.model.get(key)), _as_dict(saved.model_config.get(key))
+        differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        if key == "alignment":  # these only shape the LLM stage: a run may change them
+            differ = [k for k in differ if k not in LLM_STAGE_ALIGNMENT_KEYS]
+        if differ:
+            detail = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ)
+            raise ConfigError(
+                f"pretrain.init: {directory} was pre-aligned with another model.{key} ({detail})"
+            )
+    model.load_trainable(saved.tensors, source=str(directory / TRAINED_WEIGHTS))
+    done = directory.parent / PREALIGN_DONE
+    summary = json.loads(done.read_text()) if done.is_file() else {}
+    log.info("pre-alignment loaded from %s", directory)
+    return {**summary, "init": str(directory)}
+
+
+def _as_dict(section: Any) -> dict[str, Any]:
+    return OmegaConf.to_container(section, resolve=True) if section is not None else {}  # type: ignore[return-value]
 
 
 def _prealign_stage_config(cfg: DictConfig, out: Path) -> DictConfig:

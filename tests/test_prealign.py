@@ -99,6 +99,60 @@ def test_tokens_readout_reads_token_embeddings_and_passes_gradients_to_the_adapt
     assert frames.grad is not None and frames.grad.abs().sum() > 0  # straight-through
 
 
+def test_transcript_injection_replaces_picked_rows_by_their_transcript_embeddings() -> None:
+    torch.manual_seed(0)
+    table = torch.randn(20, 16)
+    frames = torch.stack([table[5], table[5], table[11]])[None].expand(4, -1, -1).clone().requires_grad_(True)
+    out = AdapterOutput(frames, torch.tensor([3, 3, 3, 3]))
+    targets = AdapterTargets(torch.tensor([[2, 5, 11, 7], [5, 2, 0, 0], [11, 0, 0, 0], [7, 7, 2, 0]]),
+                             torch.tensor([4, 2, 1, 3]))  # fmt: skip
+    head = AlignmentHead(16, 20, readout="tokens", init_scale=50.0, transcript_ratio=0.5)
+    head.set_vocab(torch.tensor([2, 5, 7, 11]))
+    read = head.read(out, table)  # every row reads "5 11"
+    torch.manual_seed(1)
+    picked = (torch.rand(4) < 0.5).tolist()
+    torch.manual_seed(1)
+    injected = head.inject_transcripts(read, targets, table)
+    assert any(picked) and not all(picked)
+    for row, was_picked in enumerate(picked):
+        length = int(injected.lens[row])
+        expected = targets.ids[row, : int(targets.lens[row])] if was_picked else torch.tensor([5, 11])
+        assert length == expected.numel()
+        assert torch.equal(injected.embeds[row, :length].detach(), table[expected])
+        assert not injected.embeds[row, length:].any()  # padding stays zero
+    injected.embeds.sum().backward()  # the graph reaches the adapter's outputs (DDP: every gradient)
+    assert frames.grad is not None
+    with pytest.raises(ValueError, match="transcript_ratio needs readout: tokens"):
+        AlignmentHead(16, 20, readout="frames", transcript_ratio=0.5)
+
+
+def test_copy_targets_replace_picked_asr_targets_by_the_transcript_read_plus_stop() -> None:
+    torch.manual_seed(0)
+    table = torch.randn(20, 16)
+    frames = torch.stack([table[5], table[5], table[11]])[None].expand(4, -1, -1).clone()
+    head = AlignmentHead(16, 20, readout="tokens", init_scale=50.0, copy_ratio=0.5)
+    head.set_vocab(torch.tensor([2, 5, 7, 11]))
+    read = head.read(AdapterOutput(frames, torch.tensor([3, 3, 2, 3])), table)
+    assert read.stats["token_ids"].tolist() == [[5, 11], [5, 11], [5, 0], [5, 11]]  # 0: padding
+    targets, lens = (
+        torch.tensor([[7, 7, 7, 19], [2, 19, 0, 0], [7, 19, 0, 0], [2, 2, 19, 0]]),
+        torch.tensor([4, 2, 2, 3]),
+    )
+    eligible = torch.tensor([True, True, True, False])  # the last row: an ST target, never a copy
+    torch.manual_seed(1)
+    picked = ((torch.rand(4) < 0.5) & eligible).tolist()
+    torch.manual_seed(1)
+    ids, new_lens = head.copy_targets(read, targets, lens, stop_id=19, eligible=eligible)
+    assert any(picked) and not all(picked[:3])
+    for row, was_picked in enumerate(picked):
+        expected = (
+            read.stats["token_ids"][row, : int(read.lens[row])].tolist() + [19]
+            if was_picked
+            else (targets[row, : int(lens[row])].tolist())
+        )
+        assert ids[row, : int(new_lens[row])].tolist() == expected
+
+
 def test_match_scale_sets_outputs_to_the_embedding_rms() -> None:
     table = torch.full((10, 4), 0.5)
     head = AlignmentHead(4, 10)
@@ -208,6 +262,26 @@ def test_train_runs_prealignment_then_the_llm_stage_from_it(
     again = train(cfg, resume="last")
     assert json.loads((out / PREALIGN_DONE).read_text()) == summary
     assert again == model_dir
+    # Another run starts from this pre-alignment (pretrain.init) without running one of its own,
+    # and may read it differently; a run with another adapter config may not.
+    other = _config(
+        tmp_path, tones_dir, tiny_model_overrides, "conv", f"output_dir={tmp_path / 'from_init'}",
+        f"pretrain.init={out / 'model'}", "model.alignment.readout=tokens", "optim.adapter_lr=0.0",
+        "trainer.max_steps=1",
+    )  # fmt: skip
+    from_init = SpeechLLM.from_pretrained(train(other)).trainable_state_dict()
+    assert not (tmp_path / "from_init" / PREALIGN_DIR).exists()
+    for name, value in pre.trainable_state_dict().items():
+        if name.startswith("adapter."):
+            assert torch.equal(value, from_init[name]), name
+    wider = _config(
+        tmp_path, tones_dir, tiny_model_overrides, "conv", f"output_dir={tmp_path / 'wider'}",
+        f"pretrain.init={out / 'model'}", "model.adapter.modality_dim=48", "trainer.max_steps=1",
+    )  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=r"pretrain.init: .*model.adapter \(modality_dim: 32 there, 48 here\)"
+    ):
+        train(wider)
 
 
 def test_adapter_lr_zero_keeps_the_pre_aligned_adapter_and_trains_lora(

@@ -11,6 +11,7 @@ import soundfile as sf
 from lhotse import load_manifest
 
 from speechllm.cli import build_parser
+from speechllm.cli.prepare import _train_counts
 from speechllm.data.manifest import ManifestError
 from speechllm.prepare.synthetic import prepare_synthetic
 from speechllm.prepare.text_sources import (
@@ -126,6 +127,34 @@ def test_splits_share_no_sentence_in_any_language() -> None:
     # Test does not depend on how many training sentences are asked for.
     again = assign_splits(pool, LANGS, {"train": 2, "dev": 3, "test": 3}, seed=1)
     assert again["test"] == chosen["test"]
+
+
+def test_per_language_train_counts_leave_the_other_languages_picks_unchanged() -> None:
+    pool = deduplicate(template_items(LANGS), LANGS)
+    full = assign_splits(pool, LANGS, {"train": 8, "dev": 3, "test": 3}, seed=1)
+    fewer = {lang: (8 if lang == "en" else 2) for lang in LANGS}
+    mixed = assign_splits(pool, LANGS, {"train": fewer, "dev": 3, "test": 3}, seed=1)
+
+    def picks(chosen, lang):
+        return [item for item, used in chosen["train"] if used == lang]
+
+    assert picks(mixed, "en") == picks(full, "en")
+    for lang in LANGS:
+        assert len(picks(mixed, lang)) == fewer[lang]
+    assert mixed["dev"] == full["dev"] and mixed["test"] == full["test"]
+
+
+def test_cli_train_counts_take_a_default_and_per_language_entries() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["prepare", "synthetic", "out", "--num-train", "600", "en=6000"])
+    assert _train_counts(args.num_train, args.languages) == {
+        lang: (6000 if lang == "en" else 600) for lang in args.languages
+    }
+    args = parser.parse_args(["prepare", "synthetic", "out", "--num-train", "7"])
+    assert _train_counts(args.num_train, args.languages) == 7
+    for bad in ("xx=5", "en=many", "-3"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["prepare", "synthetic", "out", "--num-train", bad])
 
 
 @needs_espeak

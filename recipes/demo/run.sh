@@ -17,10 +17,11 @@
 # Environment: DEMO_MINUTES (default 18: the training budget; the whole run takes longer, see docs/demo.md),
 #   ADAPTERS (default "conv"; any of base conv cif ctc wlq_former), DEMO_THREADS (torch threads; 1 is
 #   faster on a CPU that other jobs share), DEMO_OUT (default demo_out), DEMO_DATA, DEMO_SEED
-#   (default 0), DEMO_TRAIN_SENTENCES (training sentences per language; default 6000: English gets
-#   about 5 900 distinct ones, the other languages as many as their catalogs hold), DEMO_NO_REPEAT
+#   (default 0), DEMO_TRAIN_SENTENCES (English training sentences; default 6000: about 5 900 distinct
+#   ones), DEMO_ST_SENTENCES (de/es/fr/it training sentences each; default 500: the ST stage's
+#   minutes see fewer clips than that), DEMO_NO_REPEAT
 #   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy),
-#   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.35 / 0.15: each adapter's share of DEMO_MINUTES).
+#   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.45 / 0.10: each adapter's share of DEMO_MINUTES).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=0; stop_stage=6
@@ -40,25 +41,26 @@ threads="${DEMO_THREADS:-$(nproc)}"
 out="${DEMO_OUT:-demo_out}"
 data="${DEMO_DATA:-data/demo}"
 sets="$data/sets"
-# Budget split (measured, docs/demo.md): per adapter 35% pre-alignment and 15% LLM stage (shared by
+# Budget split (measured, docs/demo.md): per adapter 45% pre-alignment and 10% LLM stage (shared by
 # the adapters), 7.5% ST training, the rest data, encoder cache, Whisper and greedy decoding.
 # Test-set sizes scale with the budget too.
 read -r pre_minutes asr_minutes st_minutes num_test num_real num_st_test < <(
     "$PY" -c "import sys; m=float(sys.argv[1]); n=len(sys.argv[2].split()); pre, llm = map(float, sys.argv[3:5])
 print(f'{pre*m/n:.2f} {llm*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))}',
       f'{min(50, max(10, int(2.5*m)))} {min(25, max(4, int(m // 2)))}')" \
-        "$minutes" "$adapters" "${DEMO_PREALIGN_SHARE:-0.35}" "${DEMO_LLM_SHARE:-0.15}")
+        "$minutes" "$adapters" "${DEMO_PREALIGN_SHARE:-0.45}" "${DEMO_LLM_SHARE:-0.10}")
 export OMP_NUM_THREADS="$threads"
 num_train="${DEMO_TRAIN_SENTENCES:-6000}"
+num_st_train="${DEMO_ST_SENTENCES:-500}"
 guard="${DEMO_NO_REPEAT:-3}"
 echo "demo: ${minutes} min budget; adapters: ${adapters} (each ${pre_minutes} min pre-alignment +" \
     "${asr_minutes} min with the LLM); ST ${st_minutes} min; ${threads} thread(s); seed ${seed}"
 SECONDS=0
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-    echo "== stage 0: synthetic corpus ($num_train train sentences per language) and real speech"
+    echo "== stage 0: synthetic corpus ($num_train English and $num_st_train de/es/fr/it train sentences) and real speech"
     "$SPEECHLLM" prepare synthetic "$data/synthetic" --languages en de es fr it \
-        --num-train "$num_train" --num-dev 40 --num-test 100 --num-jobs "$(nproc)"
+        --num-train "$num_st_train" "en=$num_train" --num-dev 40 --num-test 100 --num-jobs "$(nproc)"
     "$SPEECHLLM" prepare realspeech "$data/realspeech" --languages en --cache-dir "$data/synthetic/debian"
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then

@@ -43,7 +43,30 @@ def _run_covost2(args: argparse.Namespace) -> None:
 def _run_synthetic(args: argparse.Namespace) -> None:
     from speechllm.prepare.synthetic import prepare_synthetic
 
-    _summary(call_with_args(prepare_synthetic, args))
+    _summary(call_with_args(prepare_synthetic, args, num_train=_train_counts(args.num_train, args.languages)))
+
+
+def _count_or_language_count(text: str) -> tuple[str | None, int]:
+    """``"600"`` → (None, 600); ``"en=6000"`` → ("en", 6000)."""
+    lang, _, count = text.rpartition("=")
+    if lang and lang not in LANGUAGE_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown language {lang!r} in {text!r}; valid: {', '.join(sorted(LANGUAGE_NAMES))}"
+        )
+    try:
+        value = int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r} (N or LANG=N)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a count must be >= 0: {text!r}")
+    return (lang or None, value)
+
+
+def _train_counts(given: list[tuple[str | None, int]], languages: list[str]) -> int | dict[str, int]:
+    """One count for all languages, or per language (LANG=N entries over the plain count, else 2000)."""
+    default = next((n for lang, n in reversed(given) if lang is None), 2000)
+    per_language = {lang: n for lang, n in given if lang is not None}
+    return {lang: per_language.get(lang, default) for lang in languages} if per_language else default
 
 
 def _run_realspeech(args: argparse.Namespace) -> None:
@@ -110,7 +133,14 @@ def _add_synthetic(commands: argparse._SubParsersAction) -> None:
     )
     synthetic.add_argument("output_dir")
     synthetic.add_argument("--languages", nargs="+", default=languages, choices=languages)
-    synthetic.add_argument("--num-train", type=int, default=2000, help="sentences per language")
+    synthetic.add_argument(
+        "--num-train",
+        nargs="+",
+        type=_count_or_language_count,
+        default=[2000],
+        metavar="N|LANG=N",
+        help="training sentences per language: one count, and/or LANG=N for a language (default 2000)",
+    )
     synthetic.add_argument("--num-dev", type=int, default=100, help="sentences per language")
     synthetic.add_argument("--num-test", type=int, default=100, help="sentences per language")
     synthetic.add_argument("--num-jobs", type=int, default=1, help="synthesis processes")

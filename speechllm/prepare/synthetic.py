@@ -22,7 +22,7 @@ import random
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ def translation_for(item: TextItem, lang: str) -> tuple[str | None, str | None]:
 def prepare_synthetic(
     output_dir: str | Path,
     languages: Sequence[str] = ("en", "de", "es", "fr", "it"),
-    num_train: int = 2000,
+    num_train: int | Mapping[str, int] = 2000,
     num_dev: int = 100,
     num_test: int = 100,
     num_jobs: int = 1,
@@ -149,7 +149,8 @@ def prepare_synthetic(
         output_dir: manifests go here, audio under ``<output_dir>/synthetic_audio/<split>/<lang>/``.
         languages: any of en, de, es, fr, it.
         num_train, num_dev, num_test: sentences per language in each split (fewer, with a
-            warning, if the sources run out).
+            warning, if the sources run out); ``num_train`` may be ``{lang: count}`` (the demo
+            trains English ASR on thousands and ST on a few hundred per language).
         num_jobs: synthesis processes.
         cache_dir: where the Debian text sources are fetched (default ``<output_dir>/debian``).
         seed: drives the split assignment and the voices.

@@ -21,7 +21,7 @@ import random
 import re
 import struct
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -337,9 +337,16 @@ def deduplicate(
 
 
 def assign_splits(
-    items: Sequence[TextItem], languages: Sequence[str], counts: dict[str, int], seed: int = 0
+    items: Sequence[TextItem],
+    languages: Sequence[str],
+    counts: Mapping[str, int | Mapping[str, int]],
+    seed: int = 0,
 ) -> dict[str, list[tuple[TextItem, str]]]:
     """Pick ``counts[split]`` sentences per language for each split; a sentence goes to one split only.
+
+    ``counts[split]`` is one count for every language or ``{lang: count}`` (a language it leaves
+    out gets none). Train is filled last, so one language's train count does not change what the
+    others get.
 
     Items are shuffled with ``seed``; test is filled first (so it is the same whatever the size
     of train). An item taken for a split serves every language that still needs sentences there.
@@ -354,7 +361,8 @@ def assign_splits(
     for split in ("test", "dev", "train"):
         if split not in counts:
             continue
-        need = {lang: counts[split] for lang in languages}
+        count = counts[split]
+        need = {lang: count if isinstance(count, int) else int(count.get(lang, 0)) for lang in languages}
         chosen[split] = []
         for index, item in enumerate(pool):
             if not any(need.values()):

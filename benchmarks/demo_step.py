@@ -12,7 +12,9 @@ dropout; the LLM reads the adapter's frame-rate outputs, the longest sequence a 
 - ``LLM stage, bf16-true``: frozen parts stored in bf16 (trained weights fp32): the demo now;
 - ``pre-alignment``: the adapter and the CTC loss against the LLM's input embeddings only, no
   LLM forward pass (``speechllm.alignment``), on the same clips, over as many token classes as
-  the demo's training transcripts hold (10 553).
+  the demo's training transcripts hold (10 553); once with the head's cosine matmul in fp32 (the
+  default) and once in bf16 (``model.alignment.matmul_dtype: bfloat16``), without autocast, as
+  ``bf16-true`` training runs it.
 
 The audio is noise of the demo's clip lengths: a step's time depends on lengths, not content.
 """
@@ -108,10 +110,12 @@ def main() -> None:
         loss.backward()
         model.zero_grad(set_to_none=True)
 
-    def prealign_step(model: SpeechLLM) -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model.adapter_outputs(batch, targets)
-            loss = model.alignment.loss("ctc", out, targets, model.llm.input_embeddings())
+    def prealign_step(model: SpeechLLM, matmul_dtype: torch.dtype = torch.float32) -> None:
+        # No autocast: `bf16-true` training runs the trained adapter and head in fp32 (autocast
+        # would put the head's matmul in bf16 whatever matmul_dtype says).
+        model.alignment.matmul_dtype = matmul_dtype
+        out = model.adapter_outputs(batch, targets)
+        loss = model.alignment.loss("ctc", out, targets, model.llm.input_embeddings())
         loss.backward()
         model.zero_grad(set_to_none=True)
 
@@ -119,6 +123,7 @@ def main() -> None:
         "LLM stage, bf16-mixed": lambda: step(mixed),
         "LLM stage, bf16-true": lambda: step(true),
         "pre-alignment (no LLM), bf16-true": lambda: prealign_step(true),
+        "pre-alignment, head matmul in bf16": lambda: prealign_step(true, torch.bfloat16),
     }
     times = _timing.interleaved_times(runs, args.repeats)
     base = statistics.median(times["LLM stage, bf16-mixed"])

@@ -170,7 +170,8 @@ def prepare_synthetic(
         exclude |= realspeech
     pool = deduplicate(items, languages, exclude)
     counts = {"train": num_train, "dev": num_dev, "test": num_test}
-    chosen = assign_splits(pool, languages, {split: n for split, n in counts.items() if n > 0}, seed)
+    wanted = {split: n for split, n in counts.items() if (n if isinstance(n, int) else sum(n.values())) > 0}
+    chosen = assign_splits(pool, languages, wanted, seed)
     manifests: dict[str, dict[str, Any]] = {}
     for split, utterances in chosen.items():
         jobs = []

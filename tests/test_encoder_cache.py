@@ -194,3 +194,25 @@ def test_sweep_reuses_one_cache_across_adapters(model, tiny_model_overrides, cor
     assert [p.name for p in cache_dir.iterdir() if p.is_dir()] == [
         EncoderCache(cache_dir, model.encoder.cache_key()).dir.name
     ]
+
+
+def test_cache_batches_sort_each_window_by_duration_and_keep_every_cut_once() -> None:
+    from types import SimpleNamespace
+
+    from speechllm.prepare.cache import duration_sorted_batches
+
+    durations = [5.0, 1.0, 3.0, 9.0, 2.0, 4.0, 12.0, 1.5]
+    cuts = [SimpleNamespace(id=str(i), duration=d) for i, d in enumerate(durations)]
+    batches = list(duration_sorted_batches(cuts, max_duration=6.0, window=4))
+    assert sorted(c.id for batch in batches for c in batch) == sorted(c.id for c in cuts)
+    for batch in batches:  # within the limit, except a single cut longer than it
+        assert len(batch) == 1 or sum(c.duration for c in batch) <= 6.0
+    # The first window (5, 1, 3, 9) sorted: [1, 3], [5], [9]; then (2, 4, 12, 1.5): [1.5, 2], [4], [12].
+    assert [[c.duration for c in batch] for batch in batches] == [
+        [1.0, 3.0],
+        [5.0],
+        [9.0],
+        [1.5, 2.0],
+        [4.0],
+        [12.0],
+    ]

@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--task", default="asr", choices=["asr", "st"])
     parser.add_argument("--max-new-tokens", type=int, default=64, help="greedy limit (targets are short)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=8, help="clips decoded together")
     parser.add_argument(
         "--decoder",
         default="llm",
@@ -54,7 +55,7 @@ def main() -> None:
             manifest,
             task=args.task,
             out_dir=args.out / name,
-            batch_size=8,
+            batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens,
             device="cpu",
             bf16=True,

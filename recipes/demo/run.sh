@@ -21,7 +21,7 @@
 #   ones), DEMO_ST_SENTENCES (de/es/fr/it training sentences each; default 500: the ST stage's
 #   minutes see fewer clips than that), DEMO_NO_REPEAT
 #   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy),
-#   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.45 / 0.10: each adapter's share of DEMO_MINUTES).
+#   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.52 / 0.10: each adapter's share of DEMO_MINUTES).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=0; stop_stage=6
@@ -41,14 +41,14 @@ threads="${DEMO_THREADS:-$(nproc)}"
 out="${DEMO_OUT:-demo_out}"
 data="${DEMO_DATA:-data/demo}"
 sets="$data/sets"
-# Budget split (measured, docs/demo.md): per adapter 45% pre-alignment and 10% LLM stage (shared by
+# Budget split (measured, docs/demo.md): per adapter 52% pre-alignment and 10% LLM stage (shared by
 # the adapters), 7.5% ST training, the rest data, encoder cache, Whisper and greedy decoding.
 # Test-set sizes scale with the budget too.
 read -r pre_minutes asr_minutes st_minutes num_test num_real num_st_test < <(
     "$PY" -c "import sys; m=float(sys.argv[1]); n=len(sys.argv[2].split()); pre, llm = map(float, sys.argv[3:5])
 print(f'{pre*m/n:.2f} {llm*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))}',
       f'{min(50, max(10, int(2.5*m)))} {min(25, max(4, int(m // 2)))}')" \
-        "$minutes" "$adapters" "${DEMO_PREALIGN_SHARE:-0.45}" "${DEMO_LLM_SHARE:-0.10}")
+        "$minutes" "$adapters" "${DEMO_PREALIGN_SHARE:-0.52}" "${DEMO_LLM_SHARE:-0.10}")
 export OMP_NUM_THREADS="$threads"
 num_train="${DEMO_TRAIN_SENTENCES:-6000}"
 num_st_train="${DEMO_ST_SENTENCES:-500}"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from lhotse import CutSet, load_manifest_lazy
-from lhotse.dataset import SimpleCutSampler
 
 from speechllm.audio import load_mono_16k
 from speechllm.data.encoder_cache import (
@@ -111,8 +110,7 @@ def build_encoder_cache(
     cuts = load_manifest_lazy(manifest)
     if not isinstance(cuts, CutSet):
         raise EncoderCacheError(f"{manifest} is not a CutSet manifest")
-    sampler = SimpleCutSampler(cuts, max_duration=max_batch_duration, shuffle=False, world_size=1, rank=0)
-    for batch_cuts in sampler:
+    for batch_cuts in duration_sorted_batches(cuts, max_batch_duration):
         todo: list[tuple[str, torch.Tensor]] = []
         for cut in batch_cuts:
             counts["cuts"] += 1
@@ -136,6 +134,37 @@ def build_encoder_cache(
             on_progress(len(batch_cuts))
     _record_manifest(directory, manifest, counts["cuts"])
     return counts
+
+
+# Cuts sorted by duration at a time: batches of similar lengths, so the encoder runs on little
+# padding (half the encoding time of manifest order on the demo's clips, docs/benchmarks.md),
+# while a large manifest is still read lazily.
+SORT_WINDOW = 20_000
+
+
+def duration_sorted_batches(cuts: Iterable, max_duration: float, window: int = SORT_WINDOW) -> Iterator[list]:
+    """Batches of at most ``max_duration`` seconds (at least one cut each) from windows of
+    ``window`` cuts, each window sorted by duration. Every cut appears exactly once."""
+    pending: list = []
+
+    def flush() -> Iterator[list]:
+        batch: list = []
+        total = 0.0
+        for cut in sorted(pending, key=lambda c: c.duration):
+            if batch and total + cut.duration > max_duration:
+                yield batch
+                batch, total = [], 0.0
+            batch.append(cut)
+            total += cut.duration
+        if batch:
+            yield batch
+        pending.clear()
+
+    for cut in cuts:
+        pending.append(cut)
+        if len(pending) >= window:
+            yield from flush()
+    yield from flush()
 
 
 def _encode_and_store(

@@ -207,7 +207,7 @@ def asr_table(rows: list[dict], decoding: str) -> list[str]:
         f"## ASR (English), WER % (LLM decoding: {decoding}; lower is better)",
         "",
         "| system | synthetic test | real speech | training clips | steps | train min | "
-        "loss first→last 10 | LLM audio frames/s |",
+        "loss first→last 10 | adapter outputs/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -47,6 +47,9 @@ from speechllm.masking import lengths_to_mask
 OBJECTIVES = ("ctc", "ce")
 READOUTS = ("frames", "compress", "mix", "tokens")
 BLANK = 0  # index of the blank among the head's K+1 classes
+# Head options that shape what pre-alignment learns; the others only shape the LLM stage, so a run
+# starting from another's pre-alignment (pretrain.init) may change them.
+PREALIGNMENT_OPTIONS = ("vocab", "init_scale")
 
 
 def resolve_objective(objective: str, adapter_name: str) -> str:
@@ -112,18 +115,12 @@ class AlignmentHead(nn.Module):
         if mix_temperature <= 0:
             raise ValueError(f"model.alignment.mix_temperature must be > 0, got {mix_temperature}")
         self.mix_temperature = mix_temperature
-        if not 0.0 <= transcript_ratio <= 1.0:
-            raise ValueError(f"model.alignment.transcript_ratio must be in [0, 1], got {transcript_ratio}")
-        if transcript_ratio > 0 and readout != "tokens":
-            raise ValueError(
-                "model.alignment.transcript_ratio needs readout: tokens (the readout it replaces)"
-            )
-        self.transcript_ratio = transcript_ratio
         for name, ratio in (("transcript_ratio", transcript_ratio), ("copy_ratio", copy_ratio)):
             if not 0.0 <= ratio <= 1.0:
                 raise ValueError(f"model.alignment.{name} must be in [0, 1], got {ratio}")
             if ratio > 0 and readout != "tokens":
                 raise ValueError(f"model.alignment.{name} needs readout: tokens (the transcript it uses)")
+        self.transcript_ratio = transcript_ratio
         self.copy_ratio = copy_ratio
         if matmul_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"model.alignment.matmul_dtype: {matmul_dtype!r}; valid: float32, bfloat16")

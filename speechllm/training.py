@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from speechllm.alignment import resolve_objective
+from speechllm.alignment import PREALIGNMENT_OPTIONS, resolve_objective
 from speechllm.config import ConfigError, prepare_model_config  # noqa: F401 (prepare_model_config: re-exported)
 from speechllm.io import atomic_write
 from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainable, ThroughputMonitor
@@ -51,15 +51,6 @@ OWN_TRAINER_KEYS = (
     "checkpoint_every_n_steps",
     "save_top_k",
     "max_bad_steps",
-)
-# model.alignment options that a run starting from another's pre-alignment may change.
-LLM_STAGE_ALIGNMENT_KEYS = (
-    "readout",
-    "aux_weight",
-    "mix_temperature",
-    "transcript_ratio",
-    "copy_ratio",
-    "matmul_dtype",
 )
 STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_2")
 LOGGERS = ("csv", "tensorboard", "wandb", "none")
@@ -367,8 +358,8 @@ def load_prealigned(cfg: DictConfig, model: SpeechLLM, directory: Path) -> dict[
     for key in ("adapter", "alignment"):
         mine, theirs = _as_dict(cfg.model.get(key)), _as_dict(saved.model_config.get(key))
         differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
-        if key == "alignment":  # these only shape the LLM stage: a run may change them
-            differ = [k for k in differ if k not in LLM_STAGE_ALIGNMENT_KEYS]
+        if key == "alignment":  # the other head options only shape the LLM stage
+            differ = [k for k in differ if k in PREALIGNMENT_OPTIONS]
         if differ:
             detail = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ)
             raise ConfigError(

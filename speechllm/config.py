@@ -128,7 +128,9 @@ class TrainerConfig:
 
     max_steps: int = -1
     max_epochs: int | None = None
-    precision: str = "bf16-mixed"  # bf16-mixed | bf16-true (frozen parts bf16, trained fp32) | 32
+    # auto (bf16-true where the device runs bf16 natively, else 32; speechllm.precision) |
+    # bf16-mixed | bf16-true (frozen parts bf16, trained fp32) | 32
+    precision: str = "auto"
     accelerator: str = "auto"
     devices: Any = "auto"
     num_nodes: int = 1
@@ -365,41 +367,3 @@ def _check_keys(node: Any, schema: Any, prefix: str, source: str) -> None:
         elif key in ("train", "val", "test") and isinstance(value, list):
             for i, item in enumerate(value):
                 _check_keys(item, ManifestConfig, f"{prefix}{key}[{i}].", source)
-
-
-# -- trainer options that change how the model is built ----------------------------------------
-PRECISIONS = ("bf16-mixed", "bf16-true", "32", "32-true", "16-mixed")
-
-
-def prepare_model_config(cfg: DictConfig) -> DictConfig:
-    """Fold trainer options that change how the frozen parts are built into ``cfg.model``.
-
-    - ``precision: bf16-true`` builds the frozen encoder and LLM with ``dtype: bfloat16`` (their
-      own option; the encoder's dtype is also part of its cache key). The trained adapter and LoRA
-      stay fp32 and the step runs under bf16 autocast (see :func:`lightning_precision`).
-    - ``activation_checkpointing: true`` sets the LLM's ``gradient_checkpointing``.
-
-    Returns a copy; raises :class:`ConfigError` when a component cannot honour the option.
-    """
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    precision = str(cfg.trainer.precision)
-    if precision not in PRECISIONS:
-        raise ConfigError(f"trainer.precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if precision == "bf16-true":
-        for kind, registry in (("encoder", ENCODERS), ("llm", LLMS)):
-            _set_component_option(cfg, kind, registry, "dtype", "bfloat16", "trainer.precision=bf16-true")
-    if cfg.trainer.activation_checkpointing:
-        _set_component_option(
-            cfg, "llm", LLMS, "gradient_checkpointing", True, "trainer.activation_checkpointing"
-        )
-    return cfg
-
-
-def _set_component_option(cfg: DictConfig, kind: str, registry: Any, key: str, value: Any, why: str) -> None:
-    component = cfg.model[kind]
-    if key not in constructor_options(registry.get(component.name)):
-        raise ConfigError(f"{why} needs model.{kind}.{key}, which {kind} {component.name!r} does not accept")
-    current = component.get(key)
-    if current is not None and current != value:
-        raise ConfigError(f"{why} sets model.{kind}.{key}={value}, but the config has {key}={current}")
-    component[key] = value

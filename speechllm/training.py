@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from speechllm.alignment import PREALIGNMENT_OPTIONS, resolve_objective
-from speechllm.config import ConfigError, prepare_model_config  # noqa: F401 (prepare_model_config: re-exported)
+from speechllm.config import ConfigError
 from speechllm.io import atomic_write
 from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainable, ThroughputMonitor
 from speechllm.lightning.checkpoint import (
@@ -39,7 +39,9 @@ from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
 from speechllm.lightning.prealign import PreAlignModule, transcript_vocabulary
 from speechllm.model import TRAINED_WEIGHTS, SpeechLLM
+from speechllm.precision import bf16_support, cpu_bf16_flags, cpu_name, training_device
 from speechllm.search import DecodingOptions
+from speechllm.trainer_options import prepare_model_config, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +204,7 @@ def build_trainer(
     for key in OWN_TRAINER_KEYS:
         options.pop(key, None)
     options = {k: v for k, v in options.items() if v is not None}
-    options["precision"] = lightning_precision(str(options.get("precision", "bf16-mixed")))
+    options["precision"] = lightning_precision(resolve_precision(cfg)[0])
     strategy = build_strategy(cfg, model)
     options["strategy"] = strategy
     # DeepSpeed writes its own checkpoint directories; the other strategies use our atomic writer.
@@ -254,6 +256,7 @@ def train(
 
     check_output_dir(cfg.output_dir, resume, overwrite)
     ckpt_path = _llm_stage_resume(resume, cfg)  # a missing checkpoint fails before the models load
+    write_precision_choice(cfg)
     cfg = prepare_model_config(cfg)
     check_strategy(cfg)
     build_loggers(cfg)  # an unknown or missing logger fails here, not after the models load
@@ -267,6 +270,26 @@ def train(
         fit_kwargs["weights_only"] = True
     trainer.fit(module, datamodule=data, **fit_kwargs)
     return Path(cfg.output_dir) / "model"
+
+
+def write_precision_choice(cfg: DictConfig) -> dict[str, Any]:
+    """Log the training precision (``auto`` resolved) and why; write ``<output_dir>/precision.json``."""
+    precision, reason = resolve_precision(cfg)
+    device = training_device(str(cfg.trainer.accelerator))
+    choice = {
+        "requested": str(cfg.trainer.precision),
+        "resolved": precision,
+        "reason": reason,
+        "device": device,
+        "native_bf16": bf16_support(device).bf16,
+        **({"cpu": cpu_name(), "cpu_bf16_flags": cpu_bf16_flags()} if device == "cpu" else {}),
+    }
+    log.info("trainer.precision=%s -> %s (%s)", choice["requested"], precision, reason)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "precision.json") as tmp:
+        tmp.write_text(json.dumps(choice, indent=2) + "\n")
+    return choice
 
 
 def prealign(

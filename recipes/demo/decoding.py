@@ -38,6 +38,12 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--max-new-tokens", type=int, default=64, help="the demo's limit (targets are short)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "32"],
+        help="auto: bf16 where the CPU runs it natively, else float32 (SPEECHLLM_BF16=0/1 forces it)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = SpeechLLM.from_pretrained(args.model)
@@ -52,7 +58,7 @@ def main() -> None:
             batch_size=8,
             max_new_tokens=args.max_new_tokens,
             device="cpu",
-            bf16=True,
+            precision=args.precision,
             decoding=decoding,
         )
         seconds = time.perf_counter() - started

@@ -41,6 +41,12 @@ def main() -> None:
         default=0,
         help="repetition guard: never repeat an n-gram (0: off)",
     )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "32"],
+        help="auto: bf16 where the CPU runs it natively, else float32 (SPEECHLLM_BF16=0/1 forces it)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -58,7 +64,7 @@ def main() -> None:
             batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens,
             device="cpu",
-            bf16=True,
+            precision=args.precision,
             decoder=args.decoder,
             decoding={"num_beams": args.num_beams, "no_repeat_ngram_size": args.no_repeat_ngram_size},
         )

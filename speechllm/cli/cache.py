@@ -32,15 +32,19 @@ def run(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from speechllm.builders import build_encoder
-    from speechllm.config import ConfigError, load_config, prepare_model_config
+    from speechllm.config import ConfigError, load_config
     from speechllm.data.encoder_cache import cache_dir_name
     from speechllm.data.manifest import check_cut_manifest
     from speechllm.prepare.cache import build_encoder_cache
     from speechllm.progress import progress
+    from speechllm.trainer_options import prepare_model_config, resolve_precision
 
-    # As training builds it: precision bf16-true stores the frozen encoder in bf16, and the cache
-    # key (which training checks) holds that dtype.
-    cfg = prepare_model_config(load_config(args.config, args.overrides))
+    # As training builds it: precision bf16-true (or auto on native bf16) stores the frozen encoder
+    # in bf16, and the cache key (which training checks) holds that dtype.
+    cfg = load_config(args.config, args.overrides)
+    precision, reason = resolve_precision(cfg)
+    print(f"trainer.precision={cfg.trainer.precision} -> {precision} ({reason})")
+    cfg = prepare_model_config(cfg)
     out = args.out or cfg.data.encoder_cache
     if not out:
         raise ConfigError("speechllm cache: give --out DIR or set data.encoder_cache")

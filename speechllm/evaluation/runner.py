@@ -26,6 +26,7 @@ from speechllm.evaluation.decoding import (
 )
 from speechllm.evaluation.scoring import run_names, score_groups, write_run_dir
 from speechllm.languages import TASKS
+from speechllm.precision import resolve_decode_precision
 from speechllm.progress import progress
 from speechllm.rundir import Compression, RunInfo, check_run_dir
 
@@ -162,8 +163,22 @@ def decoding_settings(max_new_tokens: int, decoding: dict[str, Any] | None) -> d
     return {**options.as_dict(), "chunk_seconds": chunk_seconds}
 
 
-def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+def decode_precision(
+    model: Any, device: torch.device, precision: str
+) -> tuple[Any, contextlib.AbstractContextManager[Any], dict[str, str]]:
+    """``precision`` (``auto`` | ``bf16`` | ``32``) → (model, context to decode in, what to record).
+
+    ``bf16`` decodes under bf16 autocast with the frozen weights as stored; ``32`` in float32
+    throughout (a model trained with bf16 frozen parts is cast up, exactly, in place: no bf16
+    matmul runs on hardware that would emulate it). ``auto`` picks by :func:`speechllm.precision.bf16_support`.
+    """
+    resolved, reason = resolve_decode_precision(precision, device)
+    if resolved == "bf16":
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16)
+        return model, autocast, {"precision": "bf16", "reason": reason}
+    if any(p.dtype != torch.float32 for p in model.parameters() if p.is_floating_point()):
+        model = model.float()
+    return model, contextlib.nullcontext(), {"precision": "32", "reason": reason}
 
 
 def _check_complete(skipped: int, total: int, paths: Sequence[Any], allow_missing: bool) -> None:
@@ -186,7 +201,7 @@ def evaluate(
     comet_model: str | os.PathLike[str] | None = None,
     comet_batch_size: int = 16,
     device: str | torch.device | None = "auto",
-    bf16: bool = False,
+    precision: str = "auto",
     num_workers: int = 0,
     sfm: str | None = None,
     llm: str | None = None,
@@ -210,7 +225,9 @@ def evaluate(
         max_new_tokens: decoding limit (the paper: 200).
         comet_model: a COMET hub name, model directory or ``model.ckpt`` (ST only; loaded once).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``"auto"`` (CUDA when available).
-        bf16: decode under bfloat16 autocast (GPU speed; the paper trains in bf16).
+        precision: ``"auto"`` (bf16 where ``device`` runs it natively, see
+            :mod:`speechllm.precision`), ``"bf16"`` (bf16 autocast) or ``"32"`` (float32
+            throughout); recorded in ``run.json`` with the reason.
         sfm, llm, adapter: labels for ``run.json`` instead of those derived by
             :func:`~speechllm.evaluation.scoring.run_names`.
         imports: modules to import before loading ``model`` (those registering user components,
@@ -233,10 +250,12 @@ def evaluate(
     check_run_dir(out_dir, names)  # before decoding, not after
     run_device = _resolve_device(device)
     model = model.to(run_device).eval()
+    model, precision_context, precision_used = decode_precision(model, run_device, precision)
+    log.info("decoding precision %s (%s)", precision_used["precision"], precision_used["reason"])
     comet = _comet_scorer(comet_model if task == "st" else None, comet_batch_size, run_device)
 
     batching = {"max_duration": max_duration, "max_cuts": batch_size, "num_workers": num_workers}
-    with count_adapter_lengths(model) as tally, _autocast(run_device, bf16):
+    with count_adapter_lengths(model) as tally, precision_context:
         generation = decoding_settings(max_new_tokens, decoding)
         decoded, skipped, total = _decode_manifests(
             model, paths, task, batching, generation, decoder, run_device
@@ -246,7 +265,8 @@ def evaluate(
     settings = {
         "model_dir": None if model_dir is None else str(model_dir),
         **_test_set(task, paths, skipped, total),
-        **{"max_new_tokens": max_new_tokens, "decoding": generation, "decoder": decoder, "bf16": bf16},
+        **{"max_new_tokens": max_new_tokens, "decoding": generation, "decoder": decoder},
+        "precision": precision_used,
         "comet_model": None if comet_model is None else str(comet_model),
         "model_config": model.config,
     }

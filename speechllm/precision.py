@@ -108,6 +108,8 @@ def _decide(device_type: str, forced: str) -> BF16Support:
     if forced not in ("", "auto"):
         raise ValueError(f"{ENV_VAR}={forced!r}; valid: 1/bf16, 0/fp32, auto")
     if device_type == "cuda":
+        if not torch.cuda.is_available():
+            return BF16Support(device_type, False, "CUDA is not available")
         name = torch.cuda.get_device_name()
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return BF16Support(device_type, True, f"{name} has bf16 units")

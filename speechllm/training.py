@@ -39,7 +39,7 @@ from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
 from speechllm.lightning.prealign import PreAlignModule, transcript_vocabulary
 from speechllm.model import TRAINED_WEIGHTS, SpeechLLM
-from speechllm.precision import bf16_support, cpu_bf16_flags, cpu_name, training_device
+from speechllm.precision import cpu_bf16_flags, cpu_name, training_device
 from speechllm.search import DecodingOptions
 from speechllm.trainer_options import prepare_model_config, resolve_precision
 
@@ -256,9 +256,10 @@ def train(
 
     check_output_dir(cfg.output_dir, resume, overwrite)
     ckpt_path = _llm_stage_resume(resume, cfg)  # a missing checkpoint fails before the models load
-    write_precision_choice(cfg)
+    requested = cfg
     cfg = prepare_model_config(cfg)
     check_strategy(cfg)
+    write_precision_choice(requested)
     build_loggers(cfg)  # an unknown or missing logger fails here, not after the models load
     module = build_module(cfg)
     if cfg.pretrain.objective != "none" or cfg.pretrain.init:
@@ -281,7 +282,6 @@ def write_precision_choice(cfg: DictConfig) -> dict[str, Any]:
         "resolved": precision,
         "reason": reason,
         "device": device,
-        "native_bf16": bf16_support(device).bf16,
         **({"cpu": cpu_name(), "cpu_bf16_flags": cpu_bf16_flags()} if device == "cpu" else {}),
     }
     log.info("trainer.precision=%s -> %s (%s)", choice["requested"], precision, reason)

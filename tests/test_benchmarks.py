@@ -24,6 +24,7 @@ TINY_ARGS = {
     "train_step_vs_voxtral.py": ["--size", "tiny", "--repeats", "1", "--no_memory"],
     "mfu.py": ["--size", "tiny", "--repeats", "1", "--precisions", "32"],
     "demo_step.py": ["--tiny", "--batch", "2", "--repeats", "1"],
+    "precision.py": ["--tiny", "--clips", "4", "--batch", "2", "--new-tokens", "3", "--repeats", "1"],
     "cache_order.py": ["--tiny", "--clips", "12", "--repeats", "1"],
     "beam_search.py": ["--tiny", "--batch", "3", "--beams", "2", "--max_new_tokens", "4", "--repeats", "1"],
 }

@@ -48,7 +48,8 @@ def test_manifest(tones_dir: Path) -> Path:
 def run_dir(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, test_manifest: Path) -> Path:
     """ASR then ST evaluated into one run directory."""
     out = tmp_path_factory.mktemp("runs") / "tiny_run"
-    common = {"out_dir": out, "max_new_tokens": MAX_NEW_TOKENS, "device": "cpu"}
+    # float32: the tests below decode clips alone in float32 and compare.
+    common = {"out_dir": out, "max_new_tokens": MAX_NEW_TOKENS, "device": "cpu", "precision": "32"}
     evaluate(model_dir, test_manifest, task="asr", batch_size=4, **common)
     evaluate(model_dir, test_manifest, task="st", max_duration=5.0, batch_size=None, **common)
     return out
@@ -59,6 +60,7 @@ def test_run_dir_holds_the_documented_files(run_dir: Path, test_manifest: Path) 
     info = json.loads((run_dir / "run.json").read_text())
     assert (info["sfm"], info["llm"], info["adapter"]) == ("whisper", "llama", "base")
     assert info["tasks"] == ["asr", "st"]
+    assert info["precision"] == {"precision": "32", "reason": "explicit"}
     assert info["max_new_tokens"] == MAX_NEW_TOKENS
     assert sorted(p.name for p in run_dir.glob("*.tsv")) == ["bleu_st_en-de.tsv", "hyps_asr_en.tsv"]
 

@@ -170,7 +170,8 @@ def decode_precision(
 
     ``bf16`` decodes under bf16 autocast with the frozen weights as stored; ``32`` in float32
     throughout (a model trained with bf16 frozen parts is cast up, exactly, in place: no bf16
-    matmul runs on hardware that would emulate it). ``auto`` picks by :func:`speechllm.precision.bf16_support`.
+    matmul runs on hardware that would emulate it). ``auto`` asks
+    :func:`speechllm.precision.bf16_support`.
     """
     resolved, reason = resolve_decode_precision(precision, device)
     if resolved == "bf16":

@@ -14,9 +14,17 @@ import time
 from pathlib import Path
 
 import torch
+from lhotse import load_manifest_lazy
 
 from speechllm.evaluation import evaluate
 from speechllm.model import SpeechLLM
+
+
+def first_cuts(manifest: str, count: int, path: Path) -> Path:
+    """The first ``count`` cuts of ``manifest``, written to ``path`` (a subset evaluated alone)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    load_manifest_lazy(manifest).subset(first=count).to_file(path)
+    return path
 
 
 def main() -> None:
@@ -28,6 +36,13 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64, help="greedy limit (targets are short)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8, help="clips decoded together")
+    parser.add_argument(
+        "--max-cuts",
+        type=int,
+        default=None,
+        help="decode only the first N cuts of each set (the untrained floor: it writes up to "
+        "--max-new-tokens of unrelated text per clip, the slowest decoding of the demo)",
+    )
     parser.add_argument(
         "--decoder",
         default="llm",
@@ -56,6 +71,8 @@ def main() -> None:
         if not sep:
             raise SystemExit(f"evaluate.py: expected NAME=MANIFEST, got {item!r}")
         started = time.perf_counter()
+        if args.max_cuts:
+            manifest = first_cuts(manifest, args.max_cuts, args.out / f"{name}.first{args.max_cuts}.jsonl.gz")
         metrics = evaluate(
             model,
             manifest,

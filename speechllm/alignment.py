@@ -34,6 +34,7 @@ Shapes: B batch, T adapter frames, D LLM width, K vocabulary kept (``vocab_ids``
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import torch
@@ -185,10 +186,32 @@ class AlignmentHead(nn.Module):
         """(V, D) LLM input embeddings → (K+1, D) fp32: blank first, then the kept rows."""
         return torch.cat([self.blank[None].float(), table[self.vocab_ids].float()], dim=0)
 
+    def token_classes(self, table: Tensor) -> Tensor:
+        """(K, D) unit-length kept rows of the frozen ``table``, in the matmul dtype, no gradient.
+
+        Computed once per table, vocabulary and device and kept (not saved): the table is the
+        LLM's frozen input embeddings, so normalising its 10 k+ rows again every step, and taking
+        the gradient of the (B·T, K) matmul with respect to them, would be wasted work.
+        """
+        key = (table.data_ptr(), table._version, self.vocab_ids.data_ptr(), self.vocab_ids.numel())
+        key += (self.matmul_dtype,)
+        cached = self.__dict__.get("_token_classes")  # a plain attribute: no parameter, not saved
+        if cached is None or cached[0] != key or cached[1]() is not table:
+            with torch.no_grad():
+                classes = F.normalize(table[self.vocab_ids].float(), dim=-1).to(self.matmul_dtype)
+            cached = self.__dict__["_token_classes"] = (key, weakref.ref(table), classes)
+        return cached[2]
+
     def logits(self, embeds: Tensor, table: Tensor) -> Tensor:
         """(B, T, D) vectors → (B, T, K+1) fp32 cosine logits × s (blank at index 0)."""
-        classes = F.normalize(self.class_embeddings(table), dim=-1).to(self.matmul_dtype)
-        cosines = F.normalize(embeds.float(), dim=-1).to(self.matmul_dtype) @ classes.t()
+        if table.requires_grad:  # a trained table (not the library's setting): differentiate through it
+            classes = F.normalize(self.class_embeddings(table), dim=-1).to(self.matmul_dtype)
+            cosines = F.normalize(embeds.float(), dim=-1).to(self.matmul_dtype) @ classes.t()
+            return self.log_scale.exp() * cosines.float()
+        vectors = F.normalize(embeds.float(), dim=-1).to(self.matmul_dtype)
+        blank = F.normalize(self.blank.float(), dim=-1).to(self.matmul_dtype)
+        tokens = vectors @ self.token_classes(table).t()  # (B, T, K): the gradient reaches vectors only
+        cosines = torch.cat([(vectors @ blank)[..., None].to(tokens.dtype), tokens], dim=-1)
         return self.log_scale.exp() * cosines.float()
 
     def loss(self, objective: str, out: AdapterOutput, targets: AdapterTargets, table: Tensor) -> Tensor:

@@ -66,6 +66,34 @@ def test_vocabulary_restriction_maps_ids_and_round_trips_through_load() -> None:
     assert torch.equal(fresh.blank, head.blank)
 
 
+def test_frozen_table_logits_and_gradients_equal_the_full_cosine_matrix() -> None:
+    """The frozen table's normalised rows are kept between steps and get no gradient; the logits
+    and the gradients of the adapter outputs, the blank and the scale are those of the plain
+    cosine matrix over [blank; kept rows]."""
+    torch.manual_seed(0)
+    head = AlignmentHead(8, 30)
+    head.set_vocab(torch.tensor([2, 5, 11, 17, 29]))
+    head.requires_grad_(True)  # as the pre-alignment stage trains it
+    table = torch.randn(30, 8)
+    embeds = torch.randn(2, 6, 8, requires_grad=True)
+    logits = head.logits(embeds, table)
+    logits.pow(2).sum().backward()
+    fast = [embeds.grad.clone(), head.blank.grad.clone(), head.log_scale.grad.clone()]
+    for tensor in (embeds, head.blank, head.log_scale):
+        tensor.grad = None
+    trained_table = table.clone().requires_grad_(True)  # takes the differentiable path
+    reference = head.logits(embeds, trained_table)
+    reference.pow(2).sum().backward()
+    assert torch.allclose(logits, reference, atol=1e-5)
+    for got, want in zip(fast, [embeds.grad, head.blank.grad, head.log_scale.grad]):
+        assert torch.allclose(got, want, atol=1e-4)
+    assert head.token_classes(table) is head.token_classes(table)  # computed once
+    head.set_vocab(torch.tensor([2, 5]))  # a new vocabulary: recomputed
+    assert head.token_classes(table).shape == (2, 8)
+    table.mul_(2.0)  # an in-place change of the table: recomputed (and unit length again)
+    assert torch.allclose(head.token_classes(table), torch.nn.functional.normalize(table[[2, 5]], dim=-1))
+
+
 def test_ctc_greedy_decodes_vectors_equal_to_embedding_rows() -> None:
     torch.manual_seed(0)
     table = torch.randn(20, 16)

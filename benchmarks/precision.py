@@ -122,6 +122,9 @@ def main() -> None:
     batch = make_batch(models["fp32"], args.batch, cached=True)
     for model in models.values():
         model.alignment.set_vocab(torch.arange(min(DEMO_VOCABULARY, model.llm.vocab_size)))
+        # As the pre-alignment stage trains them (PreAlignModule): the blank and the scale too.
+        model.alignment.blank.requires_grad_(True)
+        model.alignment.log_scale.requires_grad_(True)
     audio_batch = make_batch(models["fp32"], args.batch, cached=False)
     encoder_batches = cache_batches(args.clips)
     targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])

@@ -30,6 +30,7 @@ from lhotse.testing.dummies import dummy_cut
 
 from speechllm.config import DataConfig
 from speechllm.data.datamodule import SpeechDataModule
+from speechllm.precision import bf16_support
 
 TOKENS_PER_SECOND = 3.0  # LLM tokens of transcript per second of speech (English, BPE)
 
@@ -66,6 +67,10 @@ def first_batches(epoch: list[list[float]], audio_seconds: float) -> list[list[f
     return chosen
 
 
+# What `trainer.precision: auto` trains with here: bf16 autocast where the CPU runs bf16 natively.
+PRECISION = "bf16-mixed" if bf16_support("cpu").bf16 else "32"
+
+
 def train_on(model: object, chosen: list[list[float]]) -> tuple[Callable[[], object], float]:
     """A closure training one step on each batch, and the seconds of audio they hold."""
     sizes = _timing.SIZES["tiny"]
@@ -73,7 +78,7 @@ def train_on(model: object, chosen: list[list[float]]) -> tuple[Callable[[], obj
     for index, durations in enumerate(chosen):
         tokens = max(1, round(TOKENS_PER_SECOND * max(durations)))
         batch = _timing.make_batch(sizes, len(durations), durations, tokens, sizes.vocab - 1, seed=index)
-        steps.append(_timing.train_step_fn(model, batch.speechllm, "bf16-mixed", peer=False))
+        steps.append(_timing.train_step_fn(model, batch.speechllm, PRECISION, peer=False))
         audio += sum(durations)
     return (lambda: [step() for step in steps]), audio
 

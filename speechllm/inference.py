@@ -20,6 +20,7 @@ from speechllm.audio import SAMPLE_RATE, load_mono_16k
 from speechllm.errors import AudioError, SpeechLLMError
 from speechllm.masking import pad_audio
 from speechllm.model import SpeechLLM
+from speechllm.precision import decode_precision
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".sph")
 
@@ -95,6 +96,7 @@ def transcribe_files(
     on_done: Callable[[int], None] | None = None,
     trust_imports: bool = False,
     decoding: dict[str, Any] | None = None,
+    precision: str = "auto",
 ) -> Iterator[Transcript]:
     """Yield one :class:`Transcript` per path, in input order, decoding ``batch_size`` files at a time.
 
@@ -103,14 +105,15 @@ def transcribe_files(
     ``trust_imports``: import the modules the model directory lists (see
     :func:`~speechllm.model_dir.read_model_dir`). ``decoding``: more ``SpeechLLM.generate``
     options (beam search, the repetition guard, ``chunk_seconds`` for audio past the encoder's
-    window).
+    window). ``precision``: ``auto`` | ``bf16`` | ``32`` (:func:`~speechllm.precision.decode_precision`).
     """
     model = SpeechLLM.from_pretrained(model_dir, trust_imports=trust_imports).to(device).eval()
+    model, precision_context, _ = decode_precision(model, torch.device(device), precision)
 
     def decode(audio: list[torch.Tensor]) -> tuple[list[str], float]:
         started = time.perf_counter()
         padded, lens = pad_audio(audio)
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_context:
             texts = model.generate(
                 padded.to(device),
                 lens.to(device),

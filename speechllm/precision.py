@@ -17,6 +17,7 @@ The choice and its reason are logged once per device type and process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -178,3 +179,21 @@ def training_device(accelerator: str) -> str:
     if accelerator == "mps" or (accelerator == "auto" and torch.backends.mps.is_available()):
         return "mps"
     return "cpu"
+
+
+def decode_precision(
+    model: torch.nn.Module, device: torch.device, precision: str
+) -> tuple[torch.nn.Module, contextlib.AbstractContextManager[Any], dict[str, str]]:
+    """``precision`` (``auto`` | ``bf16`` | ``32``) → (model, context to decode in, what to record).
+
+    ``bf16`` decodes under bf16 autocast with the frozen weights as stored; ``32`` in float32
+    throughout (a model trained with bf16 frozen parts is cast up, exactly, in place: no bf16
+    matmul runs on hardware that would emulate it). ``auto`` asks :func:`bf16_support`.
+    """
+    resolved, reason = resolve_decode_precision(precision, device)
+    if resolved == "bf16":
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16)
+        return model, autocast, {"precision": "bf16", "reason": reason}
+    if any(p.dtype != torch.float32 for p in model.parameters() if p.is_floating_point()):
+        model = model.float()
+    return model, contextlib.nullcontext(), {"precision": "32", "reason": reason}

@@ -21,7 +21,7 @@ TINY_ARGS = {
     "bucketing.py": ["--tiny", "--repeats", "1"],
     "whisper_padding.py": ["--tiny", "--batch", "1", "--repeats", "1"],
     "encoder_cache_sweep.py": ["--tiny", "--steps", "2", "--train_cuts", "8", "--repeats", "1"],
-    "train_step_vs_voxtral.py": ["--size", "tiny", "--repeats", "1", "--no_memory"],
+    "train_step_vs_voxtral.py": ["--size", "tiny", "--repeats", "1", "--no_memory", "--precision", "32"],
     "mfu.py": ["--size", "tiny", "--repeats", "1", "--precisions", "32"],
     "demo_step.py": ["--tiny", "--batch", "2", "--repeats", "1"],
     "precision.py": ["--tiny", "--clips", "4", "--batch", "2", "--new-tokens", "3", "--repeats", "1"],

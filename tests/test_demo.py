@@ -105,3 +105,33 @@ def test_demo_adapter_learns_the_training_clips(tmp_path: Path) -> None:
     assert whisper["num_sentences_asr_en"] == len(SENTENCES)
     # espeak-ng's clear en-us voice of these sentences is easy for Whisper tiny.en (docs/models.md).
     assert whisper["asr_wer_en"] < 50.0
+
+
+def _demo_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"demo_{name}", REPO / "recipes" / "demo" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_untrained_floor_decodes_a_bounded_subset_and_the_report_says_so(tones_dir: Path, tmp_path: Path):
+    """recipes/demo/evaluate.py --max-cuts keeps N cuts spread over the set; the report labels the floor."""
+    from lhotse import load_manifest
+
+    from speechllm.rundir import RunInfo, write_run_info
+
+    manifest = tones_dir / "tones_cuts_test.jsonl.gz"
+    every = [c.id for c in load_manifest(manifest)]
+    subset = _demo_module("evaluate").spread_cuts(str(manifest), 3, tmp_path / "asr_test.sample3.jsonl.gz")
+    step = len(every) / 3
+    assert [c.id for c in load_manifest(subset)] == [every[round(i * step)] for i in range(3)]
+    report = _demo_module("report")
+    floor, full = tmp_path / "eval" / "asr_conv_untrained", tmp_path / "eval" / "asr_conv"
+    for run_dir, manifests in ((floor / "asr_test", [str(subset)]), (full / "asr_test", [str(manifest)])):
+        run_dir.mkdir(parents=True)
+        cuts = len(load_manifest(manifests[0]))
+        extra = {"asr_manifests": manifests, "asr_cuts": cuts, "max_new_tokens": 32}
+        write_run_info(run_dir, RunInfo("whisper", "llama", "conv", ["asr"], extra))
+    assert report.floor_note(floor) == "; 3 clips per set, ≤ 32 tokens"
+    assert report.floor_note(full) == ""  # the whole set: no note
+    assert report.floor_note(tmp_path / "missing") == ""

@@ -9,8 +9,13 @@ import torch
 
 from speechllm import precision
 from speechllm.config import load_config
-from speechllm.evaluation.runner import decode_precision
-from speechllm.precision import ENV_VAR, bf16_support, resolve_decode_precision, resolve_training_precision
+from speechllm.precision import (
+    ENV_VAR,
+    bf16_support,
+    decode_precision,
+    resolve_decode_precision,
+    resolve_training_precision,
+)
 from speechllm.registry import ENCODERS
 from speechllm.trainer_options import prepare_model_config, resolve_precision
 from speechllm.training import write_precision_choice
@@ -162,3 +167,19 @@ def test_fp32_decoding_casts_bf16_frozen_parts_up_and_bf16_decoding_autocasts(fo
     assert record["precision"] == "bf16"
     with context:
         assert same(torch.randn(3, 4)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("command", ["evaluate", "transcribe"])
+def test_decoding_commands_take_a_precision_and_default_to_auto(command):
+    from speechllm.cli import build_parser
+
+    parser = build_parser()
+    needed = {
+        "evaluate": ["evaluate", "--model", "m", "--manifest", "x.jsonl.gz"],
+        "transcribe": ["transcribe", "--model", "m", "a.wav"],
+    }[command]
+    assert parser.parse_args(needed).precision == "auto"
+    assert parser.parse_args([*needed, "--precision", "32"]).precision == "32"
+    assert parser.parse_args([*needed, "--bf16"]).precision == "bf16"  # the earlier flag still works
+    with pytest.raises(SystemExit):
+        parser.parse_args([*needed, "--precision", "fp8"])

@@ -14,16 +14,19 @@ import time
 from pathlib import Path
 
 import torch
-from lhotse import load_manifest_lazy
+from lhotse import CutSet, load_manifest
 
 from speechllm.evaluation import evaluate
 from speechllm.model import SpeechLLM
 
 
-def first_cuts(manifest: str, count: int, path: Path) -> Path:
-    """The first ``count`` cuts of ``manifest``, written to ``path`` (a subset evaluated alone)."""
+def spread_cuts(manifest: str, count: int, path: Path) -> Path:
+    """``count`` cuts spread evenly over ``manifest`` (every language of a set sorted by language),
+    written to ``path``: a subset evaluated alone."""
+    cuts = load_manifest(manifest)
+    picked = sorted({round(i * len(cuts) / count) for i in range(min(count, len(cuts)))})
     path.parent.mkdir(parents=True, exist_ok=True)
-    load_manifest_lazy(manifest).subset(first=count).to_file(path)
+    CutSet.from_cuts(cuts[i] for i in picked).to_file(path)
     return path
 
 
@@ -40,7 +43,7 @@ def main() -> None:
         "--max-cuts",
         type=int,
         default=None,
-        help="decode only the first N cuts of each set (the untrained floor: it writes up to "
+        help="decode only N cuts spread over each set (the untrained floor: it writes up to "
         "--max-new-tokens of unrelated text per clip, the slowest decoding of the demo)",
     )
     parser.add_argument(
@@ -72,7 +75,8 @@ def main() -> None:
             raise SystemExit(f"evaluate.py: expected NAME=MANIFEST, got {item!r}")
         started = time.perf_counter()
         if args.max_cuts:
-            manifest = first_cuts(manifest, args.max_cuts, args.out / f"{name}.first{args.max_cuts}.jsonl.gz")
+            sample = args.out / f"{name}.sample{args.max_cuts}.jsonl.gz"
+            manifest = spread_cuts(manifest, args.max_cuts, sample)
         metrics = evaluate(
             model,
             manifest,

@@ -52,6 +52,19 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def floor_note(eval_dir: Path) -> str:
+    """``; N clips per set, ≤ T tokens`` when an untrained floor decoded a sample of each set (run.sh)."""
+    runs = [d for d in sorted(eval_dir.iterdir()) if (d / "run.json").is_file()] if eval_dir.is_dir() else []
+    if not runs:
+        return ""
+    extra = read_run_info(runs[0]).extra
+    clips = sorted({read_run_info(d).extra.get(f"{t}_cuts") for d in runs for t in ("asr", "st")} - {None})
+    bounded = any(".sample" in str(m) for t in ("asr", "st") for m in extra.get(f"{t}_manifests", []))
+    if not bounded:
+        return ""
+    return f"; {'/'.join(str(c) for c in clips)} clips per set, ≤ {extra.get('max_new_tokens')} tokens"
+
+
 def asr_rows(out: Path, adapters: list[str]) -> list[dict]:
     """One row per system: WER on each test set, training steps and minutes, audio frame rate."""
     systems = [("Whisper tiny.en decoder (anchor)", "whisper", None)]
@@ -59,7 +72,10 @@ def asr_rows(out: Path, adapters: list[str]) -> list[dict]:
         systems += [(f"{a} adapter + LLM (trained)", f"asr_{a}", a)]
         systems += [(f"{a} adapter alone (pre-aligned, CTC greedy, no LLM)", f"asr_{a}_alone", None)]
     untrained = sorted(p.name for p in (out / "eval").glob("asr_*_untrained"))
-    systems += [(f"{name[4:-10]} adapter (untrained)", name, None) for name in untrained]
+    systems += [
+        (f"{name[4:-10]} adapter (untrained{floor_note(out / 'eval' / name)})", name, None)
+        for name in untrained
+    ]
     rows = []
     for label, system, adapter in systems:
         row: dict = {"system": label, "key": system, "adapter": adapter}
@@ -105,7 +121,8 @@ def rate_rows(out: Path, adapters: list[str]) -> list[dict]:
 
 def st_rows(out: Path) -> list[dict]:
     rows = []
-    for label, system in (("ST adapter (trained)", "st"), ("ST adapter (untrained)", "st_untrained")):
+    floor = f"ST adapter (untrained{floor_note(out / 'eval' / 'st_untrained')})"
+    for label, system in (("ST adapter (trained)", "st"), (floor, "st_untrained")):
         metrics = read_metrics(out / "eval" / system / "st_test")
         pairs = sorted(k.removeprefix("st_bleu_") for k in metrics if k.startswith("st_bleu_"))
         if pairs:

@@ -22,7 +22,7 @@
 #   minutes see fewer clips than that), DEMO_NO_REPEAT
 #   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy),
 #   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.52 / 0.10: each adapter's share of DEMO_MINUTES),
-#   DEMO_FLOOR_CLIPS (default 20: clips per test set the untrained floors decode),
+#   DEMO_FLOOR_CLIPS (default 20: clips spread over each test set that the untrained floors decode),
 #   SPEECHLLM_BF16 (unset: bf16 where the CPU runs it natively, else float32; 0 or 1 forces it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -115,9 +115,9 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
             real_en="$sets/real_en.jsonl.gz"
     done
     # The untrained contrast writes up to --max-new-tokens of unrelated text per clip, the slowest
-    # decoding of the demo: it is a floor, so its first $floor_cuts clips per set and 32 tokens suffice
-    # (the report says so).
-    echo "== stage 4: evaluate asr_${first}_untrained (first $floor_cuts clips per set, <= 32 tokens)"
+    # decoding of the demo: it is a floor, so $floor_cuts clips spread over each set and 32 tokens
+    # suffice (the report says so).
+    echo "== stage 4: evaluate asr_${first}_untrained ($floor_cuts clips per set, <= 32 tokens)"
     "$PY" recipes/demo/evaluate.py --model "$out/runs/asr_${first}_untrained/model" \
         --out "$out/eval/asr_${first}_untrained" --threads "$threads" --max-new-tokens 32 --no-repeat-ngram-size "$guard" \
         --max-cuts "$floor_cuts" asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz"

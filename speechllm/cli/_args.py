@@ -21,7 +21,7 @@ def call_with_args(func: Callable[..., Any], args: argparse.Namespace, **overrid
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     """What a command that decodes with a model directory takes: ``--trust-imports``, beam search,
-    the repetition guard and long-audio chunking (see ``SpeechLLM.generate``)."""
+    the repetition guard, long-audio chunking (see ``SpeechLLM.generate``) and ``--precision``."""
     parser.add_argument(
         "--trust-imports",
         action="store_true",
@@ -41,6 +41,16 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="decode longer audio in chunks of this many seconds and join the texts (e.g. 30 for Whisper)",
+    )
+    group.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "32"],
+        help="auto (default): bf16 autocast where the device runs bf16 natively, else float32 "
+        "(SPEECHLLM_BF16=0/1 forces the branch; docs/precision.md)",
+    )
+    group.add_argument(
+        "--bf16", dest="precision", action="store_const", const="bf16", help="same as --precision bf16"
     )
 
 

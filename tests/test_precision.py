@@ -17,8 +17,7 @@ from speechllm.precision import (
     resolve_training_precision,
 )
 from speechllm.registry import ENCODERS
-from speechllm.trainer_options import prepare_model_config, resolve_precision
-from speechllm.training import write_precision_choice
+from speechllm.trainer_options import prepare_model_config, resolve_precision, write_precision_choice
 
 EXPLICIT = ("bf16-mixed", "bf16-true", "32", "32-true", "16-mixed")
 

@@ -63,6 +63,9 @@ class DataConfig:
     max_cut_duration: float = 30.0
     encoder_cache: str | None = None
     skip_report: str | None = None
+    # Manifests are untrusted input: recording sources that run a command or fetch a URL are
+    # refused unless this is true (speechllm.data.manifest).
+    trust_manifest_sources: bool = False
 
 
 @dataclass

@@ -92,6 +92,13 @@ def _read_config(path: Path, overrides: dict[str, Any] | None) -> tuple[DictConf
         raise CheckpointError(f"{path}: not a readable model config ({_first_line(err)})") from None
     if not isinstance(saved, DictConfig) or not isinstance(saved.get("model"), DictConfig):
         raise CheckpointError(f"{path}: expected a mapping with a `model:` section")
+    interpolated = _interpolations(OmegaConf.to_container(saved, resolve=False))
+    if interpolated:  # ${oc.env:...} would read the environment into the model and run.json
+        key, value = interpolated[0]
+        raise CheckpointError(
+            f"{path}: {key} holds the interpolation {value[:80]!r}; a saved model's config holds plain "
+            "values (save_pretrained writes them resolved), so interpolations are not evaluated"
+        )
     imports = saved.get("imports") or []
     if not isinstance(imports, ListConfig | list) or not all(isinstance(m, str) for m in imports):
         raise CheckpointError(f"{path}: `imports:` must be a list of module names")
@@ -111,6 +118,15 @@ def _read_config(path: Path, overrides: dict[str, Any] | None) -> tuple[DictConf
         except ConfigError as err:
             raise CheckpointError(f"{path}: {err}") from None
     return model, [str(m) for m in imports]
+
+
+def _interpolations(node: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """``(key, value)`` of every string holding an OmegaConf interpolation (``${...}``)."""
+    if isinstance(node, dict):
+        return [found for k, v in node.items() for found in _interpolations(v, f"{prefix}{k}.")]
+    if isinstance(node, list):
+        return [found for i, v in enumerate(node) for found in _interpolations(v, f"{prefix}{i}.")]
+    return [(prefix.rstrip("."), node)] if isinstance(node, str) and "${" in node else []
 
 
 def _read_tensors(path: Path) -> dict[str, Any]:

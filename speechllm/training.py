@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speechllm.alignment import PREALIGNMENT_OPTIONS, resolve_objective
 from speechllm.config import ConfigError
+from speechllm.data.manifest import check_manifest_path
 from speechllm.io import atomic_write
 from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainable, ThroughputMonitor
 from speechllm.lightning.checkpoint import (
@@ -256,6 +257,8 @@ def train(
     check_output_dir(cfg.output_dir, resume, overwrite)
     ckpt_path = _llm_stage_resume(resume, cfg)  # a missing checkpoint fails before the models load
     requested = cfg
+    for manifest in [*cfg.data.train, *cfg.data.val]:  # bad or untrusted data fails before the models load
+        check_manifest_path(manifest.path, bool(cfg.data.trust_manifest_sources))
     cfg = prepare_model_config(cfg)
     check_strategy(cfg)
     write_precision_choice(requested)
@@ -305,7 +308,8 @@ def prealign(
     stage_cfg = _prealign_stage_config(cfg, out)
     data = SpeechDataModule(stage_cfg.data, model.llm.prompts, seed=cfg.seed, encoder=model.encoder)
     if model.alignment.vocab == "transcripts":
-        model.alignment.set_vocab(transcript_vocabulary(cfg.data.train, model.llm.prompts))
+        vocab = transcript_vocabulary(cfg.data.train, model.llm.prompts, cfg.data.trust_manifest_sources)
+        model.alignment.set_vocab(vocab)
     module = PreAlignModule(
         model,
         objective,

@@ -149,3 +149,25 @@ def test_two_hundred_damaged_model_directories_each_fail_clearly(saved, tmp_path
         shutil.rmtree(directory)
     assert set(KINDS) - {"config flip header", "config truncate"} <= set(outcomes), outcomes
     assert sum(outcomes.values()) >= 150, outcomes
+
+
+INTERPOLATIONS = ["${oc.env:SECRET_TOKEN}", "prefix ${oc.env:SECRET_TOKEN,x}", "${model.llm.path}"]
+
+
+@pytest.mark.parametrize("value", INTERPOLATIONS)
+def test_interpolations_in_a_model_directory_are_refused_not_evaluated(
+    saved, tmp_path, tones_dir, monkeypatch, capsys, value
+) -> None:
+    """A model directory's config.yaml must not read the environment (into run.json) or other keys."""
+    monkeypatch.setenv("SECRET_TOKEN", "hunter2")
+    directory = tmp_path / "interpolating"
+    shutil.copytree(saved, directory)
+    config = (directory / MODEL_CONFIG).read_text()
+    config = config.replace("model:\n", f"model:\n  system_prompt: '{value}'\n", 1)
+    (directory / MODEL_CONFIG).write_text(config)
+    with pytest.raises(CheckpointError, match=r"model\.system_prompt holds the interpolation"):
+        SpeechLLM.from_pretrained(directory)
+    wav = next((tones_dir / "wav").glob("*.wav"))
+    assert main(["transcribe", "--model", str(directory), str(wav)]) == 2
+    err = capsys.readouterr().err
+    assert "holds the interpolation" in err and "hunter2" not in err

@@ -125,8 +125,12 @@ def evaluate_whisper(
     batch_size: int = 8,
     max_new_tokens: int = 200,
     device: str = "cpu",
+    trust_manifest_sources: bool = False,
 ) -> dict[str, float]:
     """Greedy-decode ``manifests`` with Whisper's own decoder, score WER, write a run directory.
+
+    The manifests are checked before Whisper loads (a recording source that runs a command or
+    fetches a URL is refused unless ``trust_manifest_sources``).
 
     Returns:
         The run directory's ``metrics.json`` content (``asr_wer_<lang>`` in percent, ...).
@@ -134,6 +138,10 @@ def evaluate_whisper(
     manifest_paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
     if not manifest_paths:
         raise UsageError("no manifests to evaluate")
+    from speechllm.data.manifest import check_manifest_path
+
+    for manifest in manifest_paths:
+        check_manifest_path(manifest, trust_manifest_sources)
     baseline = WhisperDecoderBaseline(path, device=device, max_new_tokens=max_new_tokens)
     started = time.perf_counter()
     decoded: list[Decoded] = []

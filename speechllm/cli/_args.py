@@ -19,6 +19,17 @@ def call_with_args(func: Callable[..., Any], args: argparse.Namespace, **overrid
     return func(**kwargs)
 
 
+def add_trust_manifest_argument(parser: argparse.ArgumentParser) -> None:
+    """``--trust-manifest-sources``: read audio through recording sources that run a command or
+    fetch a URL (refused by default: a manifest is untrusted input, docs/reliability.md)."""
+    parser.add_argument(
+        "--trust-manifest-sources",
+        action="store_true",
+        help="read audio from manifest recording sources that run a command or fetch a URL "
+        "(refused by default: lhotse runs `command` sources in a shell)",
+    )
+
+
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     """What a command that decodes with a model directory takes: ``--trust-imports``, beam search,
     the repetition guard, long-audio chunking (see ``SpeechLLM.generate``) and ``--precision``."""

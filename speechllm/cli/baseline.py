@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.cli._args import call_with_args
+from speechllm.cli._args import add_trust_manifest_argument, call_with_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--device", default="cpu")
+    add_trust_manifest_argument(parser)
     parser.set_defaults(func=run)
 
 

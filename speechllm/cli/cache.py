@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from speechllm.cli._args import add_trust_manifest_argument
+
 
 # -- command line ---------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("--out", default=None, help="cache directory (default: data.encoder_cache)")
     cache.add_argument("--device", default="cpu", help="where the encoder runs (cpu, cuda, cuda:1)")
     cache.add_argument("--batch-duration", type=float, default=120.0, help="seconds of audio per batch")
+    add_trust_manifest_argument(cache)
     cache.set_defaults(func=run)
 
 
@@ -55,14 +58,13 @@ def run(args: argparse.Namespace) -> int:
     for path in manifests:
         if not Path(path).is_file():
             raise FileNotFoundError(f"manifest not found: {path}")
-    sizes = {
-        path: check_cut_manifest(path) for path in manifests
-    }  # a bad manifest fails before the encoder loads
+    trust = args.trust_manifest_sources or bool(cfg.data.trust_manifest_sources)
+    sizes = {path: check_cut_manifest(path, trust) for path in manifests}  # before the encoder loads
     encoder = build_encoder(OmegaConf.to_container(cfg.model.encoder, resolve=True))
     for path in manifests:
         with progress(f"cache {Path(path).name}", sizes[path], unit="cuts") as advance:
             counts = build_encoder_cache(
-                encoder, path, out, args.batch_duration, args.device, on_progress=advance
+                encoder, path, out, args.batch_duration, args.device, on_progress=advance, trust_sources=trust
             )
         print(
             f"{path}: {counts['cuts']} cuts, {counts['computed']} computed, {counts['reused']} reused, "

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.cli._args import add_decoding_arguments, call_with_args, decoding_arguments
+from speechllm.cli._args import (
+    add_decoding_arguments,
+    add_trust_manifest_argument,
+    call_with_args,
+    decoding_arguments,
+)
 from speechllm.languages import TASKS
 
 
@@ -52,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score a test set some of whose audio is missing or unusable (the count is recorded)",
     )
     add_decoding_arguments(parser)
+    add_trust_manifest_argument(parser)
     parser.set_defaults(func=run)
 
 

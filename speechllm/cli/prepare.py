@@ -10,7 +10,7 @@ import argparse
 import logging
 from typing import Any
 
-from speechllm.cli._args import call_with_args
+from speechllm.cli._args import add_trust_manifest_argument, call_with_args
 from speechllm.languages import LANGUAGE_NAMES, PAPER_ST_PAIRS, pair_name
 
 logger = logging.getLogger(__name__)
@@ -209,6 +209,7 @@ def add_shar_command(commands: argparse._SubParsersAction) -> None:
         "--with-encoder-cache", default=None, metavar="DIR", help="also store cached encoder outputs"
     )
     shar.add_argument("--num-jobs", type=int, default=1)
+    add_trust_manifest_argument(shar)
     shar.set_defaults(func=_run_shar)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from speechllm.cli._args import add_trust_manifest_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train an adapter from a YAML config")
@@ -21,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace a previous run's model and checkpoints in output_dir (default: refuse)",
     )
+    add_trust_manifest_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -29,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     from speechllm.config import load_config
 
-    cfg = load_config(args.config, args.overrides)
+    trust = ["data.trust_manifest_sources=true"] if args.trust_manifest_sources else []
+    cfg = load_config(args.config, [*args.overrides, *trust])
     if args.print_config:
         print(OmegaConf.to_yaml(cfg, resolve=True))
         return 0

@@ -129,7 +129,14 @@ class SpeechDataModule(L.LightningDataModule):
         # it a new shard order instead of replaying the first shards.
         shar_seed = self.seed + self._stream_batches
         parts = [
-            load_cuts(m, train=train, shar_rank=rank, shar_world_size=world_size, seed=shar_seed)
+            load_cuts(
+                m,
+                train=train,
+                shar_rank=rank,
+                shar_world_size=world_size,
+                seed=shar_seed,
+                trust_sources=bool(getattr(self.config, "trust_manifest_sources", False)),
+            )
             for m in manifests
         ]
         cuts = (
@@ -274,8 +281,13 @@ def load_cuts(
     shar_rank: int = 0,
     shar_world_size: int = 1,
     seed: int = 0,
+    trust_sources: bool = False,
 ) -> CutSet:
     """Open a manifest (or this rank's shards of a Shar directory) lazily; tag cuts with the task.
+
+    The manifest is checked first, one streaming pass (:func:`~speechllm.data.manifest.check_manifest_path`):
+    a truncated or bad manifest fails now, naming file:line, not mid-epoch, and a recording source
+    that would run a command or fetch a URL is refused unless ``trust_sources``.
 
     Training refuses evaluation-only cuts (``custom["split"] == "eval_only"``, the real-speech set).
     A training Shar stream repeats without end (see the module docstring).
@@ -287,16 +299,14 @@ def load_cuts(
     path = Path(manifest.path)
     if not path.exists():
         raise FileNotFoundError(f"data manifest not found: {path}")
+    from speechllm.data.manifest import check_manifest_path
+
+    check_manifest_path(path, trust_sources)
     if is_shar_dir(path):
         cuts = CutSet(ShardSubset(path, shar_rank, shar_world_size, shuffle=train, seed=seed))
         if train:
             cuts = cuts.repeat(preserve_id=True)  # ids key the encoder cache
     else:
-        # One streaming pass first: a truncated or bad manifest fails now, naming file:line, not
-        # mid-epoch.
-        from speechllm.data.manifest import check_cut_manifest
-
-        check_cut_manifest(path)
         cuts = load_manifest_lazy(path)
         if not isinstance(cuts, CutSet):
             raise ValueError(f"data manifest {path} is not a CutSet manifest")

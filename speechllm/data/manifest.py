@@ -25,13 +25,26 @@ class ManifestError(SpeechLLMError, ValueError):
     """Bad input in a manifest or a corpus source; the message names the file and line (or key)."""
 
 
+class UntrustedManifestError(ManifestError):
+    """A manifest whose audio would be read by running a command or fetching a URL, not trusted."""
+
+
 _CUT_FIELDS = ("id", "duration", "supervisions", "recording")
+# Recording sources that only read bytes: a local file, bytes in the manifest, a Shar field. lhotse
+# runs a ``command`` source through a shell and fetches a ``url`` source from anywhere.
+SAFE_SOURCE_TYPES = ("file", "memory", "shar")
+TRUST_HINT = (
+    "manifests are untrusted input: if you trust this file, pass --trust-manifest-sources "
+    "(data.trust_manifest_sources: true)"
+)
 
 
-def check_cut_manifest(path: str | Path) -> int:
-    """Read a cut manifest (``.jsonl`` or ``.jsonl.gz``) once, line by line, before training uses it.
+def check_cut_manifest(path: str | Path, trust_sources: bool = False) -> int:
+    """Read a cut manifest (``.jsonl`` or ``.jsonl.gz``) once, line by line, before anything uses it.
 
-    Lazy reading would otherwise fail mid-epoch (hours in) on a truncated file or a bad line.
+    Lazy reading would otherwise fail mid-epoch (hours in) on a truncated file or a bad line. A
+    manifest is untrusted input: a recording source that runs a command or fetches a URL (and
+    feature storage read from a URL) is refused unless ``trust_sources``.
 
     Returns:
         the number of cuts.
@@ -40,6 +53,7 @@ def check_cut_manifest(path: str | Path) -> int:
         ManifestError: naming the file and line, for a truncated or corrupt gzip stream, bytes that
             are not UTF-8, a line that is not a JSON object, a cut that :func:`check_cut` refuses,
             or a repeated cut id.
+        UntrustedManifestError: naming the file, line, cut and source type.
     """
     path = Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -58,7 +72,7 @@ def check_cut_manifest(path: str | Path) -> int:
                     cut = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise ManifestError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-                cut_id = check_cut(cut, f"{path}:{number}")
+                cut_id = check_cut(cut, f"{path}:{number}", trust_sources)
                 if cut_id in first_line:
                     raise ManifestError(
                         f"{path}:{number}: duplicate cut id {cut_id!r} (first at line {first_line[cut_id]})"
@@ -71,19 +85,51 @@ def check_cut_manifest(path: str | Path) -> int:
     return len(first_line)
 
 
-def check_cut(cut: Any, where: str) -> str:
-    """Check one cut's fields and their types; returns its id.
+def check_manifest_path(path: str | Path, trust_sources: bool = False) -> int:
+    """:func:`check_cut_manifest` for a manifest file, or for every cut shard of a Shar directory.
+
+    A file already checked in this process, unchanged since (same size and modification time), is
+    not read again: a run checks its manifests before the models load and again where it opens them.
+
+    Returns:
+        the number of cuts.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    files = sorted(path.glob("cuts.*jsonl*")) if path.is_dir() else [path]
+    total = 0
+    for file in files:
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns, trust_sources)
+        if key not in _CHECKED:
+            _CHECKED[key] = check_cut_manifest(file, trust_sources)
+        total += _CHECKED[key]
+    return total
+
+
+_CHECKED: dict[tuple[str, int, int, bool], int] = {}
+
+
+def check_cut(cut: Any, where: str, trust_sources: bool = False) -> str:
+    """Check one cut's fields and their types, and where its audio comes from; returns its id.
 
     Mono cuts (the library's own) are checked field by field: ``id`` (string), ``duration``
     (number), ``recording``, at least one supervision, and each supervision's ``text`` (string),
     ``language`` and ``custom`` ``translation`` / ``tgt_lang`` (strings where present). Other cut
     kinds are checked by id only.
 
+    Every recording source in the cut (a mixed cut's tracks included) must be of a
+    :data:`SAFE_SOURCE_TYPES` type, and no feature storage may be a URL, unless ``trust_sources``.
+
     Raises:
         ManifestError: naming ``where`` (``file:line``) and the field.
+        UntrustedManifestError: a source that would run a command or fetch a URL.
     """
     if not isinstance(cut, dict):
         raise ManifestError(f"{where}: expected a JSON object (a cut)")
+    if not trust_sources:
+        _check_sources(cut, where, cut.get("id"))
     needed = _CUT_FIELDS if cut.get("type", "MonoCut") == "MonoCut" else ("id",)
     missing = [key for key in needed if key not in cut]
     if missing:
@@ -106,6 +152,36 @@ def check_cut(cut: Any, where: str) -> str:
         for key in ("translation", "tgt_lang"):
             _expect(custom.get(key), (str, type(None)), where, f"custom {key!r}")
     return cut_id
+
+
+def _check_sources(node: Any, where: str, cut_id: Any) -> None:
+    """Refuse recording sources that are not plain reads, and URL feature storage, at any depth."""
+    if isinstance(node, list):
+        for item in node:
+            _check_sources(item, where, cut_id)
+        return
+    if not isinstance(node, dict):
+        return
+    sources = node.get("sources")
+    if isinstance(sources, list):
+        for source in sources:
+            kind = source.get("type") if isinstance(source, dict) else None
+            if kind not in SAFE_SOURCE_TYPES:
+                detail = f" ({str(source.get('source'))[:80]!r})" if isinstance(source, dict) else ""
+                raise UntrustedManifestError(
+                    f"{where}: cut {cut_id!r} reads its audio from a {kind!r} source{detail}, which "
+                    f"lhotse would run or fetch; only {', '.join(SAFE_SOURCE_TYPES)} sources are read. "
+                    + TRUST_HINT
+                )
+    storage = node.get("storage_type")
+    if isinstance(storage, str) and "url" in storage.lower():
+        raise UntrustedManifestError(
+            f"{where}: cut {cut_id!r} reads features from {storage!r} storage (fetched from a URL). "
+            + TRUST_HINT
+        )
+    for value in node.values():
+        if isinstance(value, dict | list):
+            _check_sources(value, where, cut_id)
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> None:

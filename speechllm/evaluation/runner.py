@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from speechllm.data.manifest import check_manifest_path
 from speechllm.errors import UsageError
 from speechllm.evaluation.decoding import (
     Decoded,
@@ -86,6 +87,7 @@ def _decode_manifests(
     decoding: dict[str, Any],
     decoder: str,
     device: torch.device,
+    trust_sources: bool = False,
 ) -> tuple[list[Decoded], int, int]:
     """Decode every usable cut of ``paths``; returns (decoded sentences, cuts skipped, cuts in all).
 
@@ -103,7 +105,7 @@ def _decode_manifests(
     skipped = total = 0
     for path in paths:
         # train=False: evaluation-only cuts (the real-speech set) are what a test set may hold.
-        cuts = load_cuts(ManifestConfig(path=str(path), task=task), train=False)
+        cuts = load_cuts(ManifestConfig(path=str(path), task=task), train=False, trust_sources=trust_sources)
         sampler = SimpleCutSampler(
             cuts, max_duration=batching["max_duration"], max_cuts=batching["max_cuts"], shuffle=False
         )
@@ -192,6 +194,7 @@ def evaluate(
     allow_missing: bool = False,
     trust_imports: bool = False,
     decoding: dict[str, Any] | None = None,
+    trust_manifest_sources: bool = False,
 ) -> dict[str, float]:
     """Decode ``manifests`` with ``model``, score, and write a run directory; returns its metrics.
 
@@ -220,11 +223,15 @@ def evaluate(
         trust_imports: import the modules the model directory lists under ``imports:``.
         decoding: ``SpeechLLM.generate`` options (``num_beams``, ``length_penalty``,
             ``no_repeat_ngram_size``, ``repetition_penalty``, ``chunk_seconds``); default greedy.
+        trust_manifest_sources: read audio from recording sources that run a command or fetch a
+            URL (refused otherwise, before the model loads: manifests are untrusted input).
 
     Returns:
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
     """
     paths = _manifest_list(manifests, task, batch_size, max_duration)
+    for path in paths:  # a bad or untrusted manifest fails before the model loads
+        check_manifest_path(path, trust_manifest_sources)
     model, model_dir = _load_model(model, imports, trust_imports)
     out_dir = Path(out_dir) if out_dir is not None else (model_dir or Path(".")) / "eval"
     names = run_names(model.config, sfm=sfm, llm=llm, adapter=adapter)
@@ -239,7 +246,7 @@ def evaluate(
     with count_adapter_lengths(model) as tally, precision_context:
         generation = decoding_settings(max_new_tokens, decoding)
         decoded, skipped, total = _decode_manifests(
-            model, paths, task, batching, generation, decoder, run_device
+            model, paths, task, batching, generation, decoder, run_device, trust_manifest_sources
         )
     _check_complete(skipped, total, paths, allow_missing)
     scored = score_groups(group_decoded(decoded, where=", ".join(str(p) for p in paths)), comet)

@@ -164,12 +164,12 @@ def _outputs(out: AdapterOutput, batch: Batch) -> dict[str, Any]:
     return {"stats": stats, "num_target_tokens": int(batch.transcript_lens.sum())}
 
 
-def transcript_vocabulary(manifests: Any, prompts: Any) -> torch.Tensor:
+def transcript_vocabulary(manifests: Any, prompts: Any, trust_sources: bool = False) -> torch.Tensor:
     """The LLM token ids that occur in the training manifests' transcripts, sorted: (K,) long."""
     ids: set[int] = set()
     for manifest in manifests:
         # train=False: read once through (a training Shar stream repeats without end).
-        for cut in load_cuts(manifest, train=False):
+        for cut in load_cuts(manifest, train=False, trust_sources=trust_sources):
             for sup in cut.supervisions:
                 ids.update(prompts.text_ids(sup.text or ""))
     if not ids:

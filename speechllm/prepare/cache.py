@@ -25,6 +25,7 @@ from speechllm.data.encoder_cache import (
     entry_key,
     manifest_identity,
 )
+from speechllm.data.manifest import check_cut_manifest
 from speechllm.io import atomic_write, remove_stale_temporaries
 from speechllm.masking import pad_audio
 
@@ -79,8 +80,12 @@ def build_encoder_cache(
     max_batch_duration: float = 120.0,
     device: str | torch.device = "cpu",
     on_progress: Callable[[int], None] | None = None,
+    trust_sources: bool = False,
 ) -> dict[str, int]:
     """Run ``encoder`` over every cut of ``manifest`` and store its outputs under ``root``.
+
+    The manifest is checked first (:func:`~speechllm.data.manifest.check_cut_manifest`): a recording
+    source that runs a command or fetches a URL is refused unless ``trust_sources``.
 
     Resumable: entries already stored (and loadable) are not recomputed. Cuts whose audio is
     unusable (see :func:`~speechllm.audio.load_mono_16k`) are listed in ``skipped.tsv`` and
@@ -97,6 +102,7 @@ def build_encoder_cache(
     Returns:
         counts ``{"cuts", "computed", "reused", "skipped"}``.
     """
+    check_cut_manifest(manifest, trust_sources)
     cache_key = encoder.cache_key()
     directory = Path(root) / cache_dir_name(cache_key)
     (directory / ARRAYS).mkdir(parents=True, exist_ok=True)

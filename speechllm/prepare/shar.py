@@ -9,6 +9,7 @@ from lhotse import CutSet, load_manifest_lazy
 from lhotse.cut import Cut
 
 from speechllm.data.encoder_cache import ATTACHED_FIELD, ATTACHED_KEY, EncoderCache
+from speechllm.data.manifest import check_cut_manifest
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ def export_shar(
     audio_format: str = "flac",
     encoder_cache: str | Path | None = None,
     num_jobs: int = 1,
+    trust_manifest_sources: bool = False,
 ) -> dict[str, list[str]]:
     """Write ``manifest``'s cuts and audio (and cached encoder outputs) as lhotse Shar shards.
 
@@ -33,6 +35,8 @@ def export_shar(
         encoder_cache: an encoder-output cache holding one encoder (a ``speechllm cache`` directory
             or one of its subdirectories): each cut then carries its hidden states, and cuts the
             cache lists as unusable audio are left out.
+        trust_manifest_sources: read audio from recording sources that run a command or fetch a
+            URL (refused otherwise: the manifest is checked before any audio is read).
 
     Returns:
         ``{field: [shard paths]}`` as lhotse's ``CutSet.to_shar`` reports them.
@@ -44,6 +48,7 @@ def export_shar(
     path = Path(manifest)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
+    check_cut_manifest(path, trust_manifest_sources)
     cuts = load_manifest_lazy(path)
     if not isinstance(cuts, CutSet):
         raise ValueError(f"{path} is not a CutSet manifest")

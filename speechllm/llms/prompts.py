@@ -70,6 +70,7 @@ class PromptBuilder:
         self.config = config or PromptConfig()
         self.stop_ids = list(stop_ids) if stop_ids else [tokenizer.eos_token_id]
         self._render = lru_cache(maxsize=None)(self._render_uncached)
+        self._controls: set[int] | None = None
 
     def instruction(self, task: str, src_lang: str, tgt_lang: str | None, rng: random.Random | None) -> str:
         """The instruction text; paraphrases are sampled only when ``rng`` is given."""
@@ -95,7 +96,41 @@ class PromptBuilder:
         return self.text_ids(text) + [self.stop_ids[0]]
 
     def text_ids(self, text: str) -> list[int]:
-        """Plain token ids of ``text`` (no special tokens): the transcript CTC and CIF align to."""
+        """Plain token ids of ``text``: the transcript CTC and CIF align to, and the target's text.
+
+        Text is text: a special-token string inside it (``<|im_end|>``, ``</s>``) is split like any
+        other characters, never mapped to the control id (a transcript could otherwise end the
+        answer mid-target, or open a new chat turn, in the labels).
+        """
+        ids = list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+        controls = self._control_ids()
+        if not controls.intersection(ids):
+            return ids
+        # Some vocabularies hold control strings as ordinary entries that the model itself can
+        # match (a converted SentencePiece BPE): spell those out character by character instead.
+        return [piece for i in ids for piece in (self._spelled(i) if i in controls else [i])]
+
+    def _control_ids(self) -> set[int]:
+        if self._controls is None:
+            decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
+            special = {i for i, token in decoder.items() if token.special}
+            self._controls = set(self.tokenizer.all_special_ids) | special
+        return self._controls
+
+    def _spelled(self, control_id: int) -> list[int]:
+        """The control token's string as one id per character (byte-fallback ids where needed)."""
+        vocab = self.tokenizer.get_vocab()
+        ids = []
+        for char in self.tokenizer.convert_ids_to_tokens(control_id):
+            pieces = [vocab.get(char)] if vocab.get(char) not in (None, *self._control_ids()) else []
+            pieces = pieces or [vocab.get(f"<0x{byte:02X}>") for byte in char.encode("utf-8")]
+            if None in pieces:
+                raise ValueError(f"cannot spell the control token {control_id} of this tokenizer as text")
+            ids += pieces
+        return ids
+
+    def _template_ids(self, text: str) -> list[int]:
+        """Token ids of rendered chat-template text, whose special-token strings are real controls."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _render_uncached(self, instruction: str) -> tuple[list[int], list[int]]:
@@ -120,4 +155,4 @@ class PromptBuilder:
                 text = self.tokenizer.bos_token + text
         before, after = text.split(AUDIO_PLACEHOLDER)
         # The template already contains BOS and friends, so no special tokens are added here.
-        return self.text_ids(before), self.text_ids(after)
+        return self._template_ids(before), self._template_ids(after)

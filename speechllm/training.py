@@ -25,7 +25,12 @@ from speechllm.alignment import PREALIGNMENT_OPTIONS, resolve_objective
 from speechllm.config import ConfigError
 from speechllm.data.manifest import check_manifest_path
 from speechllm.io import atomic_write
-from speechllm.lightning.callbacks import CompressionRatioMonitor, ExportTrainable, ThroughputMonitor
+from speechllm.lightning.callbacks import (
+    CompressionRatioMonitor,
+    EmptyEpochGuard,
+    ExportTrainable,
+    ThroughputMonitor,
+)
 from speechllm.lightning.checkpoint import (
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
@@ -163,13 +168,17 @@ def default_callbacks(cfg: DictConfig, export: bool = True) -> list[L.Callback]:
     """Compression and throughput monitors, export of the trained parameters (``export``),
     checkpoints, progress bar."""
     trainer_cfg = cfg.trainer
+    data = cfg.data
+    hint = f"data.min_cut_duration={data.min_cut_duration}, data.max_cut_duration={data.max_cut_duration}"
+    hint += f", skip report {data.skip_report}" if data.skip_report else ""
     callbacks: list[L.Callback] = [
         CompressionRatioMonitor(cfg.output_dir, adapter_name=cfg.model.adapter.get("name")),
         ThroughputMonitor(),
+        EmptyEpochGuard(hint),
         checkpoint_callback(cfg.output_dir, trainer_cfg.checkpoint_every_n_steps, trainer_cfg.save_top_k),
     ]
     if export:
-        callbacks.insert(2, ExportTrainable(Path(cfg.output_dir) / "model"))
+        callbacks.insert(3, ExportTrainable(Path(cfg.output_dir) / "model"))
     # eval.num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty
     decoding = {f.name: cfg.eval[f.name] for f in fields(DecodingOptions) if f.name != "max_new_tokens"}
     if cfg.eval.asr_metrics:

@@ -147,12 +147,24 @@ def test_st_cut_gets_target_language_instruction_and_translation_target(tmp_path
     assert batch["transcript_ids"][0, : batch["transcript_lens"][0]].tolist() == prompts.text_ids("one two")
 
 
-def test_st_cut_without_translation_is_a_clear_error(tmp_path, prompts):
+def test_a_cut_without_translation_or_with_an_unknown_language_is_skipped_and_counted(tmp_path, prompts):
+    """One bad cut never kills a run: it is skipped, named in the skip report, and the rest trains."""
     path = tmp_path / "a.wav"
     sf.write(path, sine(300, 0.5, SAMPLE_RATE), SAMPLE_RATE)
-    cut = cut_of(path, "st-missing", SAMPLE_RATE, 8000, task="st")
-    with pytest.raises(KeyError, match="st-missing"):
-        SpeechDataset(prompts)[CutSet.from_cuts([cut])]
+    missing = cut_of(path, "st-missing", SAMPLE_RATE, 8000, task="st")
+    portuguese = cut_of(path, "pt-cut", SAMPLE_RATE, 8000)
+    portuguese.supervisions[0].language = "pt"
+    good = cut_of(path, "good", SAMPLE_RATE, 8000)
+    report = tmp_path / "skipped.tsv"
+    dataset = SpeechDataset(prompts, skip_report=report)
+    dataset.report.start()
+    batch = dataset[CutSet.from_cuts([missing, portuguese, good])]
+    assert batch.cut_ids == ["good"]
+    assert dataset.skipped == {"no translation": 1, "unknown language": 1}
+    lines = report.read_text().splitlines()[1:]
+    assert [line.split("\t")[0] for line in lines] == ["st-missing", "pt-cut"]
+    assert "'pt'; supported: de, en, es, fr, it" in lines[1]
+    assert SpeechDataset(prompts)[CutSet.from_cuts([missing])] is None  # nothing usable: no batch
 
 
 def example(cut_id: str, samples: int, hidden_frames: int | None = None) -> dict:

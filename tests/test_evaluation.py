@@ -156,13 +156,17 @@ def test_cli_evaluate_with_labels_and_refusing_another_models_dir(
 
 
 def test_st_without_translation_names_the_cut(model_dir: Path, tones_dir: Path, tmp_path: Path) -> None:
-    cuts = load_manifest(tones_dir / "tones_cuts_test.jsonl.gz").subset(first=2).to_eager()
-    for cut in cuts:
-        cut.supervisions[0].custom = None
+    cuts = load_manifest(tones_dir / "tones_cuts_test.jsonl.gz").subset(first=3).to_eager()
+    cuts[1].supervisions[0].custom = None
     path = tmp_path / "no_translation.jsonl.gz"
     cuts.to_file(path)
-    with pytest.raises(KeyError, match=cuts[0].id):
-        evaluate(model_dir, path, task="st", out_dir=tmp_path / "run", max_new_tokens=2, device="cpu")
+    common = {"task": "st", "max_new_tokens": 2, "device": "cpu"}
+    with pytest.raises(UsageError, match=rf"1 of 3 cuts .* are unusable \({cuts[1].id}:"):
+        evaluate(model_dir, path, out_dir=tmp_path / "run", **common)
+    assert not (tmp_path / "run").exists()  # nothing written
+    metrics = evaluate(model_dir, path, out_dir=tmp_path / "allowed", allow_missing=True, **common)
+    assert json.loads((tmp_path / "allowed" / "run.json").read_text())["st_skipped_cuts"] == 1
+    assert sum(v for k, v in metrics.items() if k.startswith("num_sentences_st")) == 2
 
 
 @pytest.mark.assets

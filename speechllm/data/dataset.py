@@ -27,7 +27,7 @@ from torch import Tensor
 
 from speechllm.audio import SAMPLE_RATE, load_mono_16k
 from speechllm.data.batch import Batch
-from speechllm.languages import TASKS
+from speechllm.languages import LANGUAGE_NAMES, TASKS
 from speechllm.llms.prompts import PromptBuilder
 from speechllm.masking import pad_audio, pad_ids
 
@@ -130,6 +130,20 @@ class SpeechDataset(torch.utils.data.Dataset):
         return batch
 
     def _example(self, cut: Cut) -> tuple[dict[str, Any] | None, str]:
+        sup = cut.supervisions[0]
+        custom = {**(cut.custom or {}), **(sup.custom or {})}
+        task = custom.get("task", self.task)
+        src_lang = sup.language or "en"
+        tgt_lang = custom.get("tgt_lang") if task == "st" else None
+        if task == "st":
+            reference = custom.get("translation")
+            if reference is None or tgt_lang is None:  # one such cut must not stop a run: skipped
+                return None, "no translation (task st needs supervision custom 'translation' and 'tgt_lang')"
+        else:
+            reference = sup.text or ""
+        unknown = [code for code in (src_lang, tgt_lang) if code is not None and code not in LANGUAGE_NAMES]
+        if unknown:
+            return None, f"unknown language ({unknown[0]!r}; supported: {', '.join(sorted(LANGUAGE_NAMES))})"
         if self.encoder_cache is not None:
             hidden = self.encoder_cache.load(cut)
             if hidden is None:  # the cache lists this cut as unusable audio
@@ -143,19 +157,6 @@ class SpeechDataset(torch.utils.data.Dataset):
             if audio is None:
                 return None, problem
             signal = {"audio": audio}
-        sup = cut.supervisions[0]
-        custom = {**(cut.custom or {}), **(sup.custom or {})}
-        task = custom.get("task", self.task)
-        src_lang = sup.language or "en"
-        tgt_lang = custom.get("tgt_lang") if task == "st" else None
-        if task == "st":
-            reference = custom.get("translation")
-            if reference is None or tgt_lang is None:
-                raise KeyError(
-                    f"cut {cut.id}: task 'st' needs supervision custom 'translation' and 'tgt_lang'"
-                )
-        else:
-            reference = sup.text or ""
         # The paraphrase is a function of (seed, cut id), not of a stateful generator: any rank, any
         # worker and a resumed run pick the same instruction for the same cut.
         rng = random.Random(f"{self.seed}:{cut.id}") if self.train else None

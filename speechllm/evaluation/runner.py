@@ -89,7 +89,8 @@ def _decode_manifests(
     device: torch.device,
     trust_sources: bool = False,
 ) -> tuple[list[Decoded], int, int]:
-    """Decode every usable cut of ``paths``; returns (decoded sentences, cuts skipped, cuts in all).
+    """Decode every usable cut of ``paths``; returns (decoded sentences, ids of the cuts skipped,
+    cuts in all).
 
     ``batching``: ``max_duration``, ``max_cuts`` (the sampler's) and ``num_workers``; ``decoding``:
     ``max_new_tokens`` and the other ``model.generate`` options.
@@ -102,7 +103,8 @@ def _decode_manifests(
     from speechllm.data.dataset import SpeechDataset
 
     decoded: list[Decoded] = []
-    skipped = total = 0
+    skipped: list[str] = []
+    total = 0
     for path in paths:
         # train=False: evaluation-only cuts (the real-speech set) are what a test set may hold.
         cuts = load_cuts(ManifestConfig(path=str(path), task=task), train=False, trust_sources=trust_sources)
@@ -112,7 +114,8 @@ def _decode_manifests(
         dataset = SpeechDataset(model.llm.prompts, task=task, train=False)
         loader = DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=batching["num_workers"])
         decoded_before = len(decoded)
-        in_manifest = sum(1 for _ in cuts)  # manifests only, no audio
+        cut_ids = [cut.id for cut in cuts]  # manifests only, no audio
+        in_manifest = len(cut_ids)
         with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance:
             for batch in loader:
                 if batch is None or not batch["cut_ids"]:  # every cut of the batch was unusable
@@ -121,12 +124,13 @@ def _decode_manifests(
                 batch = batch.to(device) if hasattr(batch, "to") else _to_device(batch, device)
                 decoded += decode_batch(model, batch, task=task, decoder=decoder, **decoding)
                 advance(len(batch["cut_ids"]))
-        # Unusable audio is skipped by the dataset (in its worker processes, so its own counter
-        # is not visible here): count what did not come back. It changes the test set.
+        # Unusable cuts (audio, no translation, unknown language) are skipped by the dataset (in its
+        # worker processes, so its own counter is not visible here): name what did not come back.
         total += in_manifest
-        skipped += in_manifest - (len(decoded) - decoded_before)
+        came_back = {item[3] for item in decoded[decoded_before:]}
+        skipped += [cut_id for cut_id in cut_ids if cut_id not in came_back]
     if skipped:
-        log.warning("%d cut(s) had unusable audio and were not evaluated (see the warnings above)", skipped)
+        log.warning("%d cut(s) were unusable and not evaluated (see the warnings above)", len(skipped))
     if not decoded:
         raise UsageError(f"no usable cuts in {', '.join(str(p) for p in paths)}")
     return decoded, skipped, total
@@ -164,12 +168,14 @@ def decoding_settings(max_new_tokens: int, decoding: dict[str, Any] | None) -> d
     return {**options.as_dict(), "chunk_seconds": chunk_seconds}
 
 
-def _check_complete(skipped: int, total: int, paths: Sequence[Any], allow_missing: bool) -> None:
+def _check_complete(skipped: list[str], total: int, paths: Sequence[Any], allow_missing: bool) -> None:
     if skipped and not allow_missing:
+        named = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         raise UsageError(
-            f"{skipped} of {total} cuts in {', '.join(str(p) for p in paths)} have unusable audio (see the "
-            "warnings): scores over the rest would not be comparable; fix the data or allow it with "
-            "--allow-missing (allow_missing=True), and the run records the count"
+            f"{len(skipped)} of {total} cuts in {', '.join(str(p) for p in paths)} are unusable ({named}: "
+            "audio, translation or language, see the warnings): scores over the rest would not be "
+            "comparable; fix the data or allow it with --allow-missing (allow_missing=True), and the run "
+            "records the count"
         )
 
 
@@ -252,7 +258,7 @@ def evaluate(
     scored = score_groups(group_decoded(decoded, where=", ".join(str(p) for p in paths)), comet)
     settings = {
         "model_dir": None if model_dir is None else str(model_dir),
-        **_test_set(task, paths, skipped, total),
+        **_test_set(task, paths, len(skipped), total),
         **{"max_new_tokens": max_new_tokens, "decoding": generation, "decoder": decoder},
         "precision": precision_used,
         "comet_model": None if comet_model is None else str(comet_model),

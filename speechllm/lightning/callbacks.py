@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from speechllm.audio import SAMPLE_RATE
+from speechllm.errors import UsageError
 from speechllm.rundir import COMPRESSION_FILE, Compression, write_compression
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,39 @@ class ThroughputMonitor(L.Callback):
             metrics["throughput/target_tokens_per_s"] = tokens / elapsed
         if metrics:
             pl_module.log_dict(metrics, batch_size=1, on_step=True)
+
+
+class EmptyEpochGuard(L.Callback):
+    """Stop with an error naming the cause when a training epoch yields no usable batch.
+
+    Every cut filtered out (durations) or skipped (audio, translation, language) leaves a sampler
+    that ends each epoch at once; a run bounded by ``max_steps`` would loop over empty epochs
+    forever. Batches are counted over all ranks, so every rank stops together.
+
+    Args:
+        hint: what to check, for the message (the split's duration bounds and skip report).
+    """
+
+    def __init__(self, hint: str = "") -> None:
+        self.hint = hint
+        self.batches = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.batches = 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch is not None:
+            self.batches += 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        count = torch.tensor(float(self.batches), device=pl_module.device)
+        if float(trainer.strategy.reduce(count, reduce_op="sum")) == 0:
+            raise UsageError(
+                f"training epoch {trainer.current_epoch} gave no usable batch: every training cut was "
+                f"filtered out or skipped ({self.hint}; see the warnings)"
+            )
 
 
 class ExportTrainable(L.Callback):

@@ -13,8 +13,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# What atomic_write names its temporary files: ".<name>.<random>.tmp<suffixes of name>"
-_TEMPORARY = re.compile(r"^\..+\.[^.]+\.tmp(\.[^.]+)*$")
+# What atomic_write names its temporary files: ".<name>.<random>.speechllm-tmp<suffixes of name>".
+# The clean-up removes only names of this form: a user's own ".notes.md.tmp" is never touched.
+TEMP_MARKER = ".speechllm-tmp"
+_TEMPORARY = re.compile(r"^\..+\.[^.]+\.speechllm-tmp(\.[^.]+)*$")
 _STARTED = time.time()  # temporaries older than this process come from a run that died
 
 
@@ -31,14 +33,16 @@ _DEFAULT_MODE = _file_mode()
 def atomic_write(path: str | Path, keep_suffixes: bool = False) -> Iterator[Path]:
     """Yield a temp path in the same directory; on success fsync it and rename it over ``path``.
 
-    ``keep_suffixes`` ends the temp name with ``path``'s last two suffixes (``.tmp.jsonl.gz``),
+    ``keep_suffixes`` ends the temp name with ``path``'s last two suffixes (``.speechllm-tmp.jsonl.gz``),
     for writers that choose a format by suffix (lhotse's ``to_file``). A killed process leaves
     only the temp file, which :func:`remove_stale_temporaries` clears at the next start.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffixes = "".join(path.suffixes[-2:]) if keep_suffixes else ""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffixes}", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f"{TEMP_MARKER}{suffixes}", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -61,8 +65,9 @@ def is_temporary(path: str | Path) -> bool:
 def remove_stale_temporaries(directory: str | Path, recursive: bool = True) -> list[Path]:
     """Delete :func:`atomic_write` temporaries older than this process (left by a killed run).
 
-    Younger ones may belong to a writer running now (another rank, another command) and stay.
-    Returns the removed paths.
+    Only files named as :func:`atomic_write` names them (``.<name>.<random>.speechllm-tmp…``) are
+    touched; younger ones may belong to a writer running now (another rank, another command) and
+    stay. Returns the removed paths.
     """
     directory = Path(directory)
     if not directory.is_dir():

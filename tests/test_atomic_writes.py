@@ -76,16 +76,22 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_old_one_and_the_next_start_
 def test_a_fresh_temporary_of_a_running_writer_is_left_alone(tmp_path):
     with atomic_write(tmp_path / "manifest.jsonl.gz", keep_suffixes=True) as tmp:
         tmp.write_bytes(b"partial")
-        assert tmp.name.endswith(".tmp.jsonl.gz") and is_temporary(tmp)
+        assert tmp.name.endswith(".speechllm-tmp.jsonl.gz") and is_temporary(tmp)
         assert remove_stale_temporaries(tmp_path) == []  # written after this process started
         assert tmp.exists()
     assert (tmp_path / "manifest.jsonl.gz").read_bytes() == b"partial"
 
 
 def test_only_temporaries_older_than_this_process_are_removed(tmp_path):
-    old = tmp_path / ".last.ckpt.abc123.tmp"
+    old = tmp_path / ".last.ckpt.abc123.speechllm-tmp"
     old.write_bytes(b"x")
     os.utime(old, (time.time() - 3600, time.time() - 3600))
+    # A user's own dot-files that look like temporaries, here and deeper down, are not ours.
+    users = [tmp_path / ".report.md.tmp", tmp_path / "notes" / "deep" / ".results.csv.tmp"]
+    for path in users:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("mine")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
     keep = tmp_path / "last.ckpt"
     keep.write_bytes(b"y")
     os.utime(keep, (time.time() - 3600, time.time() - 3600))
@@ -93,7 +99,13 @@ def test_only_temporaries_older_than_this_process_are_removed(tmp_path):
     hidden.write_text("*")
     os.utime(hidden, (time.time() - 3600, time.time() - 3600))
     assert remove_stale_temporaries(tmp_path) == [old]
-    assert sorted(p.name for p in Path(tmp_path).iterdir()) == [".gitignore", "last.ckpt"]
+    assert sorted(p.name for p in Path(tmp_path).iterdir()) == [
+        ".gitignore",
+        ".report.md.tmp",
+        "last.ckpt",
+        "notes",
+    ]
+    assert all(path.read_text() == "mine" for path in users)
 
 
 def test_an_atomically_written_file_gets_the_permissions_a_plain_write_would(tmp_path):

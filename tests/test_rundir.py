@@ -38,7 +38,7 @@ INFO = RunInfo("whisper", "llama", "conv", ["asr"], {"max_new_tokens": 200, "mod
 
 
 def _no_temp_files(directory: Path) -> bool:
-    return not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+    return not [p for p in directory.iterdir() if ".speechllm-tmp" in p.name]
 
 
 # -- round trips ----------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from speechllm.lightning.checkpoint import (
     AtomicCheckpointIO,
     check_output_dir,
     checkpoint_callback,
+    release_output_dir,
     resolve_resume,
 )
 from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
@@ -261,9 +262,21 @@ def train(
         overwrite: without ``resume``, delete a previous run's model and checkpoints in
             ``output_dir`` first (otherwise they are an error, see :func:`check_output_dir`).
     """
+    check_output_dir(cfg.output_dir, resume, overwrite)  # and lock it for this run
+    try:
+        return _train(cfg, resume, callbacks, prealign_callbacks)
+    finally:
+        release_output_dir(cfg.output_dir)
+
+
+def _train(
+    cfg: DictConfig,
+    resume: str | None,
+    callbacks: list[L.Callback] | None,
+    prealign_callbacks: list[L.Callback] | None,
+) -> Path:
     from speechllm.data.datamodule import SpeechDataModule
 
-    check_output_dir(cfg.output_dir, resume, overwrite)
     ckpt_path = _llm_stage_resume(resume, cfg)  # a missing checkpoint fails before the models load
     requested = cfg
     for manifest in [*cfg.data.train, *cfg.data.val]:  # bad or untrusted data fails before the models load

@@ -17,6 +17,8 @@ import logging
 import os
 import pickle
 import shutil
+import socket
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -148,8 +150,59 @@ def previous_run_files(output_dir: str | Path) -> list[Path]:
     return found
 
 
+def lock_output_dir(output_dir: str | Path) -> None:
+    """Hold ``<output_dir>/.speechllm.lock`` for the rest of this process: one run per directory.
+
+    A second run into the same ``output_dir`` (another process, on any machine sharing the file
+    system's locks) fails at once, naming the run that holds it, instead of both writing there. The
+    lock is the operating system's (``flock``), so a killed run leaves none behind; a finished one
+    gives it up (:func:`release_output_dir`). A process that already holds it takes it again.
+    No-op where ``fcntl`` is missing (Windows).
+
+    Raises:
+        ConfigError: another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    key = str(out.resolve())
+    if key in _HELD_LOCKS:
+        return
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise ConfigError(
+            f"output_dir {out} is in use by another run ({holder}); wait for it to finish, or train "
+            "into another output_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(
+        fd,
+        f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(),
+    )
+    _HELD_LOCKS[key] = fd
+
+
+def release_output_dir(output_dir: str | Path) -> None:
+    """Give up this process's lock on ``output_dir`` (the run is over); a no-op if it holds none."""
+    fd = _HELD_LOCKS.pop(str(Path(output_dir).resolve()), None)
+    if fd is not None:
+        os.close(fd)  # closing the file releases the flock
+
+
+LOCK_FILE = ".speechllm.lock"
+_HELD_LOCKS: dict[str, int] = {}  # output_dir → the open, locked file (held until the process ends)
+
+
 def check_output_dir(output_dir: str | Path, resume: str | None, overwrite: bool) -> None:
-    """A new run refuses an ``output_dir`` holding another run's model or checkpoints.
+    """A new run locks its ``output_dir`` (:func:`lock_output_dir`) and refuses one holding another
+    run's model or checkpoints.
 
     Lightning would otherwise keep the old ``last.ckpt`` beside a new ``last-v1.ckpt`` (and a later
     ``--resume last`` would pick the old run), and the old model would be overwritten unasked.
@@ -164,6 +217,7 @@ def check_output_dir(output_dir: str | Path, resume: str | None, overwrite: bool
 
     if getattr(rank_zero_only, "rank", 0) != 0:
         return
+    lock_output_dir(output_dir)  # before anything is checked or removed: one run at a time
     remove_stale_temporaries(output_dir)  # a killed run's half-written checkpoint or export
     if resume is not None:
         return

@@ -37,6 +37,8 @@ from speechllm.lightning.checkpoint import (
     PREALIGN_DIR,
     PREALIGN_DONE,
     AtomicCheckpointIO,
+    SaveOnSigterm,
+    TrainingInterrupted,
     check_output_dir,
     checkpoint_callback,
     release_output_dir,
@@ -176,10 +178,11 @@ def default_callbacks(cfg: DictConfig, export: bool = True) -> list[L.Callback]:
         CompressionRatioMonitor(cfg.output_dir, adapter_name=cfg.model.adapter.get("name")),
         ThroughputMonitor(),
         EmptyEpochGuard(hint),
+        SaveOnSigterm(),
         checkpoint_callback(cfg.output_dir, trainer_cfg.checkpoint_every_n_steps, trainer_cfg.save_top_k),
     ]
     if export:
-        callbacks.insert(3, ExportTrainable(Path(cfg.output_dir) / "model"))
+        callbacks.insert(4, ExportTrainable(Path(cfg.output_dir) / "model"))
     # eval.num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty
     decoding = {f.name: cfg.eval[f.name] for f in fields(DecodingOptions) if f.name != "max_new_tokens"}
     if cfg.eval.asr_metrics:
@@ -262,9 +265,16 @@ def train(
         overwrite: without ``resume``, delete a previous run's model and checkpoints in
             ``output_dir`` first (otherwise they are an error, see :func:`check_output_dir`).
     """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     check_output_dir(cfg.output_dir, resume, overwrite)  # and lock it for this run
     try:
         return _train(cfg, resume, callbacks, prealign_callbacks)
+    except SIGTERMException:  # a SystemExit without a code: the process would exit 0
+        raise TrainingInterrupted(
+            f"training stopped by SIGTERM; its state is saved in {cfg.output_dir} (last.ckpt): continue "
+            "it with --resume last"
+        ) from None
     finally:
         release_output_dir(cfg.output_dir)
 

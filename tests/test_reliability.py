@@ -458,3 +458,42 @@ def test_all_silence_is_kept_and_gives_a_finite_loss_and_a_generation(tiny_model
     with torch.no_grad():
         assert torch.isfinite(tiny_model(batch).loss)
     assert len(tiny_model.generate(batch["audio"], batch["audio_lens"], max_new_tokens=3)) == 1
+
+
+def test_sigterm_saves_the_step_exits_non_zero_with_one_line_and_resume_last_finishes(
+    tiny_dirs, tones_dir, tmp_path
+):
+    """SLURM preemption or `timeout`: a checkpoint of the step reached, exit 2 naming --resume last
+    (not 0: `train && evaluate` must not go on without a model), then the run continues."""
+    out = tmp_path / "terminated"
+    args = exact_run_overrides(tiny_dirs, tones_dir, out, 500)
+    process = subprocess.Popen(
+        train_command(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while newest_step_checkpoint(out / "checkpoints") < 1:
+            assert process.poll() is None, "training ended before the signal"
+            assert time.monotonic() < deadline, "no checkpoint in time"
+            time.sleep(0.01)
+        reached = newest_step_checkpoint(out / "checkpoints")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 2, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("speechllm: error: ")]
+    assert len(errors) == 1 and "SIGTERM" in errors[0] and "--resume last" in errors[0], stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert not (out / "model").exists()  # no model pretends the run finished
+    saved = load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"]
+    assert reached <= saved < 500
+    resumed = subprocess.run(
+        train_command([*args, f"trainer.max_steps={saved + 2}"], "--resume", "last"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (out / "model" / "trainable.safetensors").is_file()

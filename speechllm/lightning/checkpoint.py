@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -187,6 +188,32 @@ def lock_output_dir(output_dir: str | Path) -> None:
         f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(),
     )
     _HELD_LOCKS[key] = fd
+
+
+class TrainingInterrupted(SpeechLLMError, RuntimeError):
+    """The run was stopped by SIGTERM (``timeout``, a scheduler's preemption) after saving its state."""
+
+
+class SaveOnSigterm(L.Callback):
+    """On SIGTERM, save ``<default_root_dir>/checkpoints/last.ckpt`` before the run stops.
+
+    Lightning stops the loops at the next batch boundary with ``SIGTERMException``, a
+    ``SystemExit`` without a code: the process would exit 0, and a script running
+    ``train && evaluate`` would go on without a model. The training functions turn it into
+    :class:`TrainingInterrupted` (exit status 2, one line); this callback makes sure ``--resume
+    last`` continues from the step the signal stopped (every rank saves together, as Lightning's
+    own checkpointing does). SLURM's requeue signal keeps its Lightning handling.
+    """
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
+            path = Path(trainer.default_root_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+            trainer.save_checkpoint(path)
+            log.warning("SIGTERM at step %d: saved %s", trainer.global_step, path)
 
 
 def release_output_dir(output_dir: str | Path) -> None:

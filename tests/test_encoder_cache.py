@@ -216,3 +216,49 @@ def test_cache_batches_sort_each_window_by_duration_and_keep_every_cut_once() ->
         [4.0],
         [12.0],
     ]
+
+
+def test_the_cache_key_follows_the_weights_not_their_path(tiny_dirs, corpus, tmp_path):
+    """New weights saved where the old ones were give another key: the stale cache is not served."""
+    from transformers import WhisperForConditionalGeneration
+
+    path = tmp_path / "whisper"
+    shutil.copytree(tiny_dirs["tiny-whisper"], path)
+    spec = {"name": "whisper", "path": str(path), "pad_to_30s": False}
+    old = ENCODERS.build(dict(spec))
+    assert ENCODERS.build(dict(spec)).cache_key() == old.cache_key()  # same weights, same key
+    cache_dir = tmp_path / "cache"
+    build_encoder_cache(old, corpus, cache_dir)
+    model = WhisperForConditionalGeneration.from_pretrained(path)
+    with torch.no_grad():
+        model.model.encoder.layers[0].fc1.weight.add_(0.01)
+    model.save_pretrained(path)
+    new = ENCODERS.build(dict(spec)).cache_key()
+    assert new != old.cache_key() and new.split("|weights=")[0] == old.cache_key().split("|weights=")[0]
+    EncoderCache(cache_dir, old.cache_key())  # the old weights' cache is there...
+    with pytest.raises(EncoderCacheError):
+        EncoderCache(cache_dir, new)  # ...and never served to the new ones
+
+
+def test_a_truncated_entry_skips_its_cut_naming_it_and_the_cache_command_rebuilds_it(model, corpus, tmp_path):
+    cache_dir = tmp_path / "cache"
+    build_encoder_cache(model.encoder, corpus, cache_dir)
+    cache = EncoderCache(cache_dir, model.encoder.cache_key())
+    damaged_cut = next(iter(load_manifest(corpus)))
+    from speechllm.data.encoder_cache import entry_key
+
+    array = cache.array_path(entry_key(damaged_cut))
+    array.write_bytes(array.read_bytes()[:40])  # truncated mid-header
+    report = tmp_path / "skipped.tsv"
+    dm = SpeechDataModule(
+        data_config(corpus, f"data.encoder_cache={cache_dir}", f"data.skip_report={report}"),
+        model.llm.prompts,
+        encoder=model.encoder,
+    )
+    batch = first_batch(dm)
+    assert damaged_cut.id not in batch["cut_ids"] and len(batch["cut_ids"]) == 5
+    (line,) = report.read_text().splitlines()[1:]
+    assert line.startswith(f"{damaged_cut.id}\tunreadable encoder-cache entry") and "speechllm cache" in line
+    counts = build_encoder_cache(model.encoder, corpus, cache_dir)
+    assert counts["computed"] == 1 and counts["reused"] == 5
+    assert np.load(array).shape[-1] == model.encoder.dim

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from speechllm.audio import SAMPLE_RATE, load_mono_16k
 from speechllm.data.batch import Batch
+from speechllm.data.encoder_cache import UnreadableEntryError
 from speechllm.languages import LANGUAGE_NAMES, TASKS
 from speechllm.llms.prompts import PromptBuilder
 from speechllm.masking import pad_audio, pad_ids
@@ -145,7 +146,10 @@ class SpeechDataset(torch.utils.data.Dataset):
         if unknown:
             return None, f"unknown language ({unknown[0]!r}; supported: {', '.join(sorted(LANGUAGE_NAMES))})"
         if self.encoder_cache is not None:
-            hidden = self.encoder_cache.load(cut)
+            try:
+                hidden = self.encoder_cache.load(cut)
+            except UnreadableEntryError as err:  # one damaged entry must not stop the run
+                return None, f"unreadable encoder-cache entry ({err})"
             if hidden is None:  # the cache lists this cut as unusable audio
                 return None, self.encoder_cache.skip_reason(cut)
             signal: dict[str, Any] = {

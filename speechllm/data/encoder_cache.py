@@ -66,6 +66,10 @@ class EncoderCacheError(SpeechLLMError, RuntimeError):
     """The cache cannot serve this encoder, manifest or cut; the message says what to re-run."""
 
 
+class UnreadableEntryError(EncoderCacheError):
+    """One cut's stored array cannot be read (truncated, corrupt); training skips that cut."""
+
+
 def cache_dir_name(cache_key: str) -> str:
     """Subdirectory of one encoder identity: a short hash of its ``cache_key``."""
     return hashlib.sha1(cache_key.encode()).hexdigest()[:16]
@@ -190,6 +194,7 @@ class EncoderCache:
         Raises:
             EncoderCacheError: the cut was not cached (or its audio changed since), or its
                 attached hidden states come from another encoder.
+            UnreadableEntryError: its stored array is truncated or corrupt.
         """
         if cut.has_custom(ATTACHED_FIELD):
             origin = (cut.custom or {}).get(ATTACHED_KEY)
@@ -206,7 +211,14 @@ class EncoderCache:
         key = entry_key(cut)
         path = self.array_path(key)
         if path.is_file():
-            return np.load(path, allow_pickle=False)
+            try:
+                return np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                detail = " ".join(str(err).split())[:120]
+                raise UnreadableEntryError(
+                    f"cut {cut.id}: encoder-cache entry {path} is unreadable ({detail}); "
+                    "`speechllm cache` with the same config and manifest recomputes it"
+                ) from None
         if key in self.skipped_entries():
             return None
         raise EncoderCacheError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -64,11 +65,27 @@ class SpeechEncoder(nn.Module):
         """Identity of the outputs: encoder kind, weights and every output-changing option.
 
         Two encoders with the same key give the same outputs for the same audio, so an
-        encoder-output cache can be keyed on it, e.g.
-        ``whisper|openai/whisper-large-v3|chunk_long_audio=False|dtype=float32|pad_to_30s=True``.
+        encoder-output cache can be keyed on it, e.g. ``whisper|openai/whisper-large-v3|
+        weights=3f2a…|chunk_long_audio=False|dtype=float32|pad_to_30s=True``. The weights are
+        named by their content (:meth:`weights_digest`), not only by their path: other weights
+        saved at the same path give another key, so a stale cache is never served.
         """
         options = "|".join(f"{key}={value}" for key, value in sorted(self.options().items()))
-        return f"{self.name}|{path_identity(self.path)}|{options}"
+        return f"{self.name}|{path_identity(self.path)}|weights={self.weights_digest()}|{options}"
+
+    def weights_digest(self) -> str:
+        """BLAKE2b (16 hex digits) of every parameter and buffer: names, dtypes, shapes, bytes.
+
+        Computed once per encoder (the weights are frozen); about a second per GB of weights.
+        """
+        digest = self.__dict__.get("_weights_digest")
+        if digest is None:
+            hasher = hashlib.blake2b(digest_size=8)
+            for name, tensor in sorted(self.state_dict().items()):
+                hasher.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+                hasher.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+            digest = self.__dict__["_weights_digest"] = hasher.hexdigest()
+        return digest
 
     def output_lengths(self, audio_lens: Tensor) -> Tensor:
         """(B,) samples → (B,) output frames, exactly as :meth:`forward` reports them."""

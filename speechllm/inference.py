@@ -17,7 +17,7 @@ import torch
 from lhotse import Recording
 
 from speechllm.audio import SAMPLE_RATE, load_mono_16k
-from speechllm.errors import AudioError, SpeechLLMError
+from speechllm.errors import AudioError, SpeechLLMError, UsageError
 from speechllm.masking import pad_audio
 from speechllm.model import SpeechLLM
 from speechllm.precision import decode_precision
@@ -107,6 +107,10 @@ def transcribe_files(
     options (beam search, the repetition guard, ``chunk_seconds`` for audio past the encoder's
     window). ``precision``: ``auto`` | ``bf16`` | ``32`` (:func:`~speechllm.precision.decode_precision`).
     """
+    if batch_size < 1 or max_new_tokens < 1:
+        raise UsageError(
+            f"batch_size and max_new_tokens must be at least 1, got {batch_size} and {max_new_tokens}"
+        )
     model = SpeechLLM.from_pretrained(model_dir, trust_imports=trust_imports).to(device).eval()
     model, precision_context, _ = decode_precision(model, torch.device(device), precision)
 
@@ -121,6 +125,7 @@ def transcribe_files(
                 src_lang=src_lang,
                 tgt_lang=tgt_lang,
                 max_new_tokens=max_new_tokens,
+                chunk_batch_size=batch_size,  # a long file's chunks: batch_size at a time
                 **(decoding or {}),
             )
         return texts, time.perf_counter() - started

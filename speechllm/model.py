@@ -203,6 +203,7 @@ class SpeechLLM(nn.Module):
         no_repeat_ngram_size: int = 0,
         repetition_penalty: float = 1.0,
         chunk_seconds: float | None = None,
+        chunk_batch_size: int | None = None,
     ) -> list[str]:
         """Batched decoding (greedy by default, see :mod:`speechllm.search`). One string per clip.
 
@@ -215,6 +216,8 @@ class SpeechLLM(nn.Module):
                 the pre-alignment head (CTC greedy, or argmax per vector for CIF), without the LLM.
             num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty: see
                 :class:`~speechllm.search.DecodingOptions` (``num_beams=1``: greedy).
+            chunk_batch_size: with ``chunk_seconds``, decode at most this many chunks at once
+                (default: the number of clips given).
             chunk_seconds: decode audio longer than this in consecutive chunks of this length and
                 join their texts with a space (for clips past the encoder's window; a word cut at
                 a boundary may be garbled or lost, and each chunk is translated on its own).
@@ -230,7 +233,7 @@ class SpeechLLM(nn.Module):
             raise ValueError(f"generate: unknown decoder {decoder!r}; valid: llm, alignment")
         if chunk_seconds is not None and audio is not None and audio_lens is not None:
             return self._generate_chunked(
-                audio, audio_lens, chunk_seconds, task, src_lang, tgt_lang, decoder, options
+                audio, audio_lens, chunk_seconds, task, src_lang, tgt_lang, decoder, options, chunk_batch_size
             )
         if encoder_hidden is not None and encoder_lens is not None:
             if encoder_hidden.shape[0] == 0:
@@ -287,25 +290,31 @@ class SpeechLLM(nn.Module):
         tgt_lang: str | list[str] | None,
         decoder: str,
         options: DecodingOptions,
+        chunk_batch_size: int | None = None,
     ) -> list[str]:
-        """Cut each clip into ≤ ``chunk_seconds`` pieces, decode them as one batch, join per clip."""
+        """Cut each clip into ≤ ``chunk_seconds`` pieces, decode them ``chunk_batch_size`` at a time
+        (default: as many as the batch has clips, so memory stays that of one batch), join per clip."""
         pieces, owners = split_into_chunks(audio, audio_lens, chunk_seconds)
         if not pieces:
             return [""] * audio.shape[0]
-        chunk_audio, chunk_lens = pad_audio(pieces)
-        texts = self.generate(
-            chunk_audio.to(audio.device),
-            chunk_lens.to(audio.device),
-            task,
-            _per_piece(src_lang, owners),
-            _per_piece(tgt_lang, owners),
-            options.max_new_tokens,
-            decoder=decoder,
-            num_beams=options.num_beams,
-            length_penalty=options.length_penalty,
-            no_repeat_ngram_size=options.no_repeat_ngram_size,
-            repetition_penalty=options.repetition_penalty,
-        )
+        group = max(1, chunk_batch_size or audio.shape[0])
+        src, tgt = _per_piece(src_lang, owners), _per_piece(tgt_lang, owners)
+        texts: list[str] = []
+        for start in range(0, len(pieces), group):
+            chunk_audio, chunk_lens = pad_audio(pieces[start : start + group])
+            texts += self.generate(
+                chunk_audio.to(audio.device),
+                chunk_lens.to(audio.device),
+                task,
+                src if isinstance(src, str) else src[start : start + group],
+                tgt if tgt is None or isinstance(tgt, str) else tgt[start : start + group],
+                options.max_new_tokens,
+                decoder=decoder,
+                num_beams=options.num_beams,
+                length_penalty=options.length_penalty,
+                no_repeat_ngram_size=options.no_repeat_ngram_size,
+                repetition_penalty=options.repetition_penalty,
+            )
         joined = [[] for _ in range(audio.shape[0])]
         for owner, text in zip(owners, texts):
             if text:

@@ -114,3 +114,37 @@ def test_training_into_a_used_output_dir_needs_resume_or_overwrite(
     # Lightning would have kept the old last.ckpt beside a new last-v1.ckpt
     assert not list((out / "checkpoints").glob("*-v1.ckpt"))
     assert (out / "model" / "trainable.safetensors").read_bytes() != weights
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["transcribe", "--model", "m", "a.wav", "--batch-size", "-1"],
+        ["transcribe", "--model", "m", "a.wav", "--batch-size", "0"],
+        ["transcribe", "--model", "m", "a.wav", "--chunk-seconds", "0"],
+        ["evaluate", "--model", "m", "--manifest", "x.jsonl.gz", "--batch-size", "0"],
+        ["evaluate", "--model", "m", "--manifest", "x.jsonl.gz", "--max-duration", "-1"],
+        ["evaluate", "--model", "m", "--manifest", "x.jsonl.gz", "--num-beams", "0"],
+        ["whisper-baseline", "--manifest", "x.jsonl.gz", "--out", "o", "--max-new-tokens", "0"],
+        ["cache", "c.yaml", "--batch-duration", "nan"],
+    ],
+    ids=lambda argv: " ".join(argv[:1] + argv[-2:]),
+)
+def test_sizes_and_durations_that_cannot_work_are_refused_naming_the_flag(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {argv[-2]}: must be" in err and "Traceback" not in err
+
+
+def test_the_python_api_refuses_the_same_sizes(tmp_path) -> None:
+    from speechllm.evaluation import evaluate
+    from speechllm.inference import transcribe_files
+
+    with pytest.raises(SpeechLLMError, match="batch_size must be positive, got 0"):
+        evaluate(tmp_path / "m", tmp_path / "x.jsonl.gz", batch_size=0)
+    with pytest.raises(SpeechLLMError, match="max_duration must be positive, got -1"):
+        evaluate(tmp_path / "m", tmp_path / "x.jsonl.gz", batch_size=None, max_duration=-1)
+    with pytest.raises(SpeechLLMError, match="got -1 and 200"):
+        next(transcribe_files(tmp_path / "m", [tmp_path / "a.wav"], batch_size=-1))

@@ -144,3 +144,20 @@ def test_chunked_generation_joins_each_clips_chunks_in_order(model) -> None:
     tail = model.generate(audio[0:1, 32000:40000], torch.tensor([8000]), max_new_tokens=4)[0]
     assert chunked[0] == " ".join(t for t in [*first, tail] if t)
     assert chunked[1] == model.generate(audio[1:2, :16000], torch.tensor([16000]), max_new_tokens=4)[0]
+
+
+@torch.no_grad()
+def test_a_long_clip_is_decoded_chunk_batch_size_chunks_at_a_time(model) -> None:
+    """A one-hour file must not put all its chunks in one batch: memory is that of one batch."""
+    audio, lens = _audio([7.5], seed=6)  # 8 chunks of 1 s (the last one 0.5 s)
+    seen: list[int] = []
+    hook = model.encoder.register_forward_pre_hook(lambda module, args: seen.append(int(args[0].shape[0])))
+    try:
+        grouped = model.generate(audio, lens, max_new_tokens=3, chunk_seconds=1.0, chunk_batch_size=3)
+        assert seen == [3, 3, 2]
+        seen.clear()
+        alone = model.generate(audio, lens, max_new_tokens=3, chunk_seconds=1.0)  # one clip: one at a time
+        assert seen == [1] * 8
+    finally:
+        hook.remove()
+    assert grouped == alone

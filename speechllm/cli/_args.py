@@ -19,6 +19,30 @@ def call_with_args(func: Callable[..., Any], args: argparse.Namespace, **overrid
     return func(**kwargs)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (a batch size, a token count)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0 (worker counts, n-gram sizes where 0 means off)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (seconds)."""
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def add_trust_manifest_argument(parser: argparse.ArgumentParser) -> None:
     """``--trust-manifest-sources``: read audio through recording sources that run a command or
     fetch a URL (refused by default: a manifest is untrusted input, docs/reliability.md)."""
@@ -39,17 +63,20 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         help="import the modules the model directory lists under imports: (their code runs)",
     )
     group = parser.add_argument_group("decoding (default: greedy, as the paper)")
-    group.add_argument("--num-beams", type=int, default=1, help="beam search width (1: greedy)")
+    group.add_argument("--num-beams", type=positive_int, default=1, help="beam search width (1: greedy)")
     group.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length**this")
     group.add_argument(
-        "--no-repeat-ngram-size", type=int, default=0, help="never repeat an n-gram of this size (0: off)"
+        "--no-repeat-ngram-size",
+        type=non_negative_int,
+        default=0,
+        help="never repeat an n-gram of this size (0: off)",
     )
     group.add_argument(
         "--repetition-penalty", type=float, default=1.0, help="penalize tokens already generated (1: off)"
     )
     group.add_argument(
         "--chunk-seconds",
-        type=float,
+        type=positive_float,
         default=None,
         help="decode longer audio in chunks of this many seconds and join the texts (e.g. 30 for Whisper)",
     )

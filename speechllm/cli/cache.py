@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.cli._args import add_trust_manifest_argument
+from speechllm.cli._args import add_trust_manifest_argument, positive_float
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     cache.add_argument("--out", default=None, help="cache directory (default: data.encoder_cache)")
     cache.add_argument("--device", default="cpu", help="where the encoder runs (cpu, cuda, cuda:1)")
-    cache.add_argument("--batch-duration", type=float, default=120.0, help="seconds of audio per batch")
+    cache.add_argument(
+        "--batch-duration", type=positive_float, default=120.0, help="seconds of audio per batch"
+    )
     add_trust_manifest_argument(cache)
     cache.set_defaults(func=run)
 

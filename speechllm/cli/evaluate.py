@@ -10,6 +10,9 @@ from speechllm.cli._args import (
     add_trust_manifest_argument,
     call_with_args,
     decoding_arguments,
+    non_negative_int,
+    positive_float,
+    positive_int,
 )
 from speechllm.languages import TASKS
 
@@ -28,10 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", default="asr", choices=TASKS, help="asr (default) or st")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: MODEL/eval)")
     parser.add_argument("--comet-model", default=None, help="COMET hub name, model directory or model.ckpt")
-    parser.add_argument("--comet-batch-size", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8, help="cuts per batch")
-    parser.add_argument("--max-duration", type=float, default=None, help="seconds of audio per batch")
-    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--comet-batch-size", type=positive_int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="cuts per batch")
+    parser.add_argument(
+        "--max-duration", type=positive_float, default=None, help="seconds of audio per batch"
+    )
+    parser.add_argument("--max-new-tokens", type=positive_int, default=200)
     parser.add_argument(
         "--decoder",
         default="llm",
@@ -39,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM; ASR)",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--num-workers", type=int, default=0, help="data loader workers")
+    parser.add_argument("--num-workers", type=non_negative_int, default=0, help="data loader workers")
     parser.add_argument("--sfm", default=None, help="SFM label for run.json (default: from the config)")
     parser.add_argument("--llm", default=None, help="LLM label for run.json (default: from the config)")
     parser.add_argument("--adapter", default=None, help="adapter label (default: from the config)")

@@ -7,7 +7,7 @@ import json
 import sys
 from contextlib import nullcontext
 
-from speechllm.cli._args import add_decoding_arguments, call_with_args, decoding_arguments
+from speechllm.cli._args import add_decoding_arguments, call_with_args, decoding_arguments, positive_int
 from speechllm.languages import TASKS
 
 PROGRESS_FROM = 5  # files: fewer finish before a bar would help
@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", default="asr", choices=TASKS)
     parser.add_argument("--src-lang", default="en")
     parser.add_argument("--tgt-lang", default=None)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--format",

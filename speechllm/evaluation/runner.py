@@ -50,6 +50,9 @@ def _manifest_list(
         raise UsageError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     if batch_size is None and max_duration is None:
         raise UsageError("give batch_size, max_duration or both")
+    for name, value in (("batch_size", batch_size), ("max_duration", max_duration)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{name} must be positive, got {value}")
     paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
     if not paths:
         raise UsageError("no manifests to evaluate")

@@ -66,6 +66,8 @@ class DataConfig:
     # Manifests are untrusted input: recording sources that run a command or fetch a URL are
     # refused unless this is true (speechllm.data.manifest).
     trust_manifest_sources: bool = False
+    # Training cuts whose transcript or target is longer (LLM tokens) are skipped and counted.
+    max_text_tokens: int | None = 1024
 
 
 @dataclass

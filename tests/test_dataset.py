@@ -230,3 +230,20 @@ def test_lightning_moves_every_tensor_of_a_batch_and_keeps_the_lists():
         assert len(tensors) == 10 and all(v.device.type == "meta" for v in tensors.values())
         assert moved.cut_ids == ["a", "b"] and moved.skipped == [("c", "empty audio")]
     assert batch.audio.device.type == "cpu"  # a copy: the original stays where it was
+
+
+def test_a_runaway_transcript_is_skipped_and_counted_not_tokenized_into_memory(tmp_path, prompts):
+    path = tmp_path / "a.wav"
+    sf.write(path, sine(300, 0.5, SAMPLE_RATE), SAMPLE_RATE)
+    huge = cut_of(path, "huge", SAMPLE_RATE, 8000)
+    huge.supervisions[0].text = "word " * 20_000  # 100 000 characters
+    long = cut_of(path, "long", SAMPLE_RATE, 8000)
+    long.supervisions[0].text = "one two three " * 20
+    good = cut_of(path, "good", SAMPLE_RATE, 8000)
+    bound = len(prompts.text_ids(long.supervisions[0].text)) - 1
+    dataset = SpeechDataset(prompts, max_text_tokens=bound)
+    batch = dataset[CutSet.from_cuts([huge, long, good])]
+    assert batch.cut_ids == ["good"]
+    assert dataset.skipped == {"text too long": 2}
+    unbounded = SpeechDataset(prompts)[CutSet.from_cuts([long])]  # evaluation: no bound
+    assert unbounded.cut_ids == ["long"]

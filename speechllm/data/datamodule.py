@@ -158,6 +158,7 @@ class SpeechDataModule(L.LightningDataModule):
             seed=self.seed,
             skip_report=self.report,
             encoder_cache=cache,
+            max_text_tokens=getattr(self.config, "max_text_tokens", None) if train else None,
         )
         cuts = self.cuts(manifests, train=train)
         workers = self.config.num_workers

@@ -99,6 +99,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         seed: int = 0,
         skip_report: SkipReport | str | Path | None = None,
         encoder_cache: EncoderCache | None = None,
+        max_text_tokens: int | None = None,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
@@ -108,6 +109,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.report = skip_report if isinstance(skip_report, SkipReport) else SkipReport(skip_report)
         self.encoder_cache = encoder_cache
+        self.max_text_tokens = max_text_tokens
 
     @property
     def skipped(self) -> Counter[str]:
@@ -142,6 +144,9 @@ class SpeechDataset(torch.utils.data.Dataset):
                 return None, "no translation (task st needs supervision custom 'translation' and 'tgt_lang')"
         else:
             reference = sup.text or ""
+        answer, transcript = self._text_ids(reference), self._text_ids(sup.text or "")
+        if answer is None or transcript is None:
+            return None, f"text too long (over data.max_text_tokens={self.max_text_tokens} tokens)"
         unknown = [code for code in (src_lang, tgt_lang) if code is not None and code not in LANGUAGE_NAMES]
         if unknown:
             return None, f"unknown language ({unknown[0]!r}; supported: {', '.join(sorted(LANGUAGE_NAMES))})"
@@ -170,14 +175,23 @@ class SpeechDataset(torch.utils.data.Dataset):
             **signal,
             "prefix": prefix,
             "suffix": suffix,
-            "target": self.prompts.target_ids(reference),
-            "transcript": self.prompts.text_ids(sup.text or ""),
+            "target": answer + [self.prompts.stop_ids[0]],  # the loss covers the text and its end
+            "transcript": transcript,
             "task": task,
             "src_lang": src_lang,
             "tgt_lang": tgt_lang,
             "reference": reference,
             "source_text": sup.text or "",
         }, ""
+
+    def _text_ids(self, text: str) -> list[int] | None:
+        """``text``'s token ids; None when over ``max_text_tokens`` (a text over 32 characters per
+        allowed token is refused before it is tokenized at all)."""
+        bound = self.max_text_tokens
+        if bound is not None and len(text) > 32 * bound:
+            return None
+        ids = self.prompts.text_ids(text)
+        return None if bound is not None and len(ids) > bound else ids
 
 
 def collate(rows: list[dict[str, Any]]) -> Batch:

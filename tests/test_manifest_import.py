@@ -179,3 +179,23 @@ def test_cli_manifest_subcommand_detects_kaldi_dirs(tmp_path: Path) -> None:
     table = tmp_path / "t.tsv"
     table.write_text(f"audio\ttext\n{tmp_path / 'rec2.wav'}\thello there\n")
     assert len(import_manifest(table, None, language="en")["train"]["cuts"]) == 1
+
+
+def test_a_stereo_file_with_speech_on_one_channel_is_down_mixed_as_transcribe_does(tmp_path: Path) -> None:
+    """`prepare manifest` keeps every channel, so training reads what `transcribe` reads."""
+    from speechllm.audio import load_mono_16k
+    from speechllm.inference import load_audio_file
+
+    t = np.arange(16000) / 16000
+    right = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    path = tmp_path / "audio" / "stereo.wav"
+    path.parent.mkdir(parents=True)
+    sf.write(path, np.stack([np.zeros_like(right), right], axis=1), 16000, subtype="FLOAT")
+    table = tmp_path / "data.tsv"
+    table.write_text("audio\ttext\naudio/stereo.wav\thello\n", encoding="utf-8")
+    import_table(table, tmp_path / "out", corpus="mine", split="train", language="en")
+    (cut,) = load_manifest(tmp_path / "out" / "mine_cuts_train.jsonl.gz")
+    audio, problem = load_mono_16k(cut)
+    assert problem == "" and audio is not None
+    assert np.abs(audio.numpy()).max() == pytest.approx(0.25, abs=1e-3)  # not silence: the mean
+    assert np.allclose(audio.numpy(), load_audio_file(path).numpy(), atol=1e-6)

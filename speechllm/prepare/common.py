@@ -21,7 +21,7 @@ from lhotse import (
     fix_manifests,
     validate_recordings_and_supervisions,
 )
-from lhotse.cut import MonoCut
+from lhotse.cut import MonoCut, MultiCut
 from lhotse.utils import fastcopy
 
 from speechllm.data.manifest import ManifestError
@@ -165,18 +165,24 @@ def build_cuts(recordings: RecordingSet, supervisions: SupervisionSet) -> CutSet
 
     (``CutSet.from_manifests`` would name cuts ``<recording>-0``; we keep the supervision ids,
     which recipes make unique and stable.)
+
+    A multichannel recording gives a cut over all its channels (a ``MultiCut``), so every loader
+    down-mixes it the same way (the channel mean, :func:`speechllm.audio.load_mono_16k`), as
+    ``speechllm transcribe`` does with the file: speech on one channel only is never lost.
     """
     cuts = []
     for supervision in supervisions:
         recording = recordings[supervision.recording_id]
+        channels = list(recording.channel_ids)
+        kind, channel = (MultiCut, channels) if len(channels) > 1 else (MonoCut, channels[0])
         cuts.append(
-            MonoCut(
+            kind(
                 id=supervision.id,
                 start=supervision.start,
                 duration=supervision.duration,
-                channel=supervision.channel if isinstance(supervision.channel, int) else 0,
+                channel=channel,
                 recording=recording,
-                supervisions=[fastcopy(supervision, start=0.0)],
+                supervisions=[fastcopy(supervision, start=0.0, channel=channel)],
             )
         )
     return CutSet.from_cuts(cuts)

@@ -26,3 +26,7 @@ class RunDirError(SpeechLLMError, ValueError):
 
 class UsageError(SpeechLLMError, ValueError):
     """Arguments that cannot work together (an unknown task, nothing to evaluate, ...)."""
+
+
+class DiskFullError(SpeechLLMError, OSError):
+    """No space left on the device being written; the message names the directory."""

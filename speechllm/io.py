@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from speechllm.errors import DiskFullError
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +56,30 @@ def atomic_write(path: str | Path, keep_suffixes: bool = False) -> Iterator[Path
         # mkstemp creates the file private (0600); give it what a plain open() would have.
         os.chmod(tmp, _DEFAULT_MODE)
         os.replace(tmp, path)
+    except Exception as err:
+        if _out_of_space(err, path.parent):  # writers report a full disk in their own words
+            raise DiskFullError(
+                f"no space left on device ({path.parent}) while writing {path.name}; the previous "
+                f"{path.name}, if any, is intact: free some space and run again"
+            ) from err
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _out_of_space(err: BaseException, directory: Path) -> bool:
+    """Whether a failed write ran out of disk: ENOSPC, or any error while the disk is (nearly) full
+    (``torch.save`` says ``unexpected pos N vs M``, zip and numpy writers their own words)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(directory).free < LOW_SPACE_BYTES
+    except OSError:
+        return False
+
+
+LOW_SPACE_BYTES = 1 << 20  # under 1 MiB free after a failed write: the disk was what failed
 
 
 def is_temporary(path: str | Path) -> bool:

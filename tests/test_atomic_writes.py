@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from speechllm.io import atomic_write, is_temporary, remove_stale_temporaries
@@ -114,3 +115,52 @@ def test_an_atomically_written_file_gets_the_permissions_a_plain_write_would(tmp
     with atomic_write(tmp_path / "atomic.txt") as tmp:
         tmp.write_text("x")
     assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A 512 KiB tmpfs (needs root and mount rights; skipped, saying so, where there are none)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()[:80]})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_checkpoint_save_on_a_full_disk_names_the_device_and_keeps_the_old_one(tiny_filesystem):
+    from speechllm.errors import DiskFullError
+    from speechllm.lightning.checkpoint import load_checkpoint
+
+    writer = AtomicCheckpointIO()
+    path = tiny_filesystem / "last.ckpt"
+    writer.save_checkpoint({"step": 1, "w": torch.ones(1000)}, path)
+    with pytest.raises(
+        DiskFullError, match=rf"no space left on device \({tiny_filesystem}\) while writing last\.ckpt"
+    ):
+        writer.save_checkpoint({"step": 2, "w": torch.ones(400_000)}, path)  # 1.6 MB
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tiny_filesystem.iterdir()] == ["last.ckpt"]  # no temporary left
+
+
+def test_a_writer_error_on_a_nearly_full_disk_is_reported_as_one(tmp_path, monkeypatch):
+    """torch.save reports a full disk as `unexpected pos N vs M`: the free space tells."""
+    import shutil
+
+    from speechllm import io
+    from speechllm.errors import DiskFullError
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10, 10, 0))
+    with pytest.raises(DiskFullError, match="no space left on device"):
+        with atomic_write(tmp_path / "x.ckpt"):
+            raise RuntimeError("unexpected pos 361024 vs 360916")
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # with space left: the writer's own error
+        with atomic_write(tmp_path / "x.ckpt"):
+            raise RuntimeError("unexpected pos 361024 vs 360916")
+    assert io.LOW_SPACE_BYTES > 0

@@ -7,7 +7,6 @@ name the key and list the valid ones; they are found before any weights load.
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -19,7 +18,15 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from speechllm.errors import SpeechLLMError
-from speechllm.registry import ADAPTER_BUILD_CONTEXT, ADAPTERS, ENCODERS, LLMS, Registry
+from speechllm.registry import (  # noqa: F401 (constructor_options, required_options: re-exported)
+    ADAPTER_BUILD_CONTEXT,
+    ADAPTERS,
+    ENCODERS,
+    LLMS,
+    Registry,
+    constructor_options,
+    required_options,
+)
 
 
 class ConfigError(SpeechLLMError, ValueError):
@@ -214,7 +221,36 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     import_user_modules(list(cfg.imports), Path(path).parent if path is not None else None)
     validate_components(cfg)
     validate_pretrain(cfg)
+    validate_values(cfg)
     return cfg  # type: ignore[return-value]
+
+
+# Numbers no run can work with, refused before anything loads: (key, test, what is valid).
+_VALUE_RULES: tuple[tuple[str, Any, str], ...] = (
+    ("optim.lr", lambda v: v > 0, "> 0"),
+    ("optim.adapter_lr", lambda v: v is None or v >= 0, ">= 0 or null"),
+    ("optim.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("optim.warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("data.max_duration", lambda v: v > 0, "> 0 (seconds of audio per batch)"),
+    ("data.num_buckets", lambda v: v >= 1, ">= 1"),
+    ("data.num_workers", lambda v: v >= 0, ">= 0"),
+    ("data.min_cut_duration", lambda v: v >= 0, ">= 0"),
+    ("data.max_cut_duration", lambda v: v > 0, "> 0"),
+    ("data.max_text_tokens", lambda v: v is None or v >= 1, ">= 1 or null"),
+    ("trainer.max_steps", lambda v: v == -1 or v > 0, "> 0, or -1 (no step limit)"),
+    ("trainer.accumulate_grad_batches", lambda v: v >= 1, ">= 1"),
+    ("pretrain.lr", lambda v: v > 0, "> 0"),
+    ("pretrain.max_duration", lambda v: v > 0, "> 0"),
+    ("eval.max_new_tokens", lambda v: v >= 1, ">= 1"),
+)
+
+
+def validate_values(cfg: DictConfig) -> None:
+    """Refuse numbers a run cannot work with (a negative learning rate, empty batches), naming the key."""
+    for key, valid, what in _VALUE_RULES:
+        value = OmegaConf.select(cfg, key)
+        if not valid(value):  # nan fails every comparison, so it is refused too
+            raise ConfigError(f"{key}={value}: must be {what}")
 
 
 def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
@@ -323,35 +359,6 @@ def validate_pretrain(cfg: DictConfig) -> None:
                 raise ConfigError(
                     f"model.alignment.{key}: unknown option; valid: {', '.join(sorted(valid_keys))}"
                 )
-
-
-def constructor_options(component: Any) -> set[str]:
-    """Keyword names a class (following ``**kwargs`` up its bases) or builder function accepts."""
-    names: set[str] = set()
-    targets = (
-        [klass.__init__ for klass in inspect.getmro(component)] if inspect.isclass(component) else [component]
-    )
-    for target in targets:
-        if target is object.__init__:
-            break
-        params = inspect.signature(target).parameters.values()
-        names |= {
-            p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
-        }
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return names
-
-
-def required_options(component: Any) -> set[str]:
-    """Keyword names a class's ``__init__`` (or a builder function) needs: those without a default."""
-    target = component.__init__ if inspect.isclass(component) else component
-    params = inspect.signature(target).parameters.values()
-    return {
-        p.name
-        for p in params
-        if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
-    }
 
 
 def _check_keys(node: Any, schema: Any, prefix: str, source: str) -> None:

@@ -18,6 +18,7 @@ decorators.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -109,3 +110,33 @@ LLMS: Registry[Any] = Registry("llm", {"hf_causal_lm": "speechllm.llms.causal_lm
 register_encoder = ENCODERS.register
 register_adapter = ADAPTERS.register
 register_llm = LLMS.register
+
+
+# -- what a component's constructor accepts ------------------------------------------------------
+def constructor_options(component: Any) -> set[str]:
+    """Keyword names a class (following ``**kwargs`` up its bases) or builder function accepts."""
+    names: set[str] = set()
+    targets = (
+        [klass.__init__ for klass in inspect.getmro(component)] if inspect.isclass(component) else [component]
+    )
+    for target in targets:
+        if target is object.__init__:
+            break
+        params = inspect.signature(target).parameters.values()
+        names |= {
+            p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def required_options(component: Any) -> set[str]:
+    """Keyword names a class's ``__init__`` (or a builder function) needs: those without a default."""
+    target = component.__init__ if inspect.isclass(component) else component
+    params = inspect.signature(target).parameters.values()
+    return {
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
+    }

@@ -148,3 +148,30 @@ def test_the_python_api_refuses_the_same_sizes(tmp_path) -> None:
         evaluate(tmp_path / "m", tmp_path / "x.jsonl.gz", batch_size=None, max_duration=-1)
     with pytest.raises(SpeechLLMError, match="got -1 and 200"):
         next(transcribe_files(tmp_path / "m", [tmp_path / "a.wav"], batch_size=-1))
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("optim.lr=-1", "optim.lr=-1.0: must be > 0"),
+        ("data.max_duration=0", "data.max_duration=0.0: must be > 0"),
+        ("trainer.max_steps=-5", "trainer.max_steps=-5: must be > 0, or -1"),
+        ("optim.warmup_ratio=1.5", "optim.warmup_ratio=1.5: must be in [0, 1)"),
+        ("data.max_text_tokens=0", "data.max_text_tokens=0: must be >= 1 or null"),
+        ("pretrain.lr=nan", "pretrain.lr=nan: must be > 0"),
+    ],
+)
+def test_numbers_no_run_can_work_with_are_one_line_before_anything_loads(override, expected, capsys) -> None:
+    assert main(["train", str(TINY_RECIPE), override, "--print-config"]) == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_a_preset_typo_names_the_presets_instead_of_trying_the_hub(
+    tiny_dirs, tones_dir, tmp_path, capsys
+) -> None:
+    argv = tiny_train_args(tiny_dirs, tones_dir, tmp_path / "run")
+    argv = [a if not a.startswith("model.llm.path=") else "model.llm.path=tiny-lama" for a in argv]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert "'tiny-lama' is neither a local directory nor a preset; did you mean 'tiny-llama'?" in line
+    assert "smollm2-135m-instruct" in line  # the list of presets

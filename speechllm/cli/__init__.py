@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides += extra
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _reopen_log_streams()
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
@@ -50,6 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"speechllm: error: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _reopen_log_streams() -> None:
+    """Point log handlers whose stream was closed (a ``sys.stderr`` of an earlier ``main()`` in the
+    same process, e.g. a captured one) at today's ``sys.stderr``, instead of a logging traceback."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
+                handler.stream = sys.stderr  # not setStream: it would flush the closed one
 
 
 def one_line(err: BaseException) -> str:

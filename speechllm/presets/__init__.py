@@ -15,10 +15,12 @@ Converted models live under :func:`speechllm_cache_dir` (``$SPEECHLLM_CACHE`` or
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from speechllm.errors import UsageError
 from speechllm.presets.cache import (  # noqa: F401 (public names of the presets room)
     DEMO_INSTALL_HINT,
     MissingAssetError,
@@ -68,6 +70,19 @@ PRESETS: dict[str, ModelPreset] = {
 }
 
 
+def _refuse_preset_typo(name: str, presets: list[str]) -> None:
+    """A bare name close to a preset's, that is no local path, is a typo: say so before the hub is
+    tried (which retries over the network for a minute and then names no preset)."""
+    if "/" in name or os.path.exists(name):
+        return
+    close = difflib.get_close_matches(name, presets, n=1, cutoff=0.8)
+    if close:
+        raise UsageError(
+            f"model path {name!r} is neither a local directory nor a preset; did you mean {close[0]!r}? "
+            f"presets: {', '.join(sorted(presets))}"
+        )
+
+
 def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
     """Turn a preset name into its local HF directory; return anything else unchanged.
 
@@ -81,6 +96,7 @@ def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
 
     Raises:
         MissingAssetError: a preset whose pip package is not installed.
+        UsageError: a bare name close to a preset's that is not a local directory (a typo).
     """
     name = os.fspath(path)
     # Imported here, not at the top: they pull in transformers, and `import speechllm.presets`
@@ -90,6 +106,7 @@ def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
     if name in TINY_PRESETS:  # tiny random models of the real classes, for tests and CI
         return tiny_preset_dir(name, speechllm_cache_dir())
     if name not in PRESETS:
+        _refuse_preset_typo(name, [*PRESETS, *TINY_PRESETS])
         return name
     if name == "whisper-tiny.en":
         from speechllm.presets.whisper_tiny import whisper_tiny_en_dir

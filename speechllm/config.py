@@ -222,6 +222,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     validate_components(cfg)
     validate_pretrain(cfg)
     validate_values(cfg)
+    prompt = cfg.model["llm"].get("prompt")
+    if prompt:  # the prompt's own checks, before the LLM loads
+        from speechllm.llms.prompts import PromptConfig
+
+        try:
+            PromptConfig(**OmegaConf.to_container(prompt, resolve=True))  # type: ignore[arg-type]
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{source}: {err}") from None
     return cfg  # type: ignore[return-value]
 
 

@@ -289,8 +289,10 @@ def _train(
 
     ckpt_path = _llm_stage_resume(resume, cfg)  # a missing checkpoint fails before the models load
     requested = cfg
-    for manifest in [*cfg.data.train, *cfg.data.val]:  # bad or untrusted data fails before the models load
-        check_manifest_path(manifest.path, bool(cfg.data.trust_manifest_sources))
+    for split in ("train", "val"):  # bad, empty or untrusted data fails before the models load
+        for manifest in cfg.data[split]:
+            if not check_manifest_path(manifest.path, bool(cfg.data.trust_manifest_sources)):
+                raise ConfigError(f"data.{split}: {manifest.path} holds no cut")
     cfg = prepare_model_config(cfg)
     check_strategy(cfg)
     write_precision_choice(requested)

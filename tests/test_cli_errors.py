@@ -175,3 +175,35 @@ def test_a_preset_typo_names_the_presets_instead_of_trying_the_hub(
     line = one_error_line(capsys)
     assert "'tiny-lama' is neither a local directory nor a preset; did you mean 'tiny-llama'?" in line
     assert "smollm2-135m-instruct" in line  # the list of presets
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.llm.prompt.asr_instructions=[]", "asr_instructions is empty"),
+        ("model.llm.prompt.asr_instructions=['Transcribe the {language} audio.']", "uses {language}"),
+        ("model.llm.prompt.st_instructions=['From {src} to {tgt} in {style}.']", "uses {style}"),
+        (
+            "model.llm.prompt.system_prompt='Listen: <|speechllm_audio|>'",
+            "system_prompt holds <|speechllm_audio|>",
+        ),
+        ("model.llm.prompt.sytem_prompt=hi", "sytem_prompt"),
+    ],
+    ids=["empty list", "unknown field", "unknown st field", "audio placeholder", "unknown key"],
+)
+def test_prompts_that_cannot_render_are_one_line_before_the_llm_loads(override, expected, capsys) -> None:
+    assert main(["train", str(TINY_RECIPE), override, "--print-config"]) == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_an_empty_training_manifest_is_one_line_before_the_models_load(
+    tiny_dirs, tones_dir, tmp_path, capsys
+):
+    empty = tmp_path / "empty.jsonl.gz"
+    with gzip.open(empty, "wt"):
+        pass
+    argv = tiny_train_args(tiny_dirs, tones_dir, tmp_path / "run")
+    argv = [a if not a.startswith("data.train=") else f"data.train=[{{path: {empty}}}]" for a in argv]
+    assert main(argv) == 2
+    assert f"data.train: {empty} holds no cut" in one_error_line(capsys)
+    assert not (tmp_path / "run" / "precision.json").exists()  # before anything was built

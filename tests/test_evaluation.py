@@ -243,3 +243,23 @@ def test_beam_search_and_the_guard_are_recorded_and_reported(
     assert f"{out}: beam 2 (length penalty 1.0), no repeated 3-grams" in report.markdown
     with pytest.raises(UsageError, match="num_beam"):
         evaluate(model_dir, test_manifest, out_dir=tmp_path / "x", device="cpu", decoding={"num_beam": 2})
+
+
+def test_an_empty_manifest_or_an_unwritable_run_directory_fails_before_decoding(
+    model_dir: Path, test_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gzip
+
+    empty = tmp_path / "empty.jsonl.gz"
+    with gzip.open(empty, "wt"):
+        pass
+    with pytest.raises(UsageError, match=r"empty\.jsonl\.gz holds no cut"):
+        evaluate(model_dir, empty, out_dir=tmp_path / "run", device="cpu")
+    blocker = tmp_path / "a_file"  # a run directory under a file cannot be created, even by root
+    blocker.write_text("not a directory")
+    decoded: list[int] = []
+    generate = SpeechLLM.generate
+    monkeypatch.setattr(SpeechLLM, "generate", lambda *a, **k: decoded.append(1) or generate(*a, **k))
+    with pytest.raises(UsageError, match="cannot write the run directory"):
+        evaluate(model_dir, test_manifest, out_dir=blocker / "run", device="cpu", max_new_tokens=2)
+    assert decoded == []  # refused before a single clip was decoded

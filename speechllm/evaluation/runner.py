@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,20 @@ def decoding_settings(max_new_tokens: int, decoding: dict[str, Any] | None) -> d
     return {**options.as_dict(), "chunk_seconds": chunk_seconds}
 
 
+def _check_writable(out_dir: Path) -> None:
+    """Fail before decoding, not after, where the run directory cannot be written (a directory
+    made for the probe is removed again: a run that fails later leaves nothing behind)."""
+    made = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot write the run directory {out_dir} ({err.strerror or err})") from None
+    if made:
+        out_dir.rmdir()
+
+
 def _check_complete(skipped: list[str], total: int, paths: Sequence[Any], allow_missing: bool) -> None:
     if skipped and not allow_missing:
         named = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
@@ -239,12 +254,14 @@ def evaluate(
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
     """
     paths = _manifest_list(manifests, task, batch_size, max_duration)
-    for path in paths:  # a bad or untrusted manifest fails before the model loads
-        check_manifest_path(path, trust_manifest_sources)
+    for path in paths:  # a bad, empty or untrusted manifest fails before the model loads
+        if not check_manifest_path(path, trust_manifest_sources):
+            raise UsageError(f"{path} holds no cut: nothing to evaluate")
     model, model_dir = _load_model(model, imports, trust_imports)
     out_dir = Path(out_dir) if out_dir is not None else (model_dir or Path(".")) / "eval"
     names = run_names(model.config, sfm=sfm, llm=llm, adapter=adapter)
     check_run_dir(out_dir, names)  # before decoding, not after
+    _check_writable(out_dir)
     run_device = _resolve_device(device)
     model = model.to(run_device).eval()
     model, precision_context, precision_used = decode_precision(model, run_device, precision)

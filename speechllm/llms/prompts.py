@@ -13,6 +13,7 @@ tokens), which would be a third of a short training sequence.
 from __future__ import annotations
 
 import random
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -54,6 +55,30 @@ class PromptConfig:
     asr_instructions: list[str] = field(default_factory=lambda: list(ASR_INSTRUCTIONS))
     st_instructions: list[str] = field(default_factory=lambda: list(ST_INSTRUCTIONS))
     sample_paraphrases: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse prompts that cannot render: an empty paraphrase list, a ``{field}`` the
+        instruction cannot fill, the audio placeholder typed into a text (it marks the audio slot)."""
+        fields = {"asr_instructions": {"src"}, "st_instructions": {"src", "tgt"}}
+        for name, allowed in fields.items():
+            texts = getattr(self, name)
+            if not texts:
+                raise ValueError(f"model.llm.prompt.{name} is empty: give at least one instruction")
+            for text in texts:
+                used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+                if used - allowed:
+                    raise ValueError(
+                        f"model.llm.prompt.{name}: {text!r} uses {{{sorted(used - allowed)[0]}}}; "
+                        f"an instruction may use {', '.join('{' + a + '}' for a in sorted(allowed))}"
+                    )
+        for name, text in [
+            ("system_prompt", self.system_prompt),
+            *[(n, t) for n in fields for t in getattr(self, n)],
+        ]:
+            if AUDIO_PLACEHOLDER in text:
+                raise ValueError(
+                    f"model.llm.prompt.{name} holds {AUDIO_PLACEHOLDER}, the audio slot's own marker"
+                )
 
 
 class PromptBuilder:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import random
+import string
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,35 @@ def test_evaluate_reads_a_command_source_only_when_trusted(tones_dir, tmp_path, 
     assert not marker.exists()
     assert main([*argv, "--out", str(tmp_path / "trusted"), "--trust-manifest-sources"]) == 0
     assert marker.exists()  # the user's own choice: lhotse ran the command
+
+
+def test_fuzzed_source_types_and_depths_pass_only_when_they_only_read_bytes(one_cut):
+    """A seeded fuzz: 300 source types (near misses of the safe ones among them) at random depths."""
+    rng = random.Random(31)
+    near = [
+        "File",
+        "file ",
+        " file",
+        "FILE",
+        "memory\\n",
+        "shar:",
+        "url",
+        "Command",
+        "cmd",
+        "commands",
+        "http",
+    ]
+    for trial in range(300):
+        kind = rng.choice(
+            [*near, *SAFE_SOURCE_TYPES, "".join(rng.choices(string.printable, k=rng.randint(0, 8)))]
+        )
+        cut = copy.deepcopy(one_cut)
+        cut["recording"]["sources"][0]["type"] = kind
+        node: dict = cut
+        for depth in range(rng.randint(0, 3)):  # wrap it in mixed-cut tracks
+            node = {"id": f"mix{trial}-{depth}", "type": "MixedCut", "tracks": [{"cut": node}]}
+        if kind in SAFE_SOURCE_TYPES:
+            assert check_cut(node, "m:1") == node["id"]
+        else:
+            with pytest.raises(UntrustedManifestError):
+                check_cut(node, "m:1")

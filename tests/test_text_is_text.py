@@ -84,3 +84,27 @@ def test_the_dataset_labels_of_a_transcript_with_a_stop_string_stop_only_at_the_
     target = batch.target_ids[0, : int(batch.target_lens[0])].tolist()
     assert target.count(stop) == 1 and target[-1] == stop, target
     assert stop not in batch.transcript_ids[0, : int(batch.transcript_lens[0])].tolist()
+
+
+def test_fuzzed_texts_full_of_special_strings_never_hold_a_control_id(tiny_dirs):
+    """A seeded fuzz: 150 texts per tokenizer mixing special strings, their fragments, words, spaces."""
+    rng = random.Random(24)
+    for name, tokenizer in _tokenizers(tiny_dirs).items():
+        prompts = PromptBuilder(tokenizer)
+        controls = _control_ids(tokenizer)
+        strings = _control_strings(tokenizer)
+        pieces = [
+            *strings,
+            *(s[: len(s) // 2] for s in strings),
+            "six",
+            "sept",
+            "Straße",
+            " ",
+            "\n",
+            "<",
+            "|>",
+        ]
+        for _ in range(150):
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+            ids = prompts.target_ids(text)
+            assert not controls & set(ids[:-1]), (name, text)

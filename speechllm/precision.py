@@ -95,10 +95,20 @@ def bf16_support(device: str | torch.device = "cpu") -> BF16Support:
 
 @functools.cache
 def _bf16_support(device_type: str, forced: str) -> BF16Support:
+    inherited = os.environ.get(_DECIDED_VAR + device_type.upper())
+    if forced in ("", "auto") and inherited:  # decided by the process that started this one
+        bf16, _, reason = inherited.partition("|")
+        return BF16Support(device_type, bf16 == "1", reason)
     support = _decide(device_type, forced)
     branch = "bf16" if support.bf16 else "float32"
     log.info("precision auto on %s: %s (%s)", device_type, branch, support.reason)
+    # DDP ranks and data-loader workers started from here inherit the decision: a timing probe
+    # run again in each could disagree, and ranks must build the same model.
+    os.environ[_DECIDED_VAR + device_type.upper()] = f"{int(support.bf16)}|{support.reason}"
     return support
+
+
+_DECIDED_VAR = "SPEECHLLM_BF16_DECIDED_"
 
 
 def _decide(device_type: str, forced: str) -> BF16Support:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -23,10 +24,16 @@ EXPLICIT = ("bf16-mixed", "bf16-true", "32", "32-true", "16-mixed")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_decisions():
-    """Each test decides anew: patched probes and flags must not leak into the cached answers."""
+def _fresh_decisions(monkeypatch):
+    """Each test decides anew: patched probes and flags must not leak into the cached answers,
+    nor an earlier decision of this process be inherited."""
+    names = [precision._DECIDED_VAR + device for device in ("CPU", "CUDA", "META")]
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
     precision._bf16_support.cache_clear()
     yield
+    for name in names:  # decisions made under patched probes must not reach later tests
+        os.environ.pop(name, None)
     precision._bf16_support.cache_clear()
 
 
@@ -182,3 +189,17 @@ def test_decoding_commands_take_a_precision_and_default_to_auto(command):
     assert parser.parse_args([*needed, "--bf16"]).precision == "bf16"  # the earlier flag still works
     with pytest.raises(SystemExit):
         parser.parse_args([*needed, "--precision", "fp8"])
+
+
+def test_processes_started_after_the_decision_inherit_it(monkeypatch):
+    """DDP ranks and workers must build the same model: they take the parent's decision, probe or not."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: [])
+    monkeypatch.setattr(precision, "matmul_probe", lambda: (1.0, 0.5))  # the parent's probe: bf16
+    assert bf16_support("cpu").bf16
+    code = "from speechllm.precision import bf16_support; s = bf16_support('cpu'); print(s.bf16, s.reason)"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == f"True {bf16_support('cpu').reason}"

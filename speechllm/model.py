@@ -298,16 +298,16 @@ class SpeechLLM(nn.Module):
         if not pieces:
             return [""] * audio.shape[0]
         group = max(1, chunk_batch_size or audio.shape[0])
-        src, tgt = _per_piece(src_lang, owners), _per_piece(tgt_lang, owners)
         texts: list[str] = []
         for start in range(0, len(pieces), group):
             chunk_audio, chunk_lens = pad_audio(pieces[start : start + group])
+            group_owners = owners[start : start + group]
             texts += self.generate(
                 chunk_audio.to(audio.device),
                 chunk_lens.to(audio.device),
                 task,
-                src if isinstance(src, str) else src[start : start + group],
-                tgt if tgt is None or isinstance(tgt, str) else tgt[start : start + group],
+                _per_piece(src_lang, group_owners),
+                _per_piece(tgt_lang, group_owners),
                 options.max_new_tokens,
                 decoder=decoder,
                 num_beams=options.num_beams,

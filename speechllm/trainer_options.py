@@ -26,6 +26,8 @@ def resolve_precision(cfg: DictConfig) -> tuple[str, str]:
     precision = str(cfg.trainer.precision)
     if precision not in PRECISIONS:
         raise ConfigError(f"trainer.precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision, "explicit"
     frozen_dtype_ok = all(
         "dtype" in constructor_options(registry.get(cfg.model[kind].name))
         and cfg.model[kind].get("dtype") in (None, "bfloat16")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import soundfile as sf
 from lhotse import load_manifest
 
 from speechllm.cli import build_parser
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest import ManifestError, check_cut, check_cut_manifest
 from speechllm.prepare.manifest import import_kaldi_dir, import_manifest, import_table
 
 
@@ -194,7 +195,15 @@ def test_a_stereo_file_with_speech_on_one_channel_is_down_mixed_as_transcribe_do
     table = tmp_path / "data.tsv"
     table.write_text("audio\ttext\naudio/stereo.wav\thello\n", encoding="utf-8")
     import_table(table, tmp_path / "out", corpus="mine", split="train", language="en")
-    (cut,) = load_manifest(tmp_path / "out" / "mine_cuts_train.jsonl.gz")
+    manifest = tmp_path / "out" / "mine_cuts_train.jsonl.gz"
+    assert check_cut_manifest(manifest) == 1  # a MultiCut, checked field by field like a MonoCut
+    with gzip.open(manifest, "rt") as handle:
+        row = json.loads(handle.readline())
+    assert row["type"] == "MultiCut"
+    row["supervisions"][0]["text"] = ["not", "text"]
+    with pytest.raises(ManifestError, match="supervision text must be a string"):
+        check_cut(row, "m:1")
+    (cut,) = load_manifest(manifest)
     audio, problem = load_mono_16k(cut)
     assert problem == "" and audio is not None
     assert np.abs(audio.numpy()).max() == pytest.approx(0.25, abs=1e-3)  # not silence: the mean

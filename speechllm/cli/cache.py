@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from speechllm.builders import build_encoder
     from speechllm.config import ConfigError, load_config
     from speechllm.data.encoder_cache import cache_dir_name
-    from speechllm.data.manifest import check_cut_manifest
+    from speechllm.data.manifest import check_manifest_path
     from speechllm.prepare.cache import build_encoder_cache
     from speechllm.progress import progress
     from speechllm.trainer_options import prepare_model_config, resolve_precision
@@ -57,11 +57,8 @@ def run(args: argparse.Namespace) -> int:
     manifests = [m for m in dict.fromkeys(manifests) if not Path(m).is_dir()]  # Shar dirs: see shar.py
     if not manifests:
         raise ConfigError("speechllm cache: no manifest given (--manifest) or configured in data.*")
-    for path in manifests:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"manifest not found: {path}")
     trust = args.trust_manifest_sources or bool(cfg.data.trust_manifest_sources)
-    sizes = {path: check_cut_manifest(path, trust) for path in manifests}  # before the encoder loads
+    sizes = {path: check_manifest_path(path, trust) for path in manifests}  # before the encoder loads
     encoder = build_encoder(OmegaConf.to_container(cfg.model.encoder, resolve=True))
     for path in manifests:
         with progress(f"cache {Path(path).name}", sizes[path], unit="cuts") as advance:

@@ -135,7 +135,7 @@ class SpeechDataModule(L.LightningDataModule):
                 shar_rank=rank,
                 shar_world_size=world_size,
                 seed=shar_seed,
-                trust_sources=bool(getattr(self.config, "trust_manifest_sources", False)),
+                trust_sources=self.config.trust_manifest_sources,
             )
             for m in manifests
         ]
@@ -158,7 +158,7 @@ class SpeechDataModule(L.LightningDataModule):
             seed=self.seed,
             skip_report=self.report,
             encoder_cache=cache,
-            max_text_tokens=getattr(self.config, "max_text_tokens", None) if train else None,
+            max_text_tokens=self.config.max_text_tokens if train else None,
         )
         cuts = self.cuts(manifests, train=train)
         workers = self.config.num_workers

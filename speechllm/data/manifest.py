@@ -114,7 +114,7 @@ _CHECKED: dict[tuple[str, int, int, bool], int] = {}
 def check_cut(cut: Any, where: str, trust_sources: bool = False) -> str:
     """Check one cut's fields and their types, and where its audio comes from; returns its id.
 
-    Mono cuts (the library's own) are checked field by field: ``id`` (string), ``duration``
+    Mono and multichannel cuts (the library's own) are checked field by field: ``id`` (string), ``duration``
     (number), ``recording``, at least one supervision, and each supervision's ``text`` (string),
     ``language`` and ``custom`` ``translation`` / ``tgt_lang`` (strings where present). Other cut
     kinds are checked by id only.
@@ -130,7 +130,8 @@ def check_cut(cut: Any, where: str, trust_sources: bool = False) -> str:
         raise ManifestError(f"{where}: expected a JSON object (a cut)")
     if not trust_sources:
         _check_sources(cut, where, cut.get("id"))
-    needed = _CUT_FIELDS if cut.get("type", "MonoCut") == "MonoCut" else ("id",)
+    # MultiCut: the library's own cut of a multichannel file (speechllm.prepare.common.build_cuts)
+    needed = _CUT_FIELDS if cut.get("type", "MonoCut") in ("MonoCut", "MultiCut") else ("id",)
     missing = [key for key in needed if key not in cut]
     if missing:
         raise ManifestError(f"{where}: cut without {', '.join(missing)}")

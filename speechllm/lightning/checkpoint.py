@@ -190,6 +190,17 @@ def lock_output_dir(output_dir: str | Path) -> None:
     _HELD_LOCKS[key] = fd
 
 
+def release_output_dir(output_dir: str | Path) -> None:
+    """Give up this process's lock on ``output_dir`` (the run is over); a no-op if it holds none."""
+    fd = _HELD_LOCKS.pop(str(Path(output_dir).resolve()), None)
+    if fd is not None:
+        os.close(fd)  # closing the file releases the flock
+
+
+LOCK_FILE = ".speechllm.lock"
+_HELD_LOCKS: dict[str, int] = {}  # output_dir → the open, locked file (until release_output_dir)
+
+
 class TrainingInterrupted(SpeechLLMError, RuntimeError):
     """The run was stopped by SIGTERM (``timeout``, a scheduler's preemption) after saving its state."""
 
@@ -214,17 +225,6 @@ class SaveOnSigterm(L.Callback):
             path = Path(trainer.default_root_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
             trainer.save_checkpoint(path)
             log.warning("SIGTERM at step %d: saved %s", trainer.global_step, path)
-
-
-def release_output_dir(output_dir: str | Path) -> None:
-    """Give up this process's lock on ``output_dir`` (the run is over); a no-op if it holds none."""
-    fd = _HELD_LOCKS.pop(str(Path(output_dir).resolve()), None)
-    if fd is not None:
-        os.close(fd)  # closing the file releases the flock
-
-
-LOCK_FILE = ".speechllm.lock"
-_HELD_LOCKS: dict[str, int] = {}  # output_dir → the open, locked file (held until the process ends)
 
 
 def check_output_dir(output_dir: str | Path, resume: str | None, overwrite: bool) -> None:

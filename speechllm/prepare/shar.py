@@ -9,7 +9,7 @@ from lhotse import CutSet, load_manifest_lazy
 from lhotse.cut import Cut
 
 from speechllm.data.encoder_cache import ATTACHED_FIELD, ATTACHED_KEY, EncoderCache
-from speechllm.data.manifest import check_cut_manifest
+from speechllm.data.manifest import check_manifest_path
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def export_shar(
     path = Path(manifest)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    check_cut_manifest(path, trust_manifest_sources)
+    check_manifest_path(path, trust_manifest_sources)
     cuts = load_manifest_lazy(path)
     if not isinstance(cuts, CutSet):
         raise ValueError(f"{path} is not a CutSet manifest")

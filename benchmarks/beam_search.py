@@ -30,7 +30,9 @@ SECONDS = (2.5, 3.5, 4.5, 5.5)  # cycled over the batch: the demo's clips are 1.
 
 def load_model(args: argparse.Namespace) -> SpeechLLM:
     if args.tiny:
-        cfg = load_config(None, ["model.encoder.path=tiny-whisper", "model.llm.path=tiny-llama"])
+        cfg = load_config(
+            None, ["model.encoder.path=tiny-random-whisper", "model.llm.path=tiny-random-llama"]
+        )
         torch.manual_seed(0)
         return SpeechLLM.from_config(cfg.model).eval()
     return SpeechLLM.from_pretrained(args.model).eval()

@@ -2,10 +2,11 @@
 
 Run: ``python benchmarks/cache_order.py [--clips 400 --repeats 3 --tiny]``.
 
-``speechllm cache`` (``speechllm.prepare.cache``) encodes clips in batches of 120 s of audio. In
-manifest order a batch mixes short and long clips, and Whisper on the true length runs every clip
-of a batch to the longest one's length; sorted by duration (``duration_sorted_batches``, in
-windows of 20 000 cuts) a batch holds clips of similar lengths. Both variants encode the same
+``speechllm cache`` (``speechllm.prepare.encoder_cache_writer``) encodes clips in batches of
+120 s of audio. In manifest order a batch mixes short and long clips, and Whisper on the true
+length runs every clip of a batch to the longest one's length; sorted by duration
+(``duration_sorted_batches``, in windows of 20 000 cuts) a batch holds clips of similar lengths.
+Both variants encode the same
 noise clips of the demo's lengths (1.5–7 s, uniform, seeded), interleaved; the table gives the
 seconds per pass, the padded frames encoded, and the ratio sorted / manifest order. Real Whisper
 tiny.en when its package is installed (``--tiny``: only the tiny random Whisper, for tests).
@@ -23,7 +24,7 @@ import torch
 
 from speechllm.encoders.whisper import WhisperSpeechEncoder
 from speechllm.masking import pad_audio
-from speechllm.prepare.cache import duration_sorted_batches
+from speechllm.prepare.encoder_cache_writer import duration_sorted_batches
 
 BATCH_SECONDS = 120.0  # speechllm cache's default --batch-duration
 
@@ -79,7 +80,7 @@ def main() -> None:
         if args.tiny:
             from speechllm.presets.tiny import build_tiny_whisper
 
-            label, path = "tiny random Whisper", str(build_tiny_whisper(Path(tmp) / "tiny-whisper"))
+            label, path = "tiny random Whisper", str(build_tiny_whisper(Path(tmp) / "tiny-random-whisper"))
         else:
             from speechllm.presets import resolve_model_path
 

@@ -11,9 +11,9 @@ dropout; the LLM reads the adapter's frame-rate outputs, the longest sequence a 
 - ``LLM stage, bf16-mixed``: frozen encoder and LLM stored in fp32, autocast to bf16;
 - ``LLM stage, bf16-true``: frozen parts stored in bf16 (trained weights fp32): the demo now;
 - ``pre-alignment``: the adapter and the CTC loss against the LLM's input embeddings only, no
-  LLM forward pass (``speechllm.alignment``), on the same clips, over as many token classes as
+  LLM forward pass (``speechllm.prealign.head``), on the same clips, over as many token classes as
   the demo's training transcripts hold (10 553); once with the head's cosine matmul in fp32 (the
-  default) and once in bf16 (``model.alignment.matmul_dtype: bfloat16``), without autocast, as
+  default) and once in bf16 (``model.prealign.matmul_dtype: bfloat16``), without autocast, as
   ``bf16-true`` training runs it.
 
 The audio is noise of the demo's clip lengths: a step's time depends on lengths, not content.
@@ -28,11 +28,11 @@ import statistics
 import _timing
 import torch
 
-from speechllm.adapters.base import AdapterTargets
+from speechllm.adapters.interface import AdapterTargets
 from speechllm.config import load_config
 from speechllm.data.dataset import collate
 from speechllm.model import SpeechLLM
-from speechllm.presets.cache import DEMO_INSTALL_HINT
+from speechllm.presets.model_cache import DEMO_INSTALL_HINT
 from speechllm.training import prepare_model_config
 
 CONF = _timing.ROOT / "recipes" / "demo" / "conf"
@@ -44,11 +44,11 @@ TEXT = "Never go to a doctor whose office plants have died, said the fortune coo
 def build(adapter: str, precision: str, tiny: bool) -> SpeechLLM:
     overrides = [
         f"trainer.precision={precision}",
-        "model.alignment.readout=frames",
-        "model.alignment.copy_ratio=0",
+        "model.prealign.readout=frames",
+        "model.prealign.copy_ratio=0",
     ]
     if tiny:
-        overrides += ["model.encoder.path=tiny-whisper", "model.llm.path=tiny-llama"]
+        overrides += ["model.encoder.path=tiny-random-whisper", "model.llm.path=tiny-random-llama"]
     cfg = load_config(CONF / f"asr_{adapter}.yaml", overrides)
     torch.manual_seed(0)
     return SpeechLLM.from_config(prepare_model_config(cfg).model).train()
@@ -79,8 +79,8 @@ def make_batch(model: SpeechLLM, batch_size: int, cached: bool) -> dict:
     batch = collate(rows)
     if cached:
         with torch.no_grad():
-            hidden, lens = model.encoder(batch["audio"], batch["audio_lens"])
-        batch["encoder_hidden"], batch["encoder_lens"] = hidden.float(), lens
+            hidden, lens = model.encoder(batch.audio, batch.audio_lens)
+        batch.encoder_hidden, batch.encoder_lens = hidden.float(), lens
     return batch
 
 
@@ -113,8 +113,8 @@ def main() -> None:
     batch = make_batch(true, args.batch, cached=True)
     # The demo's pre-alignment classes: the 10 553 token ids of its training transcripts (here the
     # first ids of the vocabulary: the cost depends on the count, not on which ids).
-    true.alignment.set_vocab(torch.arange(min(DEMO_VOCABULARY, true.llm.vocab_size)))
-    targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
+    true.prealign.set_vocab(torch.arange(min(DEMO_VOCABULARY, true.llm.vocab_size)))
+    targets = AdapterTargets(batch.transcript_ids, batch.transcript_lens)
 
     def step(model: SpeechLLM) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -125,9 +125,9 @@ def main() -> None:
     def prealign_step(model: SpeechLLM, matmul_dtype: torch.dtype = torch.float32) -> None:
         # No autocast: `bf16-true` training runs the trained adapter and head in fp32 (autocast
         # would put the head's matmul in bf16 whatever matmul_dtype says).
-        model.alignment.matmul_dtype = matmul_dtype
+        model.prealign.matmul_dtype = matmul_dtype
         out = model.adapter_outputs(batch, targets)
-        loss = model.alignment.loss("ctc", out, targets, model.llm.input_embeddings())
+        loss = model.prealign.loss("ctc", out, targets, model.llm.input_embeddings())
         loss.backward()
         model.zero_grad(set_to_none=True)
 

@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.model import SpeechLLM
-from speechllm.prepare.cache import build_encoder_cache
+from speechllm.prepare.encoder_cache_writer import build_encoder_cache
 from speechllm.prepare.tones import prepare_tones
 
 ADAPTERS = ("base", "conv", "cif", "ctc", "wlq_former")
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tiny", action="store_true", help="tiny random Whisper (for tests)")
     args = parser.parse_args()
-    encoder_path = "tiny-whisper" if args.tiny else "whisper-tiny.en"
+    encoder_path = "tiny-random-whisper" if args.tiny else "whisper-tiny.en"
 
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         tones = Path(tmp) / "tones"

@@ -33,7 +33,7 @@ import _timing
 import torch
 from demo_step import DEMO_VOCABULARY, add_demo_arguments, build, make_batch, skipped_without_demo_models
 
-from speechllm.adapters.base import AdapterTargets
+from speechllm.adapters.interface import AdapterTargets
 from speechllm.model import SpeechLLM
 from speechllm.precision import bf16_support, cpu_bf16_flags, cpu_name
 
@@ -79,8 +79,8 @@ def cache_batches(clips: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def prealign_phases(model: SpeechLLM, batch: dict, branch: str) -> Callable[[], dict[str, float]]:
     """One pre-alignment step, returning seconds per phase (adapter, head + CTC, backward, AdamW)."""
-    targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
-    params = [*model.adapter.parameters(), model.alignment.blank, model.alignment.log_scale]
+    targets = AdapterTargets(batch.transcript_ids, batch.transcript_lens)
+    params = [*model.adapter.parameters(), model.prealign.blank, model.prealign.log_scale]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
 
     def step() -> dict[str, float]:
@@ -88,7 +88,7 @@ def prealign_phases(model: SpeechLLM, batch: dict, branch: str) -> Callable[[], 
         with autocast(branch):
             out = model.adapter_outputs(batch, targets)
             marks.append(time.perf_counter())
-            loss = model.alignment.loss("ctc", out, targets, model.llm.input_embeddings())
+            loss = model.prealign.loss("ctc", out, targets, model.llm.input_embeddings())
             marks.append(time.perf_counter())
         loss.backward()
         marks.append(time.perf_counter())
@@ -113,13 +113,13 @@ def main() -> None:
     models = {branch: build(args.adapter, precision, args.tiny) for branch, precision in BRANCHES.items()}
     batch = make_batch(models["fp32"], args.batch, cached=True)
     for model in models.values():
-        model.alignment.set_vocab(torch.arange(min(DEMO_VOCABULARY, model.llm.vocab_size)))
+        model.prealign.set_vocab(torch.arange(min(DEMO_VOCABULARY, model.llm.vocab_size)))
         # As the pre-alignment stage trains them (PreAlignModule): the blank and the scale too.
-        model.alignment.blank.requires_grad_(True)
-        model.alignment.log_scale.requires_grad_(True)
+        model.prealign.blank.requires_grad_(True)
+        model.prealign.log_scale.requires_grad_(True)
     audio_batch = make_batch(models["fp32"], args.batch, cached=False)
     encoder_batches = cache_batches(args.clips)
-    targets = AdapterTargets(batch["transcript_ids"], batch["transcript_lens"])
+    targets = AdapterTargets(batch.transcript_ids, batch.transcript_lens)
 
     def encode(branch: str) -> None:
         with torch.no_grad():
@@ -136,14 +136,14 @@ def main() -> None:
         model = models[branch]
         with autocast(branch):
             out = model.adapter_outputs(batch, targets)
-            loss = model.alignment.loss("ctc", out, targets, model.llm.input_embeddings())
+            loss = model.prealign.loss("ctc", out, targets, model.llm.input_embeddings())
         loss.backward()
         model.zero_grad(set_to_none=True)
 
     def decode(branch: str) -> None:
         model = models[branch].eval()
         with torch.no_grad(), autocast(branch):
-            model.generate(audio_batch["audio"], audio_batch["audio_lens"], max_new_tokens=args.new_tokens)
+            model.generate(audio_batch.audio, audio_batch.audio_lens, max_new_tokens=args.new_tokens)
         model.train()
 
     rows = {

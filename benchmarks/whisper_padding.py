@@ -64,7 +64,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-whisper-") as tmp:
         from speechllm.presets.tiny import build_tiny_whisper
 
-        models.append(("tiny random (64×2)", str(build_tiny_whisper(Path(tmp) / "tiny-whisper"))))
+        models.append(("tiny random (64×2)", str(build_tiny_whisper(Path(tmp) / "tiny-random-whisper"))))
         if not args.tiny:
             try:
                 from speechllm.presets import resolve_model_path

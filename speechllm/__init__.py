@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "Adapter": "speechllm.adapters.base",
-    "AdapterOutput": "speechllm.adapters.base",
-    "AdapterTargets": "speechllm.adapters.base",
+    "Adapter": "speechllm.adapters.interface",
+    "AdapterOutput": "speechllm.adapters.interface",
+    "AdapterTargets": "speechllm.adapters.interface",
     "ConfigError": "speechllm.config",
     "load_config": "speechllm.config",
     "SpeechLLM": "speechllm.model",
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
+    from speechllm.adapters.interface import Adapter, AdapterOutput, AdapterTargets
     from speechllm.config import ConfigError, load_config
     from speechllm.model import SpeechLLM
     from speechllm.registry import (

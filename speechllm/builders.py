@@ -1,18 +1,18 @@
 """Builder functions: a component config (``{name, ...options}``) → the component, by registry name.
 
 Here, and not in the encoders and LLMs, a ``path`` that names a preset (``whisper-tiny.en``,
-``tiny-whisper``, see :mod:`speechllm.presets`) becomes its local directory, so the components
+``tiny-random-whisper``, see :mod:`speechllm.presets`) becomes its local directory, so the components
 load from a hub name or a directory and never import the presets room.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
+from speechllm.adapters.build_context import build_arguments
 from speechllm.presets import resolve_model_path
 from speechllm.registry import ADAPTERS, ENCODERS, LLMS
 
@@ -39,18 +39,8 @@ def build_llm(cfg: Mapping[str, Any]) -> nn.Module:
 
 
 def build_adapter(cfg: Mapping[str, Any], encoder: nn.Module, llm: nn.Module) -> nn.Module:
-    """An :class:`~speechllm.adapters.base.Adapter` between ``encoder`` and ``llm``.
-
-    Besides ``in_dim``/``out_dim``, an adapter whose constructor takes ``vocab_size``,
-    ``blank_id`` or ``encoder_frame_rate_hz`` gets them from the LLM and encoder when the config
-    is silent (read only then: a tokenizer without pad/eos has no default blank, which only
-    matters to the CTC adapter).
-    """
-    context = {  # the names of registry.ADAPTER_BUILD_CONTEXT
-        "vocab_size": lambda: llm.vocab_size,
-        "blank_id": lambda: llm.pad_id,
-        "encoder_frame_rate_hz": lambda: float(encoder.frame_rate_hz),
-    }
-    accepted = inspect.signature(ADAPTERS.get(cfg["name"]).__init__).parameters
-    extra = {key: get() for key, get in context.items() if key in accepted and key not in cfg}
-    return ADAPTERS.build(cfg, in_dim=encoder.dim, out_dim=llm.dim, **extra)
+    """An :class:`~speechllm.adapters.interface.Adapter` between ``encoder`` and ``llm``, given what
+    :mod:`speechllm.adapters.build_context` says the model supplies (``in_dim``, ``out_dim``, and
+    ``vocab_size`` / ``blank_id`` / ``encoder_frame_rate_hz`` when it takes them)."""
+    extra = build_arguments(ADAPTERS.get(cfg["name"]), cfg, encoder, llm)
+    return ADAPTERS.build(cfg, **extra)

@@ -30,3 +30,7 @@ class UsageError(SpeechLLMError, ValueError):
 
 class DiskFullError(SpeechLLMError, OSError):
     """No space left on the device being written; the message names the directory."""
+
+
+class ConfigError(SpeechLLMError, ValueError):
+    """A config problem, with the offending key and what is valid."""

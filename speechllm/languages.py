@@ -1,4 +1,4 @@
-"""Language codes, names and the paper's tasks, shared by every corpus recipe.
+"""Language codes, names, the paper's tasks and the decoders, shared by every corpus recipe.
 
 Codes are ISO 639-1 (``"en"``, ``"de"``, ...), the form lhotse supervisions and the prompts use.
 """
@@ -16,6 +16,8 @@ LANGUAGE_NAMES: dict[str, str] = {
 }
 
 TASKS: tuple[str, ...] = ("asr", "st")  # speech recognition, speech translation
+# What decodes a task: the LLM, or the adapter alone through the pre-alignment head (ASR).
+DECODERS: tuple[str, ...] = ("llm", "prealign")
 
 # The paper's tasks (Verdini et al., 2025): ASR in five languages, ST in five directions.
 PAPER_ASR_LANGUAGES: tuple[str, ...] = ("en", "es", "fr", "it", "de")

@@ -8,59 +8,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from speechllm.adapters.base import Adapter, AdapterOutput, AdapterTargets
-from speechllm.alignment import AlignmentHead, resolve_objective
+from speechllm.adapters.interface import Adapter, AdapterOutput, AdapterTargets
 from speechllm.audio import split_into_chunks
 from speechllm.builders import build_adapter, build_encoder, build_llm
+from speechllm.deprecations import decoder_name, upgrade_state_dict
 from speechllm.errors import CheckpointError
+from speechllm.languages import DECODERS
 from speechllm.llms.base import LLM
 from speechllm.masking import pad_audio, pad_ids, splice
 from speechllm.model_dir import MODEL_CONFIG, TRAINED_WEIGHTS, read_model_dir, write_model_dir
+from speechllm.model_io import ModelInputs, SpeechLLMOutput, as_inputs, valid_targets
+from speechllm.prealign.head import PreAlignHead, resolve_objective
 from speechllm.search import DecodingOptions, beam_search, greedy
 
-
-class ModelInputs(Protocol):
-    """What :meth:`SpeechLLM.forward` reads from a batch: :class:`speechllm.data.batch.Batch` has it
-    (documented there); a plain dict with these keys is read too, absent keys as None.
-
-    ``audio`` (B, S) and ``audio_lens`` (B,), or ``encoder_hidden`` (B, T, C) and ``encoder_lens``
-    (B,) (cached encoder outputs, which skip the encoder); ``*_ids`` (B, L_*) long right-padded
-    with their ``*_lens`` (B,).
-    """
-
-    audio: Tensor | None
-    audio_lens: Tensor
-    encoder_hidden: Tensor | None
-    encoder_lens: Tensor | None
-    prefix_ids: Tensor
-    prefix_lens: Tensor
-    suffix_ids: Tensor
-    suffix_lens: Tensor
-    target_ids: Tensor
-    target_lens: Tensor
-    transcript_ids: Tensor
-    transcript_lens: Tensor
-
-
-@dataclass
-class SpeechLLMOutput:
-    """``loss`` = LM loss on target tokens + the adapter's (already weighted) ``aux_loss``."""
-
-    loss: Tensor
-    lm_loss: Tensor
-    aux_loss: Tensor | None
-    stats: dict[str, Tensor] = field(default_factory=dict)
-    num_target_tokens: int = 0
+__all__ = ["ModelInputs", "SpeechLLM", "SpeechLLMOutput"]
 
 
 class SpeechLLM(nn.Module):
@@ -68,7 +37,7 @@ class SpeechLLM(nn.Module):
 
     Args:
         encoder: a :class:`~speechllm.encoders.base.SpeechEncoder` (frozen).
-        adapter: an :class:`~speechllm.adapters.base.Adapter` (trained).
+        adapter: an :class:`~speechllm.adapters.interface.Adapter` (trained).
         llm: an :class:`~speechllm.llms.base.LLM` such as
             :class:`~speechllm.llms.causal_lm.CausalLM` (frozen, optional LoRA).
         config: the model config it was built from (saved by :meth:`save_pretrained`).
@@ -83,8 +52,8 @@ class SpeechLLM(nn.Module):
         self.llm: LLM = llm
         self.config = config
         self.imports = list(imports)  # user modules that register components; saved with the model
-        # The pre-alignment head (speechllm.alignment), when the config has ``model.alignment``.
-        self.alignment: AlignmentHead | None = None
+        # The pre-alignment head (speechllm.prealign.head), when the config has ``model.prealign``.
+        self.prealign: PreAlignHead | None = None
 
     # -- building ---------------------------------------------------------------------------------
     @classmethod
@@ -101,8 +70,8 @@ class SpeechLLM(nn.Module):
         llm = build_llm(cfg["llm"])
         adapter = build_adapter(cfg["adapter"], encoder, llm)
         model = cls(encoder, adapter, llm, config=cfg, imports=imports)
-        if cfg.get("alignment") is not None:
-            model.alignment = AlignmentHead(llm.dim, llm.vocab_size, **cfg["alignment"])
+        if cfg.get("prealign") is not None:
+            model.prealign = PreAlignHead(llm.dim, llm.vocab_size, **cfg["prealign"])
         return model
 
     # -- training ---------------------------------------------------------------------------------
@@ -114,29 +83,29 @@ class SpeechLLM(nn.Module):
         return self.adapt(hidden, lens, targets)
 
     def adapt(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
-        """Encoder outputs (B, T, C) → what the LLM reads: the adapter, then the alignment readout.
+        """Encoder outputs (B, T, C) → what the LLM reads: the adapter, then the pre-alignment readout.
 
-        With ``model.alignment.aux_weight`` > 0 and targets, the alignment head's CTC loss on the
+        With ``model.prealign.aux_weight`` > 0 and targets, the pre-alignment head's CTC loss on the
         adapter's outputs, times that weight, is added to the aux loss; with
         ``transcript_ratio`` > 0, some training rows read their transcript instead (text injection).
         """
         adapted = self.adapter(hidden, lens, targets)
-        if self.alignment is None:
+        if self.prealign is None:
             return adapted
         table = self.llm.input_embeddings()
-        if targets is not None and self.alignment.aux_weight > 0:
-            ctc = self.alignment.aux_weight * self.alignment.loss("ctc", adapted, targets, table)
+        if targets is not None and self.prealign.aux_weight > 0:
+            ctc = self.prealign.aux_weight * self.prealign.loss("ctc", adapted, targets, table)
             adapted.aux_loss = ctc if adapted.aux_loss is None else adapted.aux_loss + ctc
-        read = self.alignment(adapted, table)
-        if self.training and targets is not None and self.alignment.transcript_ratio > 0:
-            read = self.alignment.inject_transcripts(read, targets, table)
+        read = self.prealign(adapted, table)
+        if self.training and targets is not None and self.prealign.transcript_ratio > 0:
+            read = self.prealign.inject_transcripts(read, targets, table)
         return read
 
     def adapter_outputs(
         self, batch: ModelInputs | Mapping[str, Any], targets: AdapterTargets | None = None
     ) -> AdapterOutput:
         """The adapter's own outputs for a batch (audio or cached encoder outputs), before any readout."""
-        batch = _as_inputs(batch)
+        batch = as_inputs(batch)
         if batch.encoder_hidden is not None:
             return self.adapter(batch.encoder_hidden, batch.encoder_lens, targets)
         hidden, lens = self.encoder(batch.audio, batch.audio_lens)
@@ -148,20 +117,20 @@ class SpeechLLM(nn.Module):
         ``batch``: a :class:`~speechllm.data.batch.Batch` (see :class:`ModelInputs`). With
         ``encoder_hidden`` set (the encoder-output cache), the encoder is skipped.
         """
-        batch = _as_inputs(batch)
+        batch = as_inputs(batch)
         targets = AdapterTargets(batch.transcript_ids, batch.transcript_lens)
         if batch.encoder_hidden is not None:
             adapted = self.adapt(batch.encoder_hidden, batch.encoder_lens, targets)
         else:
             adapted = self.encode(batch.audio, batch.audio_lens, targets)
         target_ids, target_lens = batch.target_ids, batch.target_lens
-        if self.training and self.alignment is not None and self.alignment.copy_ratio > 0:
+        if self.training and self.prealign is not None and self.prealign.copy_ratio > 0:
             stop_id = self.llm.prompts.stop_ids[0]
             tasks = getattr(batch, "task", None)  # only ASR targets are copies of what is read
             asr = (
                 None if tasks is None else torch.tensor([t == "asr" for t in tasks], device=target_ids.device)
             )
-            target_ids, target_lens = self.alignment.copy_targets(
+            target_ids, target_lens = self.prealign.copy_targets(
                 adapted, target_ids, target_lens, stop_id, asr
             )
         segments = [
@@ -179,7 +148,7 @@ class SpeechLLM(nn.Module):
         hidden = self.llm.hidden_states(embeds, attention_mask, position_ids)
         # Logits only where a target is predicted: the LM head over a large vocabulary is costly.
         logits = self.llm.logits(hidden[predicts_target]).float()
-        labels = _valid_targets(target_ids, target_lens)
+        labels = valid_targets(target_ids, target_lens)
         lm_loss = F.cross_entropy(logits, labels)
         loss = lm_loss if adapted.aux_loss is None else lm_loss + adapted.aux_loss
         return SpeechLLMOutput(loss, lm_loss, adapted.aux_loss, adapted.stats, int(labels.numel()))
@@ -212,7 +181,7 @@ class SpeechLLM(nn.Module):
             task: ``"asr"`` or ``"st"``; src_lang / tgt_lang: a code or one code per clip.
             max_new_tokens: at most this many tokens per clip (per chunk with ``chunk_seconds``).
             encoder_hidden / encoder_lens: (B, T, C) / (B,) cached encoder outputs, instead of audio.
-            decoder: ``"llm"``, or ``"alignment"``: the transcript read off the adapter's outputs by
+            decoder: ``"llm"``, or ``"prealign"``: the transcript read off the adapter's outputs by
                 the pre-alignment head (CTC greedy, or argmax per vector for CIF), without the LLM.
             num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty: see
                 :class:`~speechllm.search.DecodingOptions` (``num_beams=1``: greedy).
@@ -229,8 +198,9 @@ class SpeechLLM(nn.Module):
         options = DecodingOptions(
             max_new_tokens, num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty
         )
-        if decoder not in ("llm", "alignment"):
-            raise ValueError(f"generate: unknown decoder {decoder!r}; valid: llm, alignment")
+        decoder = decoder_name(decoder)
+        if decoder not in DECODERS:
+            raise ValueError(f"generate: unknown decoder {decoder!r}; valid: {', '.join(DECODERS)}")
         if chunk_seconds is not None and audio is not None and audio_lens is not None:
             return self._generate_chunked(
                 audio, audio_lens, chunk_seconds, task, src_lang, tgt_lang, decoder, options, chunk_batch_size
@@ -244,8 +214,8 @@ class SpeechLLM(nn.Module):
             encoder_hidden, encoder_lens = self.encoder(audio, audio_lens)
         else:
             raise ValueError("generate needs audio and audio_lens, or encoder_hidden and encoder_lens")
-        if decoder == "alignment":
-            return self._decode_alignment(encoder_hidden, encoder_lens)
+        if decoder == "prealign":
+            return self._decode_prealign(encoder_hidden, encoder_lens)
         embeds, attention_mask, position_ids = self._prompted(
             encoder_hidden, encoder_lens, task, src_lang, tgt_lang
         )
@@ -321,13 +291,13 @@ class SpeechLLM(nn.Module):
                 joined[owner].append(text)
         return [" ".join(parts) for parts in joined]
 
-    def _decode_alignment(self, hidden: Tensor, lens: Tensor) -> list[str]:
+    def _decode_prealign(self, hidden: Tensor, lens: Tensor) -> list[str]:
         """The adapter decoded alone by the pre-alignment head: no LLM forward pass."""
-        if self.alignment is None:
-            raise ValueError("decoder='alignment' needs a model with model.alignment (a pre-aligned adapter)")
-        objective = resolve_objective("auto", str((self.config or {}).get("adapter", {}).get("name")))
+        if self.prealign is None:
+            raise ValueError("decoder='prealign' needs a model with model.prealign (a pre-aligned adapter)")
+        objective = resolve_objective("auto", self.adapter)
         out = self.adapter(hidden, lens)
-        ids = self.alignment.greedy_ids(objective, out, self.llm.input_embeddings())
+        ids = self.prealign.greedy_ids(objective, out, self.llm.input_embeddings())
         return [self.llm.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
 
     def _check_context(self, input_len: int, max_new_tokens: int) -> None:
@@ -343,11 +313,11 @@ class SpeechLLM(nn.Module):
 
     # -- artefacts --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, Tensor]:
-        """Only the trained parameters (adapter, LoRA, alignment head and its vocabulary): what a
+        """Only the trained parameters (adapter, LoRA, pre-alignment head and its vocabulary): what a
         checkpoint needs."""
         state = {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
-        if self.alignment is not None:  # all of it, whichever of its parameters this stage trains
-            state.update({f"alignment.{k}": v.detach() for k, v in self.alignment.state_dict().items()})
+        if self.prealign is not None:  # all of it, whichever of its parameters this stage trains
+            state.update({f"prealign.{k}": v.detach() for k, v in self.prealign.state_dict().items()})
         return state
 
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -378,6 +348,7 @@ class SpeechLLM(nn.Module):
 
     def load_trainable(self, tensors: dict[str, Tensor], source: str = "checkpoint") -> None:
         """Load trained parameters; the key sets must match exactly."""
+        upgrade_state_dict(tensors)  # trained before 0.2: the head was saved as alignment.*
         expected = self.trainable_state_dict()
         missing, unexpected = set(expected) - set(tensors), set(tensors) - set(expected)
         if missing or unexpected:
@@ -385,24 +356,11 @@ class SpeechLLM(nn.Module):
                 f"{source}: trained parameters do not match this model "
                 f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
             )
-        try:  # modules may resize on load (the alignment head's vocabulary); the rest must match
+        try:  # modules may resize on load (the pre-alignment head's vocabulary); the rest must match
             self.load_state_dict(tensors, strict=False)
         except RuntimeError as err:
             detail = " ".join(str(err).split())[:300]
             raise CheckpointError(f"{source}: trained parameters do not fit this model ({detail})") from None
-
-
-def _valid_targets(ids: Tensor, lens: Tensor) -> Tensor:
-    """Flatten the valid target ids of each row, in row order: (sum(lens),)."""
-    return ids[torch.arange(ids.shape[1], device=ids.device)[None, :] < lens[:, None]]
-
-
-def _as_inputs(batch: ModelInputs | Mapping[str, Any]) -> ModelInputs:
-    """A :class:`ModelInputs` as it is; a plain dict (benchmarks, older callers) read by its keys."""
-    if not isinstance(batch, Mapping):
-        return batch
-    inputs: Any = SimpleNamespace(**{name: batch.get(name) for name in ModelInputs.__annotations__})
-    return inputs
 
 
 def _to_dict(cfg: Any) -> dict[str, Any]:

@@ -17,9 +17,10 @@ decorators.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from speechllm.errors import SpeechLLMError
@@ -76,6 +77,21 @@ class Registry(Generic[T]):
         options.update(kwargs)
         return factory(**options)
 
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[None]:
+        """Registrations made inside the block are undone when it ends (a notebook cell, a test).
+
+        Built-ins first loaded inside the block stay: their modules are imported once and register
+        only then.
+        """
+        before = dict(self._entries)
+        try:
+            yield
+        finally:
+            builtins = {name: obj for name, obj in self._entries.items() if name in self.builtins}
+            self._entries.clear()
+            self._entries.update({**builtins, **before})
+
     def names(self) -> list[str]:
         """Every registered and built-in name; imports nothing."""
         return sorted(set(self._entries) | set(self.builtins))
@@ -90,10 +106,6 @@ class Registry(Generic[T]):
 def _qualname(obj: object) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
-
-# Adapter constructor arguments the model supplies from the encoder and LLM when the adapter takes
-# them and the config is silent (speechllm.builders.build_adapter); in_dim/out_dim always.
-ADAPTER_BUILD_CONTEXT = ("vocab_size", "blank_id", "encoder_frame_rate_hz")
 
 ENCODERS: Registry[Any] = Registry(
     "encoder", {"whisper": "speechllm.encoders.whisper", "seamless": "speechllm.encoders.seamless"}
@@ -132,7 +144,8 @@ def constructor_options(component: Any) -> set[str]:
 
 
 def required_options(component: Any) -> set[str]:
-    """Keyword names a class's ``__init__`` (or a builder function) needs: those without a default."""
+    """Keyword names a class's own ``__init__`` (or a builder function) needs: those without a
+    default. (Not followed up ``**kwargs``: a subclass may pass its base's required arguments itself.)"""
     target = component.__init__ if inspect.isclass(component) else component
     params = inspect.signature(target).parameters.values()
     return {

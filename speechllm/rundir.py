@@ -279,7 +279,7 @@ class Compression:
 
     Per utterance, ``mean_in_len`` encoder frames (``encoder_frame_rate_hz`` per second) become
     ``mean_out_len`` adapter outputs and, after a pre-alignment readout that merges runs
-    (``model.alignment``), ``mean_read_len`` vectors the LLM reads (None without one). ``split``:
+    (``model.prealign``), ``mean_read_len`` vectors the LLM reads (None without one). ``split``:
     ``train`` / ``val`` batches (the training monitor) or ``eval`` (evaluation decoding).
     """
 

@@ -13,7 +13,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``{"tiny-llama": dir, "tiny-mistral": dir, "tiny-whisper": dir}`` built from configs."""
+    """``{"tiny-random-llama": dir, "tiny-random-mistral": dir, "tiny-random-whisper": dir}``, built
+    from configs."""
     from speechllm.presets.tiny import TINY_PRESETS, tiny_preset_dir
 
     root = tmp_path_factory.mktemp("tiny_models")
@@ -35,10 +36,10 @@ def tiny_model_overrides(tiny_dirs: dict[str, Path]) -> list[str]:
     """Overrides that make any config use the tiny Whisper + tiny Llama + small adapter."""
     return [
         "model.encoder.name=whisper",
-        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
+        f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
         "model.encoder.pad_to_30s=false",
         "model.llm.name=hf_causal_lm",
-        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        f"model.llm.path={tiny_dirs['tiny-random-llama']}",
         "model.adapter.modality_dim=32",
         "model.adapter.modality_heads=4",
         "model.adapter.modality_layers=1",

@@ -16,8 +16,8 @@ def exact_run_overrides(
     """
     return [
         f"output_dir={out}",
-        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
-        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
+        f"model.llm.path={tiny_dirs['tiny-random-llama']}",
         "model.llm.lora=null",
         f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",
         "data.val=[]",

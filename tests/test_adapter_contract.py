@@ -17,7 +17,7 @@ from lhotse import CutSet
 from omegaconf import OmegaConf
 from test_adapters import IN_DIM, NAMES, OUT_DIM, TINY, build, garbage_padded, modality_input, random_targets
 
-from speechllm.adapters.base import Adapter, AdapterTargets, Compressed
+from speechllm.adapters.interface import Adapter, AdapterTargets, Compressed
 from speechllm.config import load_config
 from speechllm.data.dataset import SpeechDataset
 from speechllm.model import SpeechLLM

@@ -21,14 +21,14 @@ import pytest
 import torch
 
 from speechllm.presets import resolve_model_path
-from speechllm.presets.cache import (
+from speechllm.presets.ctranslate2 import CTranslate2Checkpoint, read_ctranslate2_model
+from speechllm.presets.model_cache import (
     DEMO_INSTALL_HINT,
     MissingAssetError,
     cached_conversion,
     installed_package_dir,
     speechllm_cache_dir,
 )
-from speechllm.presets.ctranslate2 import CTranslate2Checkpoint, read_ctranslate2_model
 from speechllm.presets.whisper_tiny import whisper_state_dict
 
 # ---------------------------------------------------------------- presets and cache (no assets)
@@ -45,8 +45,8 @@ def test_tiny_presets_resolve_to_a_loadable_cached_build(
     from transformers import WhisperConfig
 
     monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path))
-    resolved = resolve_model_path("tiny-whisper")
-    assert resolved == tmp_path / "tiny-whisper"
+    resolved = resolve_model_path("tiny-random-whisper")
+    assert resolved == tmp_path / "tiny-random-whisper"
     assert WhisperConfig.from_pretrained(resolved).model_type == "whisper"
 
 

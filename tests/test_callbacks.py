@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from speechllm.config import load_config
-from speechllm.metrics.report import load_run
+from speechllm.metrics.run_report import load_run
 from speechllm.model import SpeechLLM
 from speechllm.rundir import Compression, write_hypotheses
 from speechllm.training import train
@@ -29,15 +29,15 @@ class ValidationAudio(L.Callback):
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
         if not trainer.sanity_checking:
-            self.audio_lens.append(batch["audio_lens"].clone())
+            self.audio_lens.append(batch.audio_lens.clone())
 
 
 def run(tiny_dirs, tones_dir, out: Path, adapter: str) -> ValidationAudio:
     recorder = ValidationAudio()
     overrides = [
         f"output_dir={out}",
-        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
-        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
+        f"model.llm.path={tiny_dirs['tiny-random-llama']}",
         f"model.adapter.name={adapter}",
         "model.llm.lora=null",
         f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",

@@ -30,8 +30,8 @@ def tiny_train_args(tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, *ext
         "train",
         str(TINY_RECIPE),
         f"output_dir={out}",
-        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
-        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
+        f"model.llm.path={tiny_dirs['tiny-random-llama']}",
         f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",
         "data.val=[]",
         "trainer.max_steps=2",
@@ -158,7 +158,7 @@ def test_the_python_api_refuses_the_same_sizes(tmp_path) -> None:
         ("trainer.max_steps=-5", "trainer.max_steps=-5: must be > 0, or -1"),
         ("optim.warmup_ratio=1.5", "optim.warmup_ratio=1.5: must be in [0, 1)"),
         ("data.max_text_tokens=0", "data.max_text_tokens=0: must be >= 1 or null"),
-        ("pretrain.lr=nan", "pretrain.lr=nan: must be > 0"),
+        ("prealign.lr=nan", "prealign.lr=nan: must be > 0"),
     ],
 )
 def test_numbers_no_run_can_work_with_are_one_line_before_anything_loads(override, expected, capsys) -> None:
@@ -173,7 +173,7 @@ def test_a_preset_typo_names_the_presets_instead_of_trying_the_hub(
     argv = [a if not a.startswith("model.llm.path=") else "model.llm.path=tiny-lama" for a in argv]
     assert main(argv) == 2
     line = one_error_line(capsys)
-    assert "'tiny-lama' is neither a local directory nor a preset; did you mean 'tiny-llama'?" in line
+    assert "'tiny-lama' is neither a local directory nor a preset; did you mean 'tiny-random-llama'?" in line
     assert "smollm2-135m-instruct" in line  # the list of presets
 
 

@@ -10,7 +10,7 @@ import soundfile as sf
 from lhotse import load_manifest
 
 from speechllm.cli import build_parser
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest_check import ManifestError
 from speechllm.prepare.covost2 import prepare_covost2
 
 # (src, tgt, clip stem, seconds, sentence, translation)

@@ -20,7 +20,7 @@ from speechllm.llms.prompts import PromptBuilder
 
 @pytest.fixture(scope="module")
 def prompts(tiny_dirs) -> PromptBuilder:
-    return PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-llama"]))
+    return PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-random-llama"]))
 
 
 def data_config(*overrides: str):
@@ -98,7 +98,7 @@ def take_ids(dm: SpeechDataModule, limit: int | None = None) -> list[list[str]]:
     out = []
     for batch in dm.train_dataloader():
         dm.on_before_batch_transfer(batch, 0)
-        out.append(batch["cut_ids"])
+        out.append(batch.cut_ids)
         if limit is not None and len(out) == limit:
             break
     return out
@@ -145,8 +145,8 @@ class CutRecorder(L.LightningModule):
         self.seen: list[list[str]] = []
 
     def training_step(self, batch, batch_idx):
-        self.seen.append(list(batch["cut_ids"]))
-        return (self.weight * batch["audio_lens"].float().mean()).sum()
+        self.seen.append(list(batch.cut_ids))
+        return (self.weight * batch.audio_lens.float().mean()).sum()
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.0)
@@ -215,13 +215,13 @@ def test_multitask_batches_carry_both_tasks_with_st_prompts_and_translations(ton
     translations = {c.id: c.supervisions[0].custom["translation"] for c in load_manifest(manifest)}
     tasks = []
     for batch in SpeechDataModule(config, prompts).train_dataloader():
-        for i, task in enumerate(batch["task"]):
+        for i, task in enumerate(batch.task):
             tasks.append(task)
-            cut_id, prefix = batch["cut_ids"][i], prompts.tokenizer.decode(batch["prefix_ids"][i])
+            cut_id, prefix = batch.cut_ids[i], prompts.tokenizer.decode(batch.prefix_ids[i])
             if task == "st":
-                assert batch["reference"][i] == translations[cut_id] and "German" in prefix
+                assert batch.reference[i] == translations[cut_id] and "German" in prefix
             else:
-                assert batch["reference"][i] == batch["source_text"][i] and "German" not in prefix
+                assert batch.reference[i] == batch.source_text[i] and "German" not in prefix
     assert tasks.count("asr") == tasks.count("st") == len(translations)
 
 

@@ -1,8 +1,9 @@
 """SpeechDataset: resampling and down-mixing, bad audio skipped and reported, ST prompts and targets;
-the typed Batch that collate builds (dict-style reads, moved to a device by Lightning)."""
+the typed Batch that collate builds (read by attribute, moved to a device by Lightning)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import lightning as L
@@ -22,7 +23,7 @@ from speechllm.llms.prompts import PromptBuilder
 
 @pytest.fixture(scope="module")
 def prompts(tiny_dirs) -> PromptBuilder:
-    return PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-llama"]))
+    return PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-random-llama"]))
 
 
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
@@ -112,9 +113,9 @@ def test_bad_audio_is_skipped_counted_and_reported(tmp_path, prompts):
 
     batch = dataset[CutSet.from_cuts([good, *bad.values()])]
 
-    assert batch is not None and batch["cut_ids"] == ["good"]
-    assert batch["audio"].shape == (1, 8000)
-    skipped = dict(batch["skipped"])
+    assert batch is not None and batch.cut_ids == ["good"]
+    assert batch.audio.shape == (1, 8000)
+    skipped = dict(batch.skipped)
     assert set(skipped) == {c.id for c in bad.values()}
     assert skipped["zero"] == "empty audio"
     assert skipped["nan"] == "non-finite samples"
@@ -138,13 +139,13 @@ def test_st_cut_gets_target_language_instruction_and_translation_target(tmp_path
     cut = cut_of(path, "st1", SAMPLE_RATE, 8000, translation="eins zwei", tgt_lang="de", task="st")
     batch = SpeechDataset(prompts, train=False)[CutSet.from_cuts([cut])]
     tokenizer = prompts.tokenizer
-    prefix = tokenizer.decode(batch["prefix_ids"][0, : batch["prefix_lens"][0]])
+    prefix = tokenizer.decode(batch.prefix_ids[0, : batch.prefix_lens[0]])
     assert "German" in prefix and "English" in prefix
-    target = batch["target_ids"][0, : batch["target_lens"][0]].tolist()
+    target = batch.target_ids[0, : batch.target_lens[0]].tolist()
     assert target == prompts.text_ids("eins zwei") + [prompts.stop_ids[0]]
-    assert batch["task"] == ["st"] and batch["tgt_lang"] == ["de"] and batch["reference"] == ["eins zwei"]
+    assert batch.task == ["st"] and batch.tgt_lang == ["de"] and batch.reference == ["eins zwei"]
     # The transcript (for CTC/CIF) stays the source text.
-    assert batch["transcript_ids"][0, : batch["transcript_lens"][0]].tolist() == prompts.text_ids("one two")
+    assert batch.transcript_ids[0, : batch.transcript_lens[0]].tolist() == prompts.text_ids("one two")
 
 
 def test_a_cut_without_translation_or_with_an_unknown_language_is_skipped_and_counted(tmp_path, prompts):
@@ -189,7 +190,7 @@ def example(cut_id: str, samples: int, hidden_frames: int | None = None) -> dict
     }
 
 
-def test_collate_gives_a_typed_batch_that_reads_like_the_former_dict():
+def test_collate_gives_a_typed_batch_read_by_attribute_only():
     batch = collate([example("a", 5), example("b", 3)])
     assert isinstance(batch, Batch)
     assert batch.audio.shape == (2, 5) and batch.audio_lens.tolist() == [5, 3]
@@ -197,22 +198,17 @@ def test_collate_gives_a_typed_batch_that_reads_like_the_former_dict():
     assert batch.target_ids.tolist() == [[4, 5, 6], [4, 5, 6]] and batch.prefix_lens.tolist() == [2, 2]
     assert batch.cut_ids == ["a", "b"] and batch.tgt_lang == [None, None] and batch.skipped == []
     assert batch.encoder_hidden is None and batch.encoder_lens is None
-    # Dict-style reads: a field that is None is absent, as the key was in the former dict.
-    assert batch["audio"] is batch.audio and "audio" in batch and "encoder_hidden" not in batch
-    assert batch.get("encoder_hidden") is None and batch.get("encoder_lens", 7) == 7
-    with pytest.raises(KeyError):
-        batch["encoder_hidden"]
-    assert len(batch.keys()) == 17 and "encoder_hidden" not in batch.keys()
-    assert dict(batch.items())["reference"] == ["ref a", "ref b"]
-    batch["encoder_hidden"] = torch.zeros(2, 4, 3)  # benchmarks set cached frames this way
-    assert "encoder_hidden" in batch and batch.encoder_hidden.shape == (2, 4, 3)
-    with pytest.raises(KeyError, match="not a Batch field"):
-        batch["audio_len"] = batch.audio_lens
+    # One way to read it: the former dict layer is gone.
+    with pytest.raises(TypeError):
+        batch["audio"]  # type: ignore[index]
+    assert not hasattr(batch, "get") and not hasattr(batch, "keys")
+    moved = batch.to("cpu")
+    assert moved.audio is not None and moved.cut_ids is batch.cut_ids
 
 
 def test_collate_of_cached_encoder_frames_has_no_audio():
     batch = collate([example("a", 16000, hidden_frames=4), example("b", 8000, hidden_frames=2)])
-    assert batch.audio is None and "audio" not in batch
+    assert batch.audio is None
     assert batch.encoder_hidden.shape == (2, 4, 3) and batch.encoder_lens.tolist() == [4, 2]
     assert batch.encoder_hidden[1, 2:].abs().sum() == 0
     assert batch.audio_lens.tolist() == [16000, 8000]
@@ -226,7 +222,8 @@ def test_lightning_moves_every_tensor_of_a_batch_and_keeps_the_lists():
         L.LightningModule().transfer_batch_to_device(batch, torch.device("meta"), 0),
     ):
         assert isinstance(moved, Batch)
-        tensors = {k: v for k, v in moved.items() if isinstance(v, torch.Tensor)}
+        values = {f.name: getattr(moved, f.name) for f in dataclasses.fields(moved)}
+        tensors = {k: v for k, v in values.items() if isinstance(v, torch.Tensor)}
         assert len(tensors) == 10 and all(v.device.type == "meta" for v in tensors.values())
         assert moved.cut_ids == ["a", "b"] and moved.skipped == [("c", "empty audio")]
     assert batch.audio.device.type == "cpu"  # a copy: the original stays where it was

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from speechllm.presets.cache import DEMO_INSTALL_HINT
+from speechllm.presets.model_cache import DEMO_INSTALL_HINT
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = (
@@ -76,8 +76,8 @@ def test_demo_adapter_learns_the_training_clips(tmp_path: Path) -> None:
     _run(
         "recipes/demo/train.py", config, "--minutes", "15", f"output_dir={trained}", *data, *small,
         f"data.encoder_cache={cache}",
-        "pretrain.minutes=null", "pretrain.steps=80", "pretrain.val_check_interval=40",
-        "pretrain.max_duration=60",
+        "prealign.minutes=null", "prealign.steps=80", "prealign.val_check_interval=40",
+        "prealign.max_duration=60",
         "trainer.max_steps=20", "trainer.val_check_interval=10", "optim.scheduler=cosine",
         "optim.warmup_ratio=0.1", "trainer.enable_progress_bar=false", "trainer.logger=none",
     )  # fmt: skip
@@ -90,7 +90,7 @@ def test_demo_adapter_learns_the_training_clips(tmp_path: Path) -> None:
     systems = {
         "trained": (trained / "model", "llm"),
         "untrained": (untrained / "model", "llm"),
-        "alone": (trained / "prealign" / "model", "alignment"),
+        "alone": (trained / "prealign" / "model", "prealign"),
     }
     for name, (model_dir, decoder) in systems.items():
         metrics = evaluate(

@@ -18,7 +18,7 @@ from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.encoder_cache import EncoderCache, EncoderCacheError
 from speechllm.model import SpeechLLM
-from speechllm.prepare.cache import build_encoder_cache
+from speechllm.prepare.encoder_cache_writer import build_encoder_cache
 from speechllm.prepare.tones import prepare_tones
 from speechllm.registry import ENCODERS
 
@@ -64,10 +64,10 @@ def test_loss_from_cache_equals_loss_from_audio_and_skips_the_encoder(model, cor
         data_config(corpus, f"data.encoder_cache={cache_dir}"), model.llm.prompts, encoder=model.encoder
     )
     cached_batch = first_batch(cached_dm)
-    assert "audio" not in cached_batch and cached_batch["cut_ids"] == audio_batch["cut_ids"]
-    assert cached_batch["encoder_hidden"].shape[-1] == model.encoder.dim
-    assert torch.equal(cached_batch["encoder_lens"], model.encoder.output_lengths(audio_batch["audio_lens"]))
-    assert torch.equal(cached_batch["audio_lens"], audio_batch["audio_lens"])
+    assert cached_batch.audio is None and cached_batch.cut_ids == audio_batch.cut_ids
+    assert cached_batch.encoder_hidden.shape[-1] == model.encoder.dim
+    assert torch.equal(cached_batch.encoder_lens, model.encoder.output_lengths(audio_batch.audio_lens))
+    assert torch.equal(cached_batch.audio_lens, audio_batch.audio_lens)
 
     calls = []
     hook = model.encoder.register_forward_hook(lambda *args: calls.append(1))
@@ -86,7 +86,9 @@ def test_loss_from_cache_equals_loss_from_audio_and_skips_the_encoder(model, cor
 def test_a_cache_of_another_encoder_option_is_refused(model, corpus, tmp_path, tiny_dirs):
     cache_dir = tmp_path / "cache"
     build_encoder_cache(model.encoder, corpus, cache_dir)  # pad_to_30s=false
-    padded = ENCODERS.build({"name": "whisper", "path": str(tiny_dirs["tiny-whisper"]), "pad_to_30s": True})
+    padded = ENCODERS.build(
+        {"name": "whisper", "path": str(tiny_dirs["tiny-random-whisper"]), "pad_to_30s": True}
+    )
     assert padded.cache_key() != model.encoder.cache_key()
     dm = SpeechDataModule(
         data_config(corpus, f"data.encoder_cache={cache_dir}"), model.llm.prompts, encoder=padded
@@ -139,8 +141,8 @@ def test_bad_audio_is_listed_at_caching_and_skipped_in_training(model, corpus, t
     report = tmp_path / "skipped.tsv"
     config = data_config(corpus, f"data.encoder_cache={cache_dir}", f"data.skip_report={report}")
     batch = first_batch(SpeechDataModule(config, model.llm.prompts, encoder=model.encoder))
-    assert cuts[2].id not in batch["cut_ids"] and len(batch["cut_ids"]) == 5
-    assert [tuple(pair) for pair in batch["skipped"]] == [(cuts[2].id, "non-finite samples")]
+    assert cuts[2].id not in batch.cut_ids and len(batch.cut_ids) == 5
+    assert [tuple(pair) for pair in batch.skipped] == [(cuts[2].id, "non-finite samples")]
     assert report.read_text().splitlines()[1] == f"{cuts[2].id}\tnon-finite samples"
 
 
@@ -199,7 +201,7 @@ def test_sweep_reuses_one_cache_across_adapters(model, tiny_model_overrides, cor
 def test_cache_batches_sort_each_window_by_duration_and_keep_every_cut_once() -> None:
     from types import SimpleNamespace
 
-    from speechllm.prepare.cache import duration_sorted_batches
+    from speechllm.prepare.encoder_cache_writer import duration_sorted_batches
 
     durations = [5.0, 1.0, 3.0, 9.0, 2.0, 4.0, 12.0, 1.5]
     cuts = [SimpleNamespace(id=str(i), duration=d) for i, d in enumerate(durations)]
@@ -223,7 +225,7 @@ def test_the_cache_key_follows_the_weights_not_their_path(tiny_dirs, corpus, tmp
     from transformers import WhisperForConditionalGeneration
 
     path = tmp_path / "whisper"
-    shutil.copytree(tiny_dirs["tiny-whisper"], path)
+    shutil.copytree(tiny_dirs["tiny-random-whisper"], path)
     spec = {"name": "whisper", "path": str(path), "pad_to_30s": False}
     old = ENCODERS.build(dict(spec))
     assert ENCODERS.build(dict(spec)).cache_key() == old.cache_key()  # same weights, same key
@@ -256,7 +258,7 @@ def test_a_truncated_entry_skips_its_cut_naming_it_and_the_cache_command_rebuild
         encoder=model.encoder,
     )
     batch = first_batch(dm)
-    assert damaged_cut.id not in batch["cut_ids"] and len(batch["cut_ids"]) == 5
+    assert damaged_cut.id not in batch.cut_ids and len(batch.cut_ids) == 5
     (line,) = report.read_text().splitlines()[1:]
     assert line.startswith(f"{damaged_cut.id}\tunreadable encoder-cache entry") and "speechllm cache" in line
     counts = build_encoder_cache(model.encoder, corpus, cache_dir)

@@ -16,7 +16,7 @@ from speechllm.config import load_config
 from speechllm.errors import UsageError
 from speechllm.evaluation import evaluate
 from speechllm.evaluation.scoring import run_names
-from speechllm.metrics.report import build_report
+from speechllm.metrics.run_report import build_report
 from speechllm.metrics.wer import corpus_wer, sentence_wers
 from speechllm.model import SpeechLLM
 from speechllm.rundir import Compression, read_compression, read_hypotheses

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speechllm"
 
 @pytest.fixture(scope="module")
 def tiny_causal_lm(tiny_dirs: dict[str, Path]) -> CausalLM:
-    return CausalLM(str(tiny_dirs["tiny-llama"]))
+    return CausalLM(str(tiny_dirs["tiny-random-llama"]))
 
 
 def interface_members() -> set[str]:

@@ -12,8 +12,8 @@ import soundfile as sf
 from lhotse import load_manifest
 
 from speechllm.cli import build_parser
-from speechllm.data.manifest import ManifestError, check_cut, check_cut_manifest
-from speechllm.prepare.manifest import import_kaldi_dir, import_manifest, import_table
+from speechllm.data.manifest_check import ManifestError, check_cut, check_cut_manifest
+from speechllm.prepare.manifest_import import import_kaldi_dir, import_manifest, import_table
 
 
 def _wav(path: Path, seconds: float, sampling_rate: int = 16000) -> Path:

@@ -14,7 +14,7 @@ import pytest
 
 from speechllm.cli import main
 from speechllm.config import load_config
-from speechllm.data.manifest import (
+from speechllm.data.manifest_check import (
     SAFE_SOURCE_TYPES,
     UntrustedManifestError,
     check_cut,
@@ -110,7 +110,10 @@ def test_every_command_that_reads_a_manifest_refuses_a_command_source(
 ):
     marker = tmp_path / "ran"
     manifest = _with_command_source(tones_dir, tmp_path, marker)
-    tiny = [f"model.encoder.path={tiny_dirs['tiny-whisper']}", f"model.llm.path={tiny_dirs['tiny-llama']}"]
+    tiny = [
+        f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
+        f"model.llm.path={tiny_dirs['tiny-random-llama']}",
+    ]
     commands = {
         "evaluate": [
             "evaluate", "--model", str(model_dir), "--manifest", str(manifest), "--out", str(tmp_path / "e"),

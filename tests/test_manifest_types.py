@@ -12,7 +12,7 @@ import pytest
 from lhotse import load_manifest
 
 from speechllm.cli import main
-from speechllm.data.manifest import ManifestError, check_cut_manifest
+from speechllm.data.manifest_check import ManifestError, check_cut_manifest
 
 
 @pytest.mark.parametrize(

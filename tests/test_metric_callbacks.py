@@ -16,7 +16,7 @@ from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
 from speechllm.lightning.module import SpeechLLMModule
-from speechllm.metrics.report import build_report
+from speechllm.metrics.run_report import build_report
 from speechllm.metrics.wer import corpus_wer
 from speechllm.model import SpeechLLM
 from speechllm.rundir import read_hypotheses
@@ -42,8 +42,8 @@ def _config(tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, extra: list[
         TINY_RECIPE,
         [
             f"output_dir={out}",
-            f"model.encoder.path={tiny_dirs['tiny-whisper']}",
-            f"model.llm.path={tiny_dirs['tiny-llama']}",
+            f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
+            f"model.llm.path={tiny_dirs['tiny-random-llama']}",
             f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",
             # The dev set twice, once per task: validation batches mix ASR and ST rows.
             f"data.val=[{{path: {dev}, task: asr}}, {{path: {dev}, task: st}}]",
@@ -118,7 +118,7 @@ class _TestableModule(SpeechLLMModule):
 
     def test_step(self, batch, batch_idx):
         loss = self.model(batch).loss
-        self.log("test/loss", loss, batch_size=len(batch["cut_ids"]))
+        self.log("test/loss", loss, batch_size=len(batch.cut_ids))
         return loss
 
 

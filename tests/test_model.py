@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import subprocess
 import sys
@@ -88,7 +89,8 @@ def test_loss_covers_target_tokens_only(tiny_model_overrides, tones_dir):
     assert torch.allclose(ours.lm_loss, hf.loss, atol=1e-5)
     assert ours.num_target_tokens == int(batch.target_lens.sum())
     # A plain dict of the same tensors (what the benchmarks build) is read the same way.
-    assert torch.equal(model(dict(batch.items())).loss, ours.loss)
+    plain = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
+    assert torch.equal(model(plain).loss, ours.loss)
 
     # Changing the prompt's last token (which predicts nothing we score) changes the context but
     # the loss still only averages target positions: it stays finite and counts the same tokens.
@@ -143,7 +145,7 @@ def test_bf16_autocast_forward_and_generate(tiny_model_overrides, tones_dir):
 
 def test_mistral_llm_with_its_chat_template(tiny_dirs, tiny_model_overrides, tones_dir):
     overrides = [o for o in tiny_model_overrides if not o.startswith("model.llm.path")]
-    model = build(overrides, f"model.llm.path={tiny_dirs['tiny-mistral']}")
+    model = build(overrides, f"model.llm.path={tiny_dirs['tiny-random-mistral']}")
     prefix, suffix = model.llm.prompts.prompt_ids("st", "en", "de")
     text = model.llm.tokenizer.decode(prefix + suffix)
     assert "[INST]" in text and "[/INST]" in text and "German" in text

@@ -19,8 +19,8 @@ def _train(tiny_dirs: dict[str, Path], manifest: Path, out: Path, *extra: str) -
     argv = [
         sys.executable, "-m", "speechllm.cli", "train", str(TINY_RECIPE),
         f"output_dir={out}",
-        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
-        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
+        f"model.llm.path={tiny_dirs['tiny-random-llama']}",
         f"data.train=[{{path: {manifest}}}]", "data.val=[]", "data.num_workers=0",
         f"data.skip_report={out / 'skipped.tsv'}",
         "trainer.max_steps=3", "trainer.enable_progress_bar=false", "trainer.logger=none",

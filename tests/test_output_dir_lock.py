@@ -35,7 +35,8 @@ def test_a_second_run_into_a_locked_output_dir_fails_at_once_naming_the_first(
         assert holder.stdout.readline().strip() == "locked"
         argv = [
             "train", str(TINY_RECIPE), f"output_dir={out}",
-            f"model.encoder.path={tiny_dirs['tiny-whisper']}", f"model.llm.path={tiny_dirs['tiny-llama']}",
+            f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
+            f"model.llm.path={tiny_dirs['tiny-random-llama']}",
             f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]", "data.val=[]",
             "trainer.max_steps=1",
         ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Pre-alignment (speechllm.alignment, speechllm.lightning.prealign): the head, its objectives and
+"""Pre-alignment (speechllm.prealign.head, speechllm.prealign.module): the head, its objectives and
 readouts, and the stage run by ``speechllm train`` before the LLM stage."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechllm.adapters.base import AdapterOutput, AdapterTargets
-from speechllm.alignment import AlignmentHead, _merge_runs
+from speechllm.adapters.interface import AdapterOutput, AdapterTargets
 from speechllm.config import ConfigError, load_config
+from speechllm.lightning.checkpoint import PREALIGN_DIR, PREALIGN_DONE
 from speechllm.model import SpeechLLM
-from speechllm.training import PREALIGN_DIR, PREALIGN_DONE, prepare_model_config, train
+from speechllm.prealign.head import PreAlignHead, _merge_runs
+from speechllm.training import prepare_model_config, train
 
 ADAPTERS = ("base", "conv", "cif", "ctc", "wlq_former")
 
@@ -55,12 +56,12 @@ def test_merge_runs_respects_padding_and_an_all_blank_clip() -> None:
 
 
 def test_vocabulary_restriction_maps_ids_and_round_trips_through_load() -> None:
-    head = AlignmentHead(4, 50)
+    head = PreAlignHead(4, 50)
     head.set_vocab(torch.tensor([7, 3, 3, 40]))
     assert head.vocab_ids.tolist() == [3, 7, 40]
     classes = head.class_targets(AdapterTargets(torch.tensor([[40, 3, 9, 7]]), torch.tensor([4])))
     assert classes.ids[0, : int(classes.lens[0])].tolist() == [3, 1, 2]  # 9 is outside: dropped
-    fresh = AlignmentHead(4, 50)
+    fresh = PreAlignHead(4, 50)
     fresh.load_state_dict(head.state_dict())
     assert fresh.vocab_ids.tolist() == [3, 7, 40]
     assert torch.equal(fresh.blank, head.blank)
@@ -71,7 +72,7 @@ def test_frozen_table_logits_and_gradients_equal_the_full_cosine_matrix() -> Non
     and the gradients of the adapter outputs, the blank and the scale are those of the plain
     cosine matrix over [blank; kept rows]."""
     torch.manual_seed(0)
-    head = AlignmentHead(8, 30)
+    head = PreAlignHead(8, 30)
     head.set_vocab(torch.tensor([2, 5, 11, 17, 29]))
     head.requires_grad_(True)  # as the pre-alignment stage trains it
     table = torch.randn(30, 8)
@@ -97,7 +98,7 @@ def test_frozen_table_logits_and_gradients_equal_the_full_cosine_matrix() -> Non
 def test_ctc_greedy_decodes_vectors_equal_to_embedding_rows() -> None:
     torch.manual_seed(0)
     table = torch.randn(20, 16)
-    head = AlignmentHead(16, 20, init_scale=50.0)
+    head = PreAlignHead(16, 20, init_scale=50.0)
     head.set_vocab(torch.tensor([2, 5, 11]))
     blank = head.blank.detach()
     frames = torch.stack([table[5], table[5], blank, table[11], blank, table[5]])[None]
@@ -116,7 +117,7 @@ def test_ctc_greedy_decodes_vectors_equal_to_embedding_rows() -> None:
 def test_tokens_readout_reads_token_embeddings_and_passes_gradients_to_the_adapter() -> None:
     torch.manual_seed(0)
     table = torch.randn(20, 16)
-    head = AlignmentHead(16, 20, readout="tokens", init_scale=5.0)
+    head = PreAlignHead(16, 20, readout="tokens", init_scale=5.0)
     head.set_vocab(torch.tensor([2, 5, 11]))
     frames = (torch.stack([table[5], table[5], table[11]]) + 0.3 * torch.randn(3, 16))[None]
     frames.requires_grad_(True)
@@ -134,7 +135,7 @@ def test_transcript_injection_replaces_picked_rows_by_their_transcript_embedding
     out = AdapterOutput(frames, torch.tensor([3, 3, 3, 3]))
     targets = AdapterTargets(torch.tensor([[2, 5, 11, 7], [5, 2, 0, 0], [11, 0, 0, 0], [7, 7, 2, 0]]),
                              torch.tensor([4, 2, 1, 3]))  # fmt: skip
-    head = AlignmentHead(16, 20, readout="tokens", init_scale=50.0, transcript_ratio=0.5)
+    head = PreAlignHead(16, 20, readout="tokens", init_scale=50.0, transcript_ratio=0.5)
     head.set_vocab(torch.tensor([2, 5, 7, 11]))
     read = head.read(out, table)  # every row reads "5 11"
     torch.manual_seed(1)
@@ -151,14 +152,14 @@ def test_transcript_injection_replaces_picked_rows_by_their_transcript_embedding
     injected.embeds.sum().backward()  # the graph reaches the adapter's outputs (DDP: every gradient)
     assert frames.grad is not None
     with pytest.raises(ValueError, match="transcript_ratio needs readout: tokens"):
-        AlignmentHead(16, 20, readout="frames", transcript_ratio=0.5)
+        PreAlignHead(16, 20, readout="frames", transcript_ratio=0.5)
 
 
 def test_copy_targets_replace_picked_asr_targets_by_the_transcript_read_plus_stop() -> None:
     torch.manual_seed(0)
     table = torch.randn(20, 16)
     frames = torch.stack([table[5], table[5], table[11]])[None].expand(4, -1, -1).clone()
-    head = AlignmentHead(16, 20, readout="tokens", init_scale=50.0, copy_ratio=0.5)
+    head = PreAlignHead(16, 20, readout="tokens", init_scale=50.0, copy_ratio=0.5)
     head.set_vocab(torch.tensor([2, 5, 7, 11]))
     read = head.read(AdapterOutput(frames, torch.tensor([3, 3, 2, 3])), table)
     assert read.stats["token_ids"].tolist() == [[5, 11], [5, 11], [5, 0], [5, 11]]  # 0: padding
@@ -183,7 +184,7 @@ def test_copy_targets_replace_picked_asr_targets_by_the_transcript_read_plus_sto
 
 def test_match_scale_sets_outputs_to_the_embedding_rms() -> None:
     table = torch.full((10, 4), 0.5)
-    head = AlignmentHead(4, 10)
+    head = PreAlignHead(4, 10)
     assert head.match_scale(2.0, table) == pytest.approx(0.25)
 
 
@@ -191,14 +192,14 @@ def test_match_scale_sets_outputs_to_the_embedding_rms() -> None:
 
 
 def test_pretrain_config_adds_the_head_and_rejects_unknown_options(tmp_path: Path) -> None:
-    cfg = load_config("recipes/tiny/conf/asr.yaml", ["pretrain.objective=auto", "pretrain.steps=5"])
-    assert cfg.model.alignment == {}
-    with pytest.raises(ConfigError, match="pretrain.objective: unknown 'mse'"):
-        load_config("recipes/tiny/conf/asr.yaml", ["pretrain.objective=mse", "pretrain.steps=5"])
-    with pytest.raises(ConfigError, match="pretrain.steps or pretrain.minutes"):
-        load_config("recipes/tiny/conf/asr.yaml", ["pretrain.objective=ctc"])
-    with pytest.raises(ConfigError, match="model.alignment.temperature: unknown option"):
-        load_config("recipes/tiny/conf/asr.yaml", ["model.alignment.temperature=3"])
+    cfg = load_config("recipes/tiny/conf/asr.yaml", ["prealign.objective=auto", "prealign.steps=5"])
+    assert cfg.model.prealign == {}
+    with pytest.raises(ConfigError, match="prealign.objective: unknown 'mse'"):
+        load_config("recipes/tiny/conf/asr.yaml", ["prealign.objective=mse", "prealign.steps=5"])
+    with pytest.raises(ConfigError, match="prealign.steps or prealign.minutes"):
+        load_config("recipes/tiny/conf/asr.yaml", ["prealign.objective=ctc"])
+    with pytest.raises(ConfigError, match="model.prealign.temperature: unknown option"):
+        load_config("recipes/tiny/conf/asr.yaml", ["model.prealign.temperature=3"])
 
 
 # -- the stage ----------------------------------------------------------------------------------------
@@ -208,14 +209,14 @@ def test_pretrain_config_adds_the_head_and_rejects_unknown_options(tmp_path: Pat
 def test_prealignment_lowers_its_loss_and_changes_only_adapter_parameters(
     adapter: str, tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
 ) -> None:
-    from speechllm.alignment import resolve_objective
     from speechllm.data.datamodule import SpeechDataModule
-    from speechllm.lightning.prealign import PreAlignModule
-    from speechllm.training import build_module, build_trainer
+    from speechllm.lightning.trainer import build_module, build_trainer
+    from speechllm.prealign.head import resolve_objective
+    from speechllm.prealign.module import PreAlignModule
 
     cfg = prepare_model_config(
         _config(
-            tmp_path, tones_dir, tiny_model_overrides, adapter, "pretrain.objective=auto", "pretrain.steps=1"
+            tmp_path, tones_dir, tiny_model_overrides, adapter, "prealign.objective=auto", "prealign.steps=1"
         )
     )
     module = build_module(cfg)
@@ -248,11 +249,11 @@ def test_prealignment_lowers_its_loss_and_changes_only_adapter_parameters(
     assert last < 0.7 * first, (first, last)
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed, "nothing trained"
-    assert all(k.startswith(("adapter.", "alignment.")) for k in changed), sorted(changed)[:5]
-    assert not {k for k in changed if k.startswith("alignment.")} - {
-        "alignment.blank",
-        "alignment.log_scale",
-        "alignment.output_scale",
+    assert all(k.startswith(("adapter.", "prealign.")) for k in changed), sorted(changed)[:5]
+    assert not {k for k in changed if k.startswith("prealign.")} - {
+        "prealign.blank",
+        "prealign.log_scale",
+        "prealign.output_scale",
     }
     assert {n: p.requires_grad for n, p in model.named_parameters()} == lora_flags  # given back
 
@@ -265,10 +266,10 @@ def test_train_runs_prealignment_then_the_llm_stage_from_it(
         tones_dir,
         tiny_model_overrides,
         "conv",
-        "pretrain.objective=ctc",
-        "pretrain.steps=6",
-        "pretrain.val_check_interval=3",
-        "model.alignment.readout=compress",
+        "prealign.objective=ctc",
+        "prealign.steps=6",
+        "prealign.val_check_interval=3",
+        "model.prealign.readout=compress",
         "trainer.max_steps=2",
     )
     model_dir = train(cfg)
@@ -278,11 +279,11 @@ def test_train_runs_prealignment_then_the_llm_stage_from_it(
     assert summary["dev_wer"] is not None and summary["output_scale"] > 0
     pre = SpeechLLM.from_pretrained(out / "model")
     final = SpeechLLM.from_pretrained(model_dir)
-    assert pre.alignment.vocab_ids.numel() < pre.llm.vocab_size  # restricted to the transcripts
-    assert torch.equal(final.alignment.vocab_ids, pre.alignment.vocab_ids)
+    assert pre.prealign.vocab_ids.numel() < pre.llm.vocab_size  # restricted to the transcripts
+    assert torch.equal(final.prealign.vocab_ids, pre.prealign.vocab_ids)
     # The stage ended by matching the outputs' scale to the embeddings' (rescale: true).
     assert summary["output_scale"] != 1.0
-    assert float(pre.alignment.output_scale.detach()) == pytest.approx(summary["output_scale"])
+    assert float(pre.prealign.output_scale.detach()) == pytest.approx(summary["output_scale"])
     # A new run into the same directory is refused (it would mix with this one's files) ...
     with pytest.raises(ConfigError, match="--resume last"):
         train(cfg)
@@ -290,11 +291,11 @@ def test_train_runs_prealignment_then_the_llm_stage_from_it(
     again = train(cfg, resume="last")
     assert json.loads((out / PREALIGN_DONE).read_text()) == summary
     assert again == model_dir
-    # Another run starts from this pre-alignment (pretrain.init) without running one of its own,
+    # Another run starts from this pre-alignment (prealign.init) without running one of its own,
     # and may read it differently; a run with another adapter config may not.
     other = _config(
         tmp_path, tones_dir, tiny_model_overrides, "conv", f"output_dir={tmp_path / 'from_init'}",
-        f"pretrain.init={out / 'model'}", "model.alignment.readout=tokens", "optim.adapter_lr=0.0",
+        f"prealign.init={out / 'model'}", "model.prealign.readout=tokens", "optim.adapter_lr=0.0",
         "trainer.max_steps=1",
     )  # fmt: skip
     from_init = SpeechLLM.from_pretrained(train(other)).trainable_state_dict()
@@ -304,10 +305,10 @@ def test_train_runs_prealignment_then_the_llm_stage_from_it(
             assert torch.equal(value, from_init[name]), name
     wider = _config(
         tmp_path, tones_dir, tiny_model_overrides, "conv", f"output_dir={tmp_path / 'wider'}",
-        f"pretrain.init={out / 'model'}", "model.adapter.modality_dim=48", "trainer.max_steps=1",
+        f"prealign.init={out / 'model'}", "model.adapter.modality_dim=48", "trainer.max_steps=1",
     )  # fmt: skip
     with pytest.raises(
-        ConfigError, match=r"pretrain.init: .*model.adapter \(modality_dim: 32 there, 48 here\)"
+        ConfigError, match=r"prealign.init: .*model.adapter \(modality_dim: 32 there, 48 here\)"
     ):
         train(wider)
 
@@ -319,7 +320,7 @@ def test_adapter_lr_zero_keeps_the_pre_aligned_adapter_and_trains_lora(
 
     cfg = _config(
         tmp_path, tones_dir, tiny_model_overrides, "conv",
-        "pretrain.objective=ctc", "pretrain.steps=4", "model.alignment.readout=tokens",
+        "prealign.objective=ctc", "prealign.steps=4", "model.prealign.readout=tokens",
         "optim.adapter_lr=0.0", "trainer.max_steps=3",
     )  # fmt: skip
     model_dir = train(cfg)
@@ -327,13 +328,13 @@ def test_adapter_lr_zero_keeps_the_pre_aligned_adapter_and_trains_lora(
     final = SpeechLLM.from_pretrained(model_dir).trainable_state_dict()
     for name, value in pre.items():
         same = torch.equal(value, final[name])
-        assert same if name.startswith(("adapter.", "alignment.")) else True, name
+        assert same if name.startswith(("adapter.", "prealign.")) else True, name
     assert any(not torch.equal(pre[n], final[n]) for n in pre if "lora_" in n), "LoRA did not train"
     # The adapter decoded alone is a decoder of its own, and the run directory says which decoded.
     out = tmp_path / "eval_alone"
-    metrics = evaluate(model_dir, tones_dir / "tones_cuts_dev.jsonl.gz", out_dir=out, decoder="alignment")
+    metrics = evaluate(model_dir, tones_dir / "tones_cuts_dev.jsonl.gz", out_dir=out, decoder="prealign")
     assert "asr_wer_en" in metrics
-    assert json.loads((out / "run.json").read_text())["decoder"] == "alignment"
+    assert json.loads((out / "run.json").read_text())["decoder"] == "prealign"
 
 
 @pytest.mark.parametrize("readout", ["frames", "tokens"])
@@ -356,8 +357,8 @@ def test_both_stages_run_under_two_process_ddp(
         f"data.train=[{{path: {tones_dir}/tones_cuts_train.jsonl.gz, task: asr}}]",
         f"data.val=[{{path: {tones_dir}/tones_cuts_dev.jsonl.gz, task: asr}}]",
         "trainer.enable_progress_bar=false", "trainer.strategy=ddp", "trainer.devices=2",
-        "pretrain.objective=ctc", "pretrain.steps=3", "pretrain.val_check_interval=3",
-        f"model.alignment.readout={readout}", "trainer.max_steps=2",
+        "prealign.objective=ctc", "prealign.steps=3", "prealign.val_check_interval=3",
+        f"model.prealign.readout={readout}", "trainer.max_steps=2",
     ]  # fmt: skip
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
@@ -371,19 +372,19 @@ def test_both_stages_run_under_two_process_ddp(
     summary = json.loads((out / PREALIGN_DIR / PREALIGN_DONE).read_text())
     assert summary["steps"] == 3 and summary["dev_wer"] is not None
     final = SpeechLLM.from_pretrained(out / "model")
-    assert float(final.alignment.output_scale.detach()) > 0
+    assert float(final.prealign.output_scale.detach()) > 0
 
 
 def test_an_unfinished_prealignment_resumes_from_its_own_checkpoint(
     tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
 ) -> None:
-    common = ("pretrain.objective=ctc", "pretrain.val_check_interval=3", "trainer.max_steps=1")
-    first = _config(tmp_path, tones_dir, tiny_model_overrides, "conv", *common, "pretrain.steps=3")
+    common = ("prealign.objective=ctc", "prealign.val_check_interval=3", "trainer.max_steps=1")
+    first = _config(tmp_path, tones_dir, tiny_model_overrides, "conv", *common, "prealign.steps=3")
     train(first)
     out = Path(first.output_dir) / PREALIGN_DIR
     assert (out / "checkpoints" / "last.ckpt").is_file()
     (out / PREALIGN_DONE).unlink()  # as if the stage had been killed after its step-3 checkpoint
-    longer = _config(tmp_path, tones_dir, tiny_model_overrides, "conv", *common, "pretrain.steps=6")
+    longer = _config(tmp_path, tones_dir, tiny_model_overrides, "conv", *common, "prealign.steps=6")
     import lightning as L
 
     class CountSteps(L.Callback):

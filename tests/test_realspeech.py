@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from lhotse import load_manifest
 
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest_check import ManifestError
 from speechllm.prepare.realspeech import (
     VOICE_DIRS,
     parse_transcripts,

@@ -48,8 +48,8 @@ def test_recipe_builds_with_tiny_models(config, tiny_dirs):
     cfg = load_config(
         config,
         [
-            f"model.encoder.path={tiny_dirs['tiny-' + sfm]}",
-            f"model.llm.path={tiny_dirs['tiny-' + llm]}",
+            f"model.encoder.path={tiny_dirs['tiny-random-' + sfm]}",
+            f"model.llm.path={tiny_dirs['tiny-random-' + llm]}",
             "model.adapter.modality_dim=32",
             "model.adapter.modality_heads=4",
             "model.adapter.modality_layers=1",

@@ -263,7 +263,7 @@ def test_ctc_adapter_with_a_tokenizer_without_pad_or_eos_names_blank_id(
 
     from speechllm.model import SpeechLLM
 
-    llm_dir = shutil.copytree(tiny_dirs["tiny-llama"], tmp_path / "llm-without-pad")
+    llm_dir = shutil.copytree(tiny_dirs["tiny-random-llama"], tmp_path / "llm-without-pad")
     tokenizer_config = json.loads((llm_dir / "tokenizer_config.json").read_text())
     tokenizer_config.pop("pad_token")
     tokenizer_config.pop("eos_token")
@@ -316,7 +316,7 @@ def test_fuzzed_audio_through_preparation_and_the_dataloader_keeps_every_good_cl
 
     from speechllm.data.datamodule import SpeechDataModule
     from speechllm.llms.prompts import PromptBuilder
-    from speechllm.prepare.manifest import import_table
+    from speechllm.prepare.manifest_import import import_table
 
     rng = np.random.default_rng(11)
     kinds = {f"clip{i:03d}": str(rng.choice(FUZZ_KINDS)) for i in range(240)}
@@ -349,17 +349,19 @@ def test_fuzzed_audio_through_preparation_and_the_dataloader_keeps_every_good_cl
             f"data.skip_report={report}",
         ],
     ).data
-    dm = SpeechDataModule(config, PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-llama"])))
+    dm = SpeechDataModule(
+        config, PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-random-llama"]))
+    )
     durations = {c.id: c.duration for c in manifests["train"]["cuts"]}
     kept: list[str] = []
     for batch in dm.train_dataloader():
         if batch is None:  # a batch of only bad clips
             continue
-        for i, cut_id in enumerate(batch["cut_ids"]):
-            assert batch["audio"].ndim == 2
-            assert abs(int(batch["audio_lens"][i]) - durations[cut_id] * 16000) <= 1
-            assert torch.isfinite(batch["audio"][i]).all()
-        kept += batch["cut_ids"]
+        for i, cut_id in enumerate(batch.cut_ids):
+            assert batch.audio.ndim == 2
+            assert abs(int(batch.audio_lens[i]) - durations[cut_id] * 16000) <= 1
+            assert torch.isfinite(batch.audio[i]).all()
+        kept += batch.cut_ids
     assert sorted(kept) == sorted(name for name, kind in kinds.items() if kind == "good")
     reported = Counter(tuple(line.split("\t")[:2]) for line in report.read_text().splitlines()[1:])
     assert reported == Counter(
@@ -384,8 +386,8 @@ LINE_DEFECTS = {
 
 @pytest.mark.parametrize("defect", sorted(LINE_DEFECTS))
 def test_fuzzed_table_lines_are_errors_naming_the_file_and_line(tmp_path, defect):
-    from speechllm.data.manifest import ManifestError
-    from speechllm.prepare.manifest import import_table
+    from speechllm.data.manifest_check import ManifestError
+    from speechllm.prepare.manifest_import import import_table
 
     lines = good_table_lines(tmp_path)
     rng = np.random.default_rng(sorted(LINE_DEFECTS).index(defect))
@@ -402,7 +404,7 @@ def test_fuzzed_table_lines_are_errors_naming_the_file_and_line(tmp_path, defect
 def test_truncated_or_bad_cut_manifests_are_errors_naming_the_file_and_line(tones_dir, tmp_path):
     import gzip
 
-    from speechllm.data.manifest import ManifestError, check_cut_manifest
+    from speechllm.data.manifest_check import ManifestError, check_cut_manifest
 
     source = tones_dir / "tones_cuts_train.jsonl.gz"
     data = source.read_bytes()
@@ -453,11 +455,11 @@ def test_all_silence_is_kept_and_gives_a_finite_loss_and_a_generation(tiny_model
     ]
     dataset = SpeechDataset(tiny_model.llm.prompts, train=False)
     batch = dataset[CutSet.from_cuts([cut])]
-    assert batch is not None and batch["skipped"] == [] and not dataset.skipped
-    assert batch["audio"].shape == (1, 8000) and not batch["audio"].any()
+    assert batch is not None and batch.skipped == [] and not dataset.skipped
+    assert batch.audio.shape == (1, 8000) and not batch.audio.any()
     with torch.no_grad():
         assert torch.isfinite(tiny_model(batch).loss)
-    assert len(tiny_model.generate(batch["audio"], batch["audio_lens"], max_new_tokens=3)) == 1
+    assert len(tiny_model.generate(batch.audio, batch.audio_lens, max_new_tokens=3)) == 1
 
 
 def test_sigterm_saves_the_step_exits_non_zero_with_one_line_and_resume_last_finishes(

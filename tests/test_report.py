@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from speechllm.cli import build_parser
-from speechllm.metrics.report import build_report, load_run
+from speechllm.metrics.run_report import build_report, load_run
 from speechllm.rundir import column_for_hyps_file, read_hypotheses, write_hypotheses
 
 N = 40

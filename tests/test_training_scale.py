@@ -53,7 +53,7 @@ class CutRecorder(L.Callback):
         self.cut_ids: list[list[str]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.cut_ids.append(list(batch["cut_ids"]))
+        self.cut_ids.append(list(batch.cut_ids))
 
 
 class SimulatedKill(RuntimeError):
@@ -237,7 +237,8 @@ class LossRecorder(L.Callback):
 
 
 def test_fsdp_wraps_the_llm_decoder_layers_with_original_parameters(tiny_dirs, tones_dir, tmp_path):
-    from speechllm.training import build_module, fsdp_strategy, prepare_model_config
+    from speechllm.lightning.trainer import build_module, fsdp_strategy
+    from speechllm.trainer_options import prepare_model_config
 
     cfg = prepare_model_config(load_config(TINY_RECIPE, overrides_for(tiny_dirs, tones_dir, tmp_path)))
     strategy = fsdp_strategy(build_module(cfg).model)

@@ -30,7 +30,7 @@ def tiny_seamless_model(seed: int = 0) -> SeamlessM4Tv2Model:
 
 def tiny_whisper_dir(tmp_path: Path, num_mel_bins: int = 80, seed: int = 0) -> Path:
     """Save a tiny random Whisper (full model, as on the hub) under ``tmp_path`` and return its directory."""
-    directory = Path(tmp_path) / f"tiny-whisper-{num_mel_bins}-{seed}"
+    directory = Path(tmp_path) / f"tiny-random-whisper-{num_mel_bins}-{seed}"
     if not (directory / "config.json").exists():
         tiny_whisper_model(num_mel_bins, seed).save_pretrained(directory)
     return directory
@@ -38,7 +38,7 @@ def tiny_whisper_dir(tmp_path: Path, num_mel_bins: int = 80, seed: int = 0) -> P
 
 def tiny_seamless_dir(tmp_path: Path, seed: int = 0) -> Path:
     """Save a tiny random SeamlessM4T v2 (full model, as on the hub) under ``tmp_path``; return its dir."""
-    directory = Path(tmp_path) / f"tiny-seamless-{seed}"
+    directory = Path(tmp_path) / f"tiny-random-seamless-{seed}"
     if not (directory / "config.json").exists():
         tiny_seamless_model(seed).save_pretrained(directory)
     return directory

@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 from lhotse import CutSet, load_manifest
 
+from speechllm.deprecations import decoder_name
 from speechllm.evaluation import evaluate
+from speechllm.languages import DECODERS
 from speechllm.model import SpeechLLM
 
 
@@ -49,8 +51,9 @@ def main() -> None:
     parser.add_argument(
         "--decoder",
         default="llm",
-        choices=["llm", "alignment"],
-        help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM)",
+        type=decoder_name,
+        choices=DECODERS,
+        help="prealign: the pre-aligned adapter decoded alone by the pre-alignment head (CTC greedy, no LLM)",
     )
     parser.add_argument("--num-beams", type=int, default=1, help="beam search width (1: greedy)")
     parser.add_argument(

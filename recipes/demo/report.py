@@ -17,7 +17,7 @@ from pathlib import Path
 
 from speechllm.io import atomic_write
 from speechllm.metrics.paper import paper_compression
-from speechllm.metrics.report import decoding_label
+from speechllm.metrics.run_report import decoding_label
 from speechllm.rundir import hyps_file_name, read_compression, read_hypotheses, read_metrics, read_run_info
 
 ASR_SETS = {"asr_test": "synthetic test", "real_en": "real speech", "train_probe": "training clips"}

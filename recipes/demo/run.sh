@@ -43,14 +43,9 @@ threads="${DEMO_THREADS:-$(nproc)}"
 out="${DEMO_OUT:-demo_out}"
 data="${DEMO_DATA:-data/demo}"
 sets="$data/sets"
-# Budget split (measured, docs/demo.md): per adapter 52% pre-alignment and 10% LLM stage (shared by
-# the adapters), 7.5% ST training, the rest data, encoder cache, Whisper and greedy decoding.
-# Test-set sizes scale with the budget too.
+# Budget split and test-set sizes (measured, docs/demo.md): recipes/demo/budget.py.
 read -r pre_minutes asr_minutes st_minutes num_test num_real num_st_test < <(
-    "$PY" -c "import sys; m=float(sys.argv[1]); n=len(sys.argv[2].split()); pre, llm = map(float, sys.argv[3:5])
-print(f'{pre*m/n:.2f} {llm*m/n:.2f} {0.075*m:.2f} {min(100, max(20, int(5*m)))}',
-      f'{min(50, max(10, int(2.5*m)))} {min(25, max(4, int(m // 2)))}')" \
-        "$minutes" "$adapters" "${DEMO_PREALIGN_SHARE:-0.52}" "${DEMO_LLM_SHARE:-0.10}")
+    "$PY" recipes/demo/budget.py "$minutes" "$adapters" "${DEMO_PREALIGN_SHARE:-0.52}" "${DEMO_LLM_SHARE:-0.10}")
 export OMP_NUM_THREADS="$threads"
 num_train="${DEMO_TRAIN_SENTENCES:-6000}"
 num_st_train="${DEMO_ST_SENTENCES:-500}"
@@ -93,7 +88,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
         echo "== stage 3: pre-align the $adapter adapter (${pre_minutes} min), then train it with the LLM (${asr_minutes} min)"
         "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${adapter}.yaml" --minutes "$asr_minutes" --overwrite \
             --threads "$threads" output_dir="$out/runs/asr_${adapter}" data.encoder_cache="$cache" \
-            seed="$seed" pretrain.minutes="$pre_minutes" \
+            seed="$seed" prealign.minutes="$pre_minutes" \
             "data.train=[{path: $sets/asr_train.jsonl.gz, task: asr}]" \
             "data.val=[{path: $sets/asr_dev.jsonl.gz, task: asr}]"
     done
@@ -111,7 +106,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
             train_probe="$sets/asr_train_probe.jsonl.gz"
         echo "== stage 4: the pre-aligned $run adapter decoded alone (CTC greedy, no LLM)"
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/prealign/model" --out "$out/eval/${run}_alone" \
-            --threads "$threads" --decoder alignment asr_test="$sets/asr_test.jsonl.gz" \
+            --threads "$threads" --decoder prealign asr_test="$sets/asr_test.jsonl.gz" \
             real_en="$sets/real_en.jsonl.gz"
     done
     # The untrained contrast writes up to --max-new-tokens of unrelated text per clip, the slowest

@@ -147,7 +147,7 @@ def main() -> None:
     ]
     if cfg.optim.scheduler == "constant":  # the demo's configs: schedule over the time budget
         callbacks.append(TimeCosineSchedule(args.minutes))
-    # The pre-alignment stage (pretrain.minutes) records its loss and the adapter's own greedy dev WER.
+    # The pre-alignment stage (prealign.minutes) records its loss and the adapter's own greedy dev WER.
     prealign_curve = CurveWriter(out / "prealign" / "curve.tsv", lambda module: module.dev_wer)
     started = time.perf_counter()
     model_dir = train(cfg, callbacks=callbacks, prealign_callbacks=[prealign_curve], overwrite=args.overwrite)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tiny recipe: every stage of a paper recipe, on CPU in a few minutes, with tiny random
-# models (presets tiny-whisper, tiny-llama) on the tone-word corpus. CI runs it.
+# models (presets tiny-random-whisper, tiny-random-llama) on the tone-word corpus. CI runs it.
 #   0  prepare the tone-word corpus        data/tones
 #   1  cache the frozen encoder's outputs  data/encoder_cache/tiny
 #   2  train each adapter in $ADAPTERS     runs/tiny/<adapter>
@@ -41,7 +41,7 @@ for adapter in $ADAPTERS; do
     if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
         echo "== stage 3: evaluate $run/model"
         "$SPEECHLLM" evaluate --model "$run/model" --manifest data/tones/tones_cuts_test.jsonl.gz \
-            --task asr --out "$run/eval" --sfm tiny-whisper --llm tiny-llama
+            --task asr --out "$run/eval" --sfm tiny-random-whisper --llm tiny-random-llama
     fi
 done
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from speechllm.adapters.base import Adapter, AdapterTargets
+from speechllm.adapters.interface import Adapter, AdapterTargets
 from speechllm.registry import register_adapter
 
 

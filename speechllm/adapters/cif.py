@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from speechllm.adapters.base import Adapter, AdapterTargets, Compressed
+from speechllm.adapters.interface import Adapter, AdapterTargets, Compressed
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_adapter
 
@@ -132,6 +132,8 @@ class CIFAdapter(Adapter):
 
     Shapes: hidden (B, T, C) → embeds (B, K, D); stats also hold ``alpha_sum`` (B,).
     """
+
+    prealign_objective = "ce"  # one output per transcript token in training
 
     def __init__(
         self,

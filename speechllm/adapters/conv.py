@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from speechllm.adapters.base import Adapter, AdapterTargets
+from speechllm.adapters.interface import Adapter, AdapterTargets
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_adapter
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from speechllm.adapters.base import Adapter, AdapterTargets
+from speechllm.adapters.interface import Adapter, AdapterTargets
 from speechllm.masking import lengths_to_mask
 from speechllm.registry import register_adapter
 

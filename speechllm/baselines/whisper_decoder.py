@@ -24,7 +24,7 @@ import torch
 
 from speechllm.audio import SAMPLE_RATE
 from speechllm.errors import UsageError
-from speechllm.evaluation.decoding import Decoded, group_decoded
+from speechllm.evaluation.decoding import DecodedSentence, group_decoded
 from speechllm.evaluation.scoring import score_groups, write_run_dir
 from speechllm.rundir import RunInfo
 
@@ -78,7 +78,7 @@ class WhisperDecoderBaseline:
 
 def decode_manifest(
     baseline: WhisperDecoderBaseline, manifest: str | os.PathLike[str], batch_size: int = 8
-) -> tuple[list[Decoded], int]:
+) -> tuple[list[DecodedSentence], int]:
     """Transcribe every cut of a manifest; returns (decoded sentences, cuts skipped for bad audio).
 
     References are the supervision texts; the language is the supervision's (Whisper tiny.en is
@@ -91,7 +91,7 @@ def decode_manifest(
     cuts = load_manifest_lazy(manifest)
     if cuts is None:
         raise UsageError(f"{manifest}: not a lhotse manifest")
-    decoded: list[Decoded] = []
+    decoded: list[DecodedSentence] = []
     skipped = 0
     pending: list[tuple[Any, torch.Tensor]] = []
 
@@ -99,7 +99,8 @@ def decode_manifest(
         texts = baseline.transcribe([audio for _, audio in pending])
         for (cut, _), text in zip(pending, texts):
             sup = cut.supervisions[0]
-            decoded.append(("asr", sup.language or "en", None, cut.id, sup.text, text, sup.text))
+            language = sup.language or "en"
+            decoded.append(DecodedSentence("asr", language, None, cut.id, sup.text, text, sup.text))
         pending.clear()
 
     for cut in cuts:
@@ -138,13 +139,13 @@ def evaluate_whisper(
     manifest_paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
     if not manifest_paths:
         raise UsageError("no manifests to evaluate")
-    from speechllm.data.manifest import check_manifest_path
+    from speechllm.data.manifest_check import check_manifest_path
 
     for manifest in manifest_paths:
         check_manifest_path(manifest, trust_manifest_sources)
     baseline = WhisperDecoderBaseline(path, device=device, max_new_tokens=max_new_tokens)
     started = time.perf_counter()
-    decoded: list[Decoded] = []
+    decoded: list[DecodedSentence] = []
     skipped = 0
     for manifest in manifest_paths:
         more, bad = decode_manifest(baseline, manifest, batch_size)

@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from speechllm.builders import build_encoder
     from speechllm.config import ConfigError, load_config
     from speechllm.data.encoder_cache import cache_dir_name
-    from speechllm.data.manifest import check_manifest_path
-    from speechllm.prepare.cache import build_encoder_cache
+    from speechllm.data.manifest_check import check_manifest_path
+    from speechllm.prepare.encoder_cache_writer import build_encoder_cache
     from speechllm.progress import progress
     from speechllm.trainer_options import prepare_model_config, resolve_precision
 

@@ -14,7 +14,8 @@ from speechllm.cli._args import (
     positive_float,
     positive_int,
 )
-from speechllm.languages import TASKS
+from speechllm.deprecations import decoder_name
+from speechllm.languages import DECODERS, TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--decoder",
         default="llm",
-        choices=["llm", "alignment"],
-        help="alignment: the pre-aligned adapter decoded alone (CTC greedy, no LLM; ASR)",
+        type=decoder_name,
+        choices=DECODERS,
+        help="prealign: the pre-aligned adapter decoded alone by the pre-alignment head (CTC greedy, "
+        "no LLM; ASR)",
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument("--num-workers", type=non_negative_int, default=0, help="data loader workers")

@@ -76,7 +76,7 @@ def _run_realspeech(args: argparse.Namespace) -> None:
 
 
 def _run_manifest(args: argparse.Namespace) -> None:
-    from speechllm.prepare.manifest import import_manifest
+    from speechllm.prepare.manifest_import import import_manifest
 
     _summary(call_with_args(import_manifest, args))
 
@@ -214,7 +214,7 @@ def add_shar_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_shar(args: argparse.Namespace) -> int:
-    from speechllm.prepare.shar import export_shar
+    from speechllm.prepare.shar_writer import export_shar
 
     written = call_with_args(export_shar, args, encoder_cache=args.with_encoder_cache)
     print(f"{len(written.get('cuts', []))} shards in {args.output_dir} ({', '.join(sorted(written))})")

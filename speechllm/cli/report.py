@@ -10,7 +10,7 @@ from speechllm.metrics.significance import DEFAULT_ALPHA, DEFAULT_RESAMPLES
 
 
 def run(args: argparse.Namespace) -> int:
-    from speechllm.metrics.report import build_report
+    from speechllm.metrics.run_report import build_report
 
     report = call_with_args(
         build_report, args, out_dir=args.out, with_paper=not args.no_paper, plots=not args.no_plots

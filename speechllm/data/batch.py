@@ -5,9 +5,7 @@ Shapes: B clips, S audio samples (16 kHz), T encoder frames, C encoder width, L_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,10 +36,8 @@ class Batch:
         source_text: B source transcripts.
         skipped: ``(cut_id, reason)`` of the cuts of this sampler batch that were skipped.
 
-    For code written against the former dict batch, ``batch["audio"]``, ``"audio" in batch``,
-    ``batch.get(...)``, ``keys()`` and ``items()`` work too; a field that is None reads as absent.
-    ``to(device)`` returns a copy with every tensor moved (what Lightning's
-    ``move_data_to_device`` calls).
+    Read by attribute (``batch.audio``); ``to(device)`` returns a copy with every tensor moved
+    (what Lightning's ``move_data_to_device`` calls).
     """
 
     audio_lens: Tensor
@@ -72,30 +68,3 @@ class Batch:
             if isinstance(value := getattr(self, f.name), Tensor)
         }
         return replace(self, **moved)
-
-    # -- dict-style access, for readers of the former dict batch ------------------------------------
-    def keys(self) -> list[str]:
-        """Names of the fields that are set (not None), in field order."""
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
-
-    def items(self) -> Iterator[tuple[str, Any]]:
-        return ((key, getattr(self, key)) for key in self.keys())
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in _FIELD_NAMES and getattr(self, key) is not None
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key not in _FIELD_NAMES:
-            raise KeyError(f"{key!r} is not a Batch field; fields: {', '.join(sorted(_FIELD_NAMES))}")
-        setattr(self, key, value)
-
-
-_FIELD_NAMES = frozenset(f.name for f in fields(Batch))

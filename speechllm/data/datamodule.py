@@ -42,7 +42,7 @@ from speechllm.config import DataConfig, ManifestConfig
 from speechllm.data.dataset import SkipReport, SpeechDataset
 from speechllm.data.encoder_cache import ATTACHED_FIELD, EncoderCache
 from speechllm.data.samplers import DurationFilter, ResumableSampler
-from speechllm.data.shar import ShardSubset, is_shar_dir, shar_fields
+from speechllm.data.shar_reader import ShardSubset, is_shar_dir, shar_fields
 from speechllm.languages import TASKS
 from speechllm.llms.prompts import PromptBuilder
 
@@ -187,6 +187,7 @@ class SpeechDataModule(L.LightningDataModule):
         """Duration-bucketing sampler (``num_buckets`` > 1) or plain one; ``manifests`` marks Shar input."""
         common = {
             "max_duration": self.config.max_duration,
+            "max_cuts": getattr(self.config, "max_cuts", None),
             "shuffle": train and self.config.shuffle,
             "drop_last": False,
             "world_size": world_size,
@@ -230,8 +231,8 @@ class SpeechDataModule(L.LightningDataModule):
                 self._train_sampler.consumed += 1
             else:
                 self._stream_batches += 1
-        if batch is not None:  # a Batch (or a dict in tests); None: every cut skipped in a worker
-            for _, reason in batch.get("skipped", []):
+        if batch is not None:  # None: every cut skipped in a worker
+            for _, reason in batch.skipped:
                 self._batch_skips[reason.split(" (")[0]] += 1
         return batch
 
@@ -286,9 +287,10 @@ def load_cuts(
 ) -> CutSet:
     """Open a manifest (or this rank's shards of a Shar directory) lazily; tag cuts with the task.
 
-    The manifest is checked first, one streaming pass (:func:`~speechllm.data.manifest.check_manifest_path`):
-    a truncated or bad manifest fails now, naming file:line, not mid-epoch, and a recording source
-    that would run a command or fetch a URL is refused unless ``trust_sources``.
+    The manifest is checked first, one streaming pass
+    (:func:`~speechllm.data.manifest_check.check_manifest_path`): a truncated or bad manifest fails
+    now, naming file:line, not mid-epoch, and a recording source that would run a command or fetch
+    a URL is refused unless ``trust_sources``.
 
     Training refuses evaluation-only cuts (``custom["split"] == "eval_only"``, the real-speech set).
     A training Shar stream repeats without end (see the module docstring).
@@ -300,7 +302,7 @@ def load_cuts(
     path = Path(manifest.path)
     if not path.exists():
         raise FileNotFoundError(f"data manifest not found: {path}")
-    from speechllm.data.manifest import check_manifest_path
+    from speechllm.data.manifest_check import check_manifest_path
 
     check_manifest_path(path, trust_sources)
     if is_shar_dir(path):

@@ -1,8 +1,9 @@
 """Greedy decoding of test batches into sentence records, and the adapter's length tally.
 
-:func:`decode_batch` decodes the rows of a :class:`~speechllm.data.dataset.SpeechDataset` batch
-with :meth:`SpeechLLM.generate <speechllm.model.SpeechLLM.generate>`; :func:`group_decoded` groups
-the sentences by ASR language / ST direction for scoring (:mod:`speechllm.evaluation.scoring`).
+:func:`decode_batch` decodes the rows of a :class:`~speechllm.data.batch.Batch` into
+:class:`DecodedSentence` records with :meth:`SpeechLLM.generate <speechllm.model.SpeechLLM.generate>`;
+:func:`group_decoded` groups the sentences by ASR language / ST direction for scoring
+(:mod:`speechllm.evaluation.scoring`).
 :func:`count_adapter_lengths` measures the adapter's compression over the same forwards (Table 1).
 Used by :func:`speechllm.evaluation.evaluate`, the metric callbacks and the Whisper baseline.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from speechllm.data.batch import Batch
 from speechllm.errors import UsageError
 from speechllm.rundir import Compression
 
@@ -49,19 +51,42 @@ class SentenceRecords:
         return len(self.ids)
 
 
-# One decoded sentence: (task, src_lang, tgt_lang, cut id, reference, hypothesis, source text).
-Decoded = tuple[str, str, "str | None", str, str, str, str]
+@dataclass(frozen=True)
+class DecodedSentence:
+    """One decoded sentence, as decoding, the Whisper baseline and the metric callbacks give it.
+
+    Attributes:
+        task: ``"asr"`` or ``"st"``.
+        src_lang / tgt_lang: language codes (``tgt_lang`` None for ASR).
+        cut_id: the cut's id (unique per task within a test set).
+        reference: the target text (transcript for ASR, translation for ST).
+        hypothesis: what was decoded.
+        source: the source transcript (COMET's source; the reference again for ASR).
+    """
+
+    task: str
+    src_lang: str
+    tgt_lang: str | None
+    cut_id: str
+    reference: str
+    hypothesis: str
+    source: str
+
+    @property
+    def group(self) -> str:
+        """Its test group: ``asr_en``, ``st_en-de``."""
+        return f"{self.task}_{group_label(self.task, self.src_lang, self.tgt_lang)}"
 
 
 def decode_batch(
     model: Any,
-    batch: Any,
+    batch: Batch,
     max_new_tokens: int = 200,
     task: str | None = None,
     decoder: str = "llm",
     **decoding: Any,
-) -> list[Decoded]:
-    """Decode the rows of a :class:`~speechllm.data.dataset.SpeechDataset` batch (greedy by default).
+) -> list[DecodedSentence]:
+    """Decode the rows of a :class:`~speechllm.data.batch.Batch` (greedy by default).
 
     A batch may mix tasks (muxed ASR and ST manifests); ``generate`` takes one task per call, so
     rows are decoded task by task. With ``task`` given, only rows of that task are decoded.
@@ -69,56 +94,62 @@ def decode_batch(
     Args:
         model: a :class:`~speechllm.model.SpeechLLM` (on the batch's device).
         batch: ``audio`` (B, S) and ``audio_lens`` (B,) (or cached ``encoder_hidden`` (B, T, C) and
-            ``encoder_lens`` (B,)), and the lists ``cut_ids``, ``task``,
-            ``src_lang``, ``tgt_lang``, ``reference``, ``source_text``; read by item access.
-        decoder: ``llm`` or ``alignment`` (the adapter alone), passed to ``model.generate``.
+            ``encoder_lens`` (B,)), and the lists ``cut_ids``, ``task``, ``src_lang``,
+            ``tgt_lang``, ``reference``, ``source_text``.
+        decoder: ``llm`` or ``prealign`` (the adapter alone), passed to ``model.generate``.
         decoding: more ``model.generate`` options (``num_beams``, ``length_penalty``,
             ``no_repeat_ngram_size``, ``repetition_penalty``, ``chunk_seconds``).
     """
-    out: list[Decoded] = []
-    tasks = [task] if task is not None else sorted(set(batch["task"]))
+    out: list[DecodedSentence] = []
+    tasks = [task] if task is not None else sorted(set(batch.task))
     # With data.encoder_cache, batches carry encoder outputs instead of audio.
-    key, lens_key = (
-        ("encoder_hidden", "encoder_lens") if "encoder_hidden" in batch else ("audio", "audio_lens")
-    )
+    cached = batch.encoder_hidden is not None
+    signal = batch.encoder_hidden if cached else batch.audio
+    signal_lens = batch.encoder_lens if cached else batch.audio_lens
+    assert signal is not None and signal_lens is not None, "a batch carries audio or encoder outputs"
     for current in tasks:
-        rows = [i for i, t in enumerate(batch["task"]) if t == current]
+        rows = [i for i, t in enumerate(batch.task) if t == current]
         if not rows:
             continue
-        index = torch.tensor(rows, device=batch[key].device)
-        lens = batch[lens_key].index_select(0, index)
+        index = torch.tensor(rows, device=signal.device)
+        lens = signal_lens.index_select(0, index)
         # Only as long as the longest selected row: less padding through the encoder.
-        inputs = {key: batch[key].index_select(0, index)[:, : int(lens.max())], lens_key: lens}
+        selected = signal.index_select(0, index)[:, : int(lens.max())]
+        names = ("encoder_hidden", "encoder_lens") if cached else ("audio", "audio_lens")
+        inputs = dict(zip(names, (selected, lens)))
         texts = model.generate(
             **inputs,
             task=current,
-            src_lang=[batch["src_lang"][i] for i in rows],
-            tgt_lang=[batch["tgt_lang"][i] for i in rows] if current == "st" else None,
+            src_lang=[batch.src_lang[i] for i in rows],
+            tgt_lang=[batch.tgt_lang[i] for i in rows] if current == "st" else None,
             max_new_tokens=max_new_tokens,
             decoder=decoder,
             **decoding,
         )
         for i, text in zip(rows, texts):
-            tgt = batch["tgt_lang"][i] if current == "st" else None
-            ref, source = batch["reference"][i], batch["source_text"][i]
-            out.append((current, batch["src_lang"][i], tgt, batch["cut_ids"][i], ref, text, source))
+            tgt = batch.tgt_lang[i] if current == "st" else None
+            src, cut_id, source = batch.src_lang[i], batch.cut_ids[i], batch.source_text[i]
+            out.append(DecodedSentence(current, src, tgt, cut_id, batch.reference[i], text, source))
     return out
 
 
-def group_decoded(decoded: Sequence[Decoded], where: str = "the test set") -> dict[str, SentenceRecords]:
+def group_decoded(
+    decoded: Sequence[DecodedSentence], where: str = "the test set"
+) -> dict[str, SentenceRecords]:
     """Group decoded sentences by ``<task>_<label>`` (``asr_en``, ``st_en-de``); ids must be unique."""
     groups: dict[str, SentenceRecords] = {}
     seen: set[tuple[str, str]] = set()
-    for task, src, tgt, cut_id, reference, hypothesis, source in decoded:
-        if (task, cut_id) in seen:
-            raise UsageError(f"{where}: cut id {cut_id!r} appears twice for task {task!r}")
-        seen.add((task, cut_id))
-        key = f"{task}_{group_label(task, src, tgt)}"
-        records = groups.setdefault(key, SentenceRecords(task, src, tgt))
-        records.ids.append(cut_id)
-        records.references.append(reference)
-        records.hypotheses.append(hypothesis)
-        records.sources.append(source)
+    for sentence in decoded:
+        if (sentence.task, sentence.cut_id) in seen:
+            raise UsageError(f"{where}: cut id {sentence.cut_id!r} appears twice for task {sentence.task!r}")
+        seen.add((sentence.task, sentence.cut_id))
+        records = groups.setdefault(
+            sentence.group, SentenceRecords(sentence.task, sentence.src_lang, sentence.tgt_lang)
+        )
+        records.ids.append(sentence.cut_id)
+        records.references.append(sentence.reference)
+        records.hypotheses.append(sentence.hypothesis)
+        records.sources.append(sentence.source)
     return groups
 
 
@@ -127,7 +158,7 @@ class LengthTally:
     """Encoder frames in and adapter outputs out, summed over utterances (for Table 1).
 
     ``read_frames``: the vectors the LLM reads after a pre-alignment readout that merges runs
-    (``model.alignment.readout``: compress, mix); 0 when the model has none.
+    (``model.prealign.readout``: compress, mix); 0 when the model has none.
     """
 
     utterances: int = 0
@@ -169,8 +200,8 @@ def count_adapter_lengths(model: Any) -> Iterator[LengthTally]:
         tally.read_frames += float(output.lens.sum())
 
     handles = [model.adapter.register_forward_hook(hook, with_kwargs=True)]
-    if getattr(model, "alignment", None) is not None:
-        handles.append(model.alignment.register_forward_hook(read_hook))
+    if getattr(model, "prealign", None) is not None:
+        handles.append(model.prealign.register_forward_hook(read_hook))
     try:
         yield tally
     finally:

@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from speechllm.data.manifest import check_manifest_path
+from speechllm.data.manifest_check import check_manifest_path
+from speechllm.deprecations import decoder_name
 from speechllm.errors import UsageError
 from speechllm.evaluation.decoding import (
-    Decoded,
+    DecodedSentence,
     LengthTally,
     count_adapter_lengths,
     decode_batch,
@@ -92,46 +93,33 @@ def _decode_manifests(
     decoder: str,
     device: torch.device,
     trust_sources: bool = False,
-) -> tuple[list[Decoded], int, int]:
+) -> tuple[list[DecodedSentence], list[str], int]:
     """Decode every usable cut of ``paths``; returns (decoded sentences, ids of the cuts skipped,
     cuts in all).
 
-    ``batching``: ``max_duration``, ``max_cuts`` (the sampler's) and ``num_workers``; ``decoding``:
-    ``max_new_tokens`` and the other ``model.generate`` options.
+    Each manifest is read by the data module's own test loader (:func:`evaluation_data`), the one
+    that training's test split uses. ``batching``: ``max_duration``, ``max_cuts`` and
+    ``num_workers``; ``decoding``: ``max_new_tokens`` and the other ``model.generate`` options.
     """
-    from lhotse.dataset import SimpleCutSampler
-    from torch.utils.data import DataLoader
-
-    from speechllm.config import ManifestConfig
-    from speechllm.data.datamodule import load_cuts
-    from speechllm.data.dataset import SpeechDataset
-
-    decoded: list[Decoded] = []
+    decoded: list[DecodedSentence] = []
     skipped: list[str] = []
     total = 0
     for path in paths:
-        # train=False: evaluation-only cuts (the real-speech set) are what a test set may hold.
-        cuts = load_cuts(ManifestConfig(path=str(path), task=task), train=False, trust_sources=trust_sources)
-        sampler = SimpleCutSampler(
-            cuts, max_duration=batching["max_duration"], max_cuts=batching["max_cuts"], shuffle=False
-        )
-        dataset = SpeechDataset(model.llm.prompts, task=task, train=False)
-        loader = DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=batching["num_workers"])
+        data = evaluation_data(model, path, task, batching, trust_sources)
         decoded_before = len(decoded)
-        cut_ids = [cut.id for cut in cuts]  # manifests only, no audio
+        cut_ids = [cut.id for cut in data.cuts(data.config.test, train=False)]  # manifests only, no audio
         in_manifest = len(cut_ids)
         with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance:
-            for batch in loader:
-                if batch is None or not batch["cut_ids"]:  # every cut of the batch was unusable
+            for batch in data.test_dataloader():
+                if batch is None or not batch.cut_ids:  # every cut of the batch was unusable
                     continue
-                # A typed batch moves itself; a plain dict (the dataset's) is moved tensor by tensor.
-                batch = batch.to(device) if hasattr(batch, "to") else _to_device(batch, device)
+                batch = batch.to(device)
                 decoded += decode_batch(model, batch, task=task, decoder=decoder, **decoding)
-                advance(len(batch["cut_ids"]))
+                advance(len(batch.cut_ids))
         # Unusable cuts (audio, no translation, unknown language) are skipped by the dataset (in its
         # worker processes, so its own counter is not visible here): name what did not come back.
         total += in_manifest
-        came_back = {item[3] for item in decoded[decoded_before:]}
+        came_back = {sentence.cut_id for sentence in decoded[decoded_before:]}
         skipped += [cut_id for cut_id in cut_ids if cut_id not in came_back]
     if skipped:
         log.warning("%d cut(s) were unusable and not evaluated (see the warnings above)", len(skipped))
@@ -140,8 +128,26 @@ def _decode_manifests(
     return decoded, skipped, total
 
 
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+def evaluation_data(
+    model: Any, path: str | os.PathLike[str], task: str, batching: dict[str, Any], trust_sources: bool
+) -> Any:
+    """A :class:`~speechllm.data.datamodule.SpeechDataModule` whose test split is ``path``: in
+    manifest order, no bucketing, no duration filter (a test set is scored whole; long clips are
+    decoded in chunks with ``chunk_seconds``)."""
+    from speechllm.config import DataConfig, ManifestConfig
+    from speechllm.data.datamodule import SpeechDataModule
+
+    config = DataConfig(
+        test=[ManifestConfig(path=str(path), task=task)],
+        max_duration=batching["max_duration"],
+        max_cuts=batching["max_cuts"],
+        num_buckets=1,
+        shuffle=False,
+        num_workers=batching["num_workers"],
+        max_cut_duration=float("inf"),
+        trust_manifest_sources=trust_sources,
+    )
+    return SpeechDataModule(config, model.llm.prompts)
 
 
 def _compression(model: Any, tally: LengthTally, adapter: str) -> Compression | None:
@@ -240,7 +246,7 @@ def evaluate(
             :func:`~speechllm.evaluation.scoring.run_names`.
         imports: modules to import before loading ``model`` (those registering user components,
             like a training config's ``imports:``).
-        decoder: ``"llm"`` (the model), or ``"alignment"``: the adapter decoded alone by its
+        decoder: ``"llm"`` (the model), or ``"prealign"``: the adapter decoded alone by its
             pre-alignment head (CTC greedy, no LLM; ASR only). Recorded in ``run.json``.
         allow_missing: score a test set with unusable (missing, unreadable, empty) audio; else an
             error before anything is written. ``run.json`` records ``<task>_skipped_cuts``.
@@ -253,6 +259,7 @@ def evaluate(
     Returns:
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
     """
+    decoder = decoder_name(decoder)
     paths = _manifest_list(manifests, task, batch_size, max_duration)
     for path in paths:  # a bad, empty or untrusted manifest fails before the model loads
         if not check_manifest_path(path, trust_manifest_sources):

@@ -2,7 +2,7 @@
 
 They read only what :class:`~speechllm.lightning.module.SpeechLLMModule`'s steps return
 (``{"loss", "stats", "num_target_tokens"}``) and the batch, so they work for any adapter that
-keeps the :class:`~speechllm.adapters.base.AdapterOutput` contract (``stats`` holds ``in_lens``
+keeps the :class:`~speechllm.adapters.interface.AdapterOutput` contract (``stats`` holds ``in_lens``
 and ``out_lens``).
 """
 
@@ -150,8 +150,8 @@ class ThroughputMonitor(L.Callback):
         if elapsed <= 0:
             return
         metrics = {}
-        if batch is not None and "audio_lens" in batch:  # None: every clip was skipped
-            metrics["throughput/audio_s_per_s"] = float(batch["audio_lens"].sum()) / SAMPLE_RATE / elapsed
+        if batch is not None:  # None: every clip was skipped
+            metrics["throughput/audio_s_per_s"] = float(batch.audio_lens.sum()) / SAMPLE_RATE / elapsed
         tokens = outputs.get("num_target_tokens") if isinstance(outputs, dict) else None
         if tokens:
             metrics["throughput/target_tokens_per_s"] = tokens / elapsed

@@ -34,7 +34,7 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
-from speechllm.evaluation.decoding import Decoded, decode_batch, group_decoded
+from speechllm.evaluation.decoding import DecodedSentence, decode_batch, group_decoded
 from speechllm.evaluation.scoring import GroupScores, run_names, score_groups, write_run_dir
 from speechllm.rundir import RunInfo
 
@@ -60,7 +60,7 @@ class _GenerationMetrics(L.Callback):
         self.max_new_tokens = max_new_tokens
         self.decoding = dict(decoding or {})  # beams, repetition guard (SpeechLLM.generate)
         self.stages = {stage for stage, on in (("val", on_validation), ("test", on_test)) if on}
-        self._decoded: list[Decoded] = []
+        self._decoded: list[DecodedSentence] = []
         self.last_metrics: dict[str, float] = {}
 
     # -- hooks ------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class _GenerationMetrics(L.Callback):
 
     # -- work -------------------------------------------------------------------------------------
     def _decode(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any) -> None:
-        if batch is None or self.task not in batch["task"]:
+        if batch is None or self.task not in batch.task:
             return
         model = _speech_llm(pl_module)
         with trainer.precision_plugin.forward_context():
@@ -126,7 +126,7 @@ class _GenerationMetrics(L.Callback):
             pl_module.log(f"{stage}/{name}", value, on_epoch=True, sync_dist=False)
 
     def _score_and_write(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, decoded: list[Decoded]
+        self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, decoded: list[DecodedSentence]
     ) -> dict[str, float]:
         groups = group_decoded(decoded, where=f"{stage} set")
         scored = score_groups(groups, self._comet(pl_module))
@@ -214,11 +214,11 @@ def _speech_llm(pl_module: L.LightningModule) -> Any:
     return model
 
 
-def _gather(items: list[Decoded]) -> list[Decoded]:
+def _gather(items: list[DecodedSentence]) -> list[DecodedSentence]:
     """Every rank's decoded sentences, on every rank (a no-op without a process group)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return list(items)
-    parts: list[list[Decoded] | None] = [None] * dist.get_world_size()
+    parts: list[list[DecodedSentence] | None] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, items)
     return [item for part in parts for item in (part or [])]
 

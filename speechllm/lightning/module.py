@@ -17,6 +17,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from speechllm.config import OptimConfig
 from speechllm.data.batch import Batch
+from speechllm.deprecations import upgrade_state_dict
 from speechllm.model import SpeechLLM
 
 log = logging.getLogger(__name__)
@@ -173,10 +174,10 @@ class SpeechLLMModule(L.LightningModule):
 
     def _param_groups(self, params: list[torch.nn.Parameter]) -> list[dict[str, Any]]:
         """One group at ``optim.lr``, or two when ``optim.adapter_lr`` sets the adapter's (and the
-        alignment head's) own; AdamW's decoupled weight decay scales with the lr, so 0 freezes them."""
+        pre-alignment head's) own; AdamW's decoupled weight decay scales with the lr, so 0 freezes them."""
         if self.optim.adapter_lr is None:
             return [{"params": params}]
-        heads = [self.model.adapter] + ([self.model.alignment] if self.model.alignment is not None else [])
+        heads = [self.model.adapter] + ([self.model.prealign] if self.model.prealign is not None else [])
         own = {id(p) for module in heads for p in module.parameters()}
         groups = [
             {"params": [p for p in params if id(p) not in own]},
@@ -209,6 +210,7 @@ class SpeechLLMModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "state_dict" not in checkpoint:  # FSDP has loaded (and removed) it already
             return
+        upgrade_state_dict(checkpoint["state_dict"], prefix="model.")  # written before 0.2
         found, expected = {clean_name(k) for k in checkpoint["state_dict"]}, self.trainable_keys()
         if found != expected:
             raise KeyError(

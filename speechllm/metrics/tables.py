@@ -5,7 +5,7 @@ within each (SFM, LLM) group (**bold**) and overall (``†``), and stars (``*``)
 whose difference from the Base adapter (same SFM, LLM and column) is **not** significant (paired
 bootstrap on the per-sentence scores, p ≥ 0.05), the paper's convention. Averages are not tested
 (the paper does not star them). :func:`compute_table1` measures compression per (SFM, adapter).
-Both are written as Markdown and CSV here; :mod:`speechllm.metrics.report` reads the runs.
+Both are written as Markdown and CSV here; :mod:`speechllm.metrics.run_report` reads the runs.
 """
 
 from __future__ import annotations

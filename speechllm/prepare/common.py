@@ -1,6 +1,6 @@
 """What every corpus recipe shares: line-precise text reading, parallel audio probing with a
 counted skip report, and validating and writing the manifests in the one format the library
-reads (see :mod:`speechllm.data.manifest`)."""
+reads (see :mod:`speechllm.data.manifest_check`)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from lhotse import (
 from lhotse.cut import MonoCut, MultiCut
 from lhotse.utils import fastcopy
 
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest_check import ManifestError
 from speechllm.io import atomic_write, remove_stale_temporaries
 from speechllm.progress import progress
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest_check import ManifestError
 from speechllm.languages import PAPER_ST_PAIRS, pair_name, parse_pair
 from speechllm.prepare.common import (
     SkipReport,

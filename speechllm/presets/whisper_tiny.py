@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from speechllm.presets.cache import cached_conversion, installed_package_dir
 from speechllm.presets.ctranslate2 import CTranslate2Checkpoint, read_ctranslate2_model
+from speechllm.presets.model_cache import cached_conversion, installed_package_dir
 
 #: CTranslate2's ``ops::ActivationType`` value for exact (erf) GELU, which Whisper uses.
 _CT2_GELU = 3

@@ -1,6 +1,6 @@
 """Bring your own data: lhotse manifests from a TSV/JSONL table or a kaldi data directory.
 
-The manifests written are the library's format (:mod:`speechllm.data.manifest`).
+The manifests written are the library's format (:mod:`speechllm.data.manifest_check`).
 
 Table format (TSV with a header row, or JSONL with one object per line)::
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
-from speechllm.data.manifest import ManifestError
+from speechllm.data.manifest_check import ManifestError
 from speechllm.prepare.common import (
     SkipReport,
     check_language_code,

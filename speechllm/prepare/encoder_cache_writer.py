@@ -25,7 +25,7 @@ from speechllm.data.encoder_cache import (
     entry_key,
     manifest_identity,
 )
-from speechllm.data.manifest import check_manifest_path
+from speechllm.data.manifest_check import check_manifest_path
 from speechllm.io import atomic_write, remove_stale_temporaries
 from speechllm.masking import pad_audio
 
@@ -84,7 +84,7 @@ def build_encoder_cache(
 ) -> dict[str, int]:
     """Run ``encoder`` over every cut of ``manifest`` and store its outputs under ``root``.
 
-    The manifest is checked first (:func:`~speechllm.data.manifest.check_manifest_path`): a recording
+    The manifest is checked first (:func:`~speechllm.data.manifest_check.check_manifest_path`): a recording
     source that runs a command or fetches a URL is refused unless ``trust_sources``.
 
     Resumable: entries already stored (and loadable) are not recomputed. Cuts whose audio is

@@ -1,4 +1,4 @@
-"""Export a manifest to lhotse Shar shards (reading them: :mod:`speechllm.data.shar`)."""
+"""Export a manifest to lhotse Shar shards (reading them: :mod:`speechllm.data.shar_reader`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from lhotse import CutSet, load_manifest_lazy
 from lhotse.cut import Cut
 
 from speechllm.data.encoder_cache import ATTACHED_FIELD, ATTACHED_KEY, EncoderCache
-from speechllm.data.manifest import check_manifest_path
+from speechllm.data.manifest_check import check_manifest_path
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The pre-alignment stage as a LightningModule: adapter + alignment head, no LLM forward pass.
+"""The pre-alignment stage as a LightningModule: adapter + pre-alignment head, no LLM forward pass.
 
 Same data module, trainer, strategies and atomic trainable-only checkpoints as the LLM stage
 (:mod:`speechllm.training`), so it runs from audio or the encoder-output cache, under DDP, and
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from speechllm.adapters.base import AdapterOutput, AdapterTargets
+from speechllm.adapters.interface import AdapterOutput, AdapterTargets
 from speechllm.data.batch import Batch
 from speechllm.data.datamodule import load_cuts
 from speechllm.lightning.module import SpeechLLMModule, warmup_cosine
@@ -25,7 +25,7 @@ RMS_WINDOW = 20  # training steps whose output RMS sets the final output_scale
 
 
 class PreAlignModule(SpeechLLMModule):
-    """Trains the adapter and the alignment head of a :class:`SpeechLLM` against the LLM's embeddings.
+    """Trains the adapter and the pre-alignment head of a :class:`SpeechLLM` against the LLM's embeddings.
 
     Only ``model.adapter`` and the head's ``blank`` / ``log_scale`` are trained; every other
     parameter (LoRA included) is frozen for the stage and given back its ``requires_grad`` at the
@@ -36,7 +36,7 @@ class PreAlignModule(SpeechLLMModule):
     over ranks, so every rank sets the same value).
 
     Args:
-        model: a SpeechLLM built with ``model.alignment``.
+        model: a SpeechLLM built with ``model.prealign``.
         objective: ``ctc`` or ``ce``.
         lr / weight_decay / warmup_ratio: AdamW and its schedule (warm-up, then cosine to 5%).
         steps / minutes: the stage's length; with ``minutes`` the schedule runs over wall-clock time.
@@ -56,8 +56,8 @@ class PreAlignModule(SpeechLLMModule):
         rescale: bool = True,
         max_bad_steps: int = 10,
     ) -> None:
-        if model.alignment is None:
-            raise ValueError("pre-alignment needs a model built with model.alignment")
+        if model.prealign is None:
+            raise ValueError("pre-alignment needs a model built with model.prealign")
         super().__init__(model, {"lr": lr, "weight_decay": weight_decay}, max_bad_steps=max_bad_steps)
         self.objective = objective
         self.warmup_ratio = warmup_ratio
@@ -68,7 +68,7 @@ class PreAlignModule(SpeechLLMModule):
         self._rms: deque[torch.Tensor] = deque(maxlen=RMS_WINDOW)
         self._dev: list[tuple[str, list[int]]] = []
         self._started = time.perf_counter()
-        head = model.alignment
+        head = model.prealign
         trained = {id(p) for p in [*model.adapter.parameters(), head.blank, head.log_scale]}
         self._restore = {name: p.requires_grad for name, p in model.named_parameters()}
         for param in model.parameters():
@@ -84,7 +84,7 @@ class PreAlignModule(SpeechLLMModule):
         targets = AdapterTargets(batch.transcript_ids, batch.transcript_lens)
         out = self.model.adapter_outputs(batch, targets)
         table = self.model.llm.input_embeddings()
-        loss = self.model.alignment.loss(self.objective, out, targets, table)
+        loss = self.model.prealign.loss(self.objective, out, targets, table)
         if out.aux_loss is not None:  # the adapter's own (CTC head, CIF quantity loss)
             loss = loss + out.aux_loss
         return loss, out
@@ -104,7 +104,7 @@ class PreAlignModule(SpeechLLMModule):
         if losses:
             self.log("prealign/loss", torch.stack(losses).mean(), prog_bar=True, sync_dist=True, batch_size=1)
         self.log("prealign/lr", optimizer.param_groups[0]["lr"], batch_size=1)
-        self.log("prealign/scale", self.model.alignment.log_scale.exp().detach(), batch_size=1)
+        self.log("prealign/scale", self.model.prealign.log_scale.exp().detach(), batch_size=1)
         self._skip_if_non_finite(optimizer, losses)
 
     def validation_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
@@ -113,7 +113,7 @@ class PreAlignModule(SpeechLLMModule):
         loss, out = self._loss(batch)
         self.log("prealign/val_loss", loss, sync_dist=True, batch_size=len(batch.cut_ids))
         table = self.model.llm.input_embeddings()
-        decoded = self.model.alignment.greedy_ids(self.objective, out, table)
+        decoded = self.model.prealign.greedy_ids(self.objective, out, table)
         self._dev.extend(zip(batch.source_text, decoded))
         return {"loss": loss.detach(), **_outputs(out, batch)}
 
@@ -136,7 +136,7 @@ class PreAlignModule(SpeechLLMModule):
             totals = self.trainer.strategy.reduce(torch.stack(list(self._rms)).sum(0), reduce_op="sum")
             rms = float((totals[0] / totals[1].clamp(min=1)).sqrt())
             self.output_rms = rms
-            self.model.alignment.match_scale(rms, self.model.llm.input_embeddings())
+            self.model.prealign.match_scale(rms, self.model.llm.input_embeddings())
 
     # -- optimizer ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
@@ -173,5 +173,5 @@ def transcript_vocabulary(manifests: Any, prompts: Any, trust_sources: bool = Fa
             for sup in cut.supervisions:
                 ids.update(prompts.text_ids(sup.text or ""))
     if not ids:
-        raise ValueError("pretrain: the training manifests hold no transcript text to align to")
+        raise ValueError("prealign: the training manifests hold no transcript text to align to")
     return torch.tensor(sorted(ids), dtype=torch.long)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from speechllm.deprecations import decoder_name
 from speechllm.io import atomic_write
 from speechllm.metrics.paper import canonical_adapter, canonical_llm, canonical_sfm
 from speechllm.metrics.plots import write_plots
@@ -74,7 +75,7 @@ def load_run(run_dir: str | Path) -> RunResult:
 
 def decoding_label(decoding: dict | None, decoder: str = "llm") -> str:
     """How a run was decoded, in words (``run.json``'s ``decoding``; older runs: greedy)."""
-    if decoder == "alignment":
+    if decoder_name(decoder) == "prealign":  # runs evaluated before 0.2 say "alignment"
         return "the adapter alone (CTC greedy)"
     decoding = decoding or {}
     beams = int(decoding.get("num_beams", 1))

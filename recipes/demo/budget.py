@@ -1,0 +1,62 @@
+"""The demo's budget: how DEMO_MINUTES is split between its stages, and its test-set sizes.
+
+Measured split (docs/demo.md): each adapter gets ``prealign_share`` of the budget for
+pre-alignment and ``llm_share`` for the LLM stage (both divided among the adapters), ST training
+7.5 %; the rest goes to data, the encoder cache, Whisper and decoding. Test sets grow with the
+budget, within bounds.
+
+Run: ``python recipes/demo/budget.py MINUTES "conv cif" [PREALIGN_SHARE LLM_SHARE]`` prints
+``pre_minutes asr_minutes st_minutes num_test num_real num_st_test`` for ``run.sh`` to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import astuple, dataclass
+
+ST_SHARE = 0.075
+
+
+@dataclass(frozen=True)
+class DemoBudget:
+    """Minutes per stage (per adapter for the ASR stages) and the test sets' sizes (clips)."""
+
+    prealign_minutes: float
+    llm_minutes: float
+    st_minutes: float
+    num_test: int
+    num_real: int
+    num_st_test: int
+
+
+def split_budget(
+    minutes: float, num_adapters: int, prealign_share: float = 0.52, llm_share: float = 0.10
+) -> DemoBudget:
+    """Split ``minutes`` of training budget over ``num_adapters`` ASR adapters and ST."""
+    if minutes <= 0 or num_adapters < 1:
+        raise ValueError(f"a demo needs minutes > 0 and one adapter at least (got {minutes}, {num_adapters})")
+    if not (0 < prealign_share and 0 < llm_share and prealign_share + llm_share + ST_SHARE < 1):
+        raise ValueError(f"shares {prealign_share} + {llm_share} + {ST_SHARE} must be positive and below 1")
+    return DemoBudget(
+        prealign_minutes=round(prealign_share * minutes / num_adapters, 2),
+        llm_minutes=round(llm_share * minutes / num_adapters, 2),
+        st_minutes=round(ST_SHARE * minutes, 2),
+        num_test=min(100, max(20, int(5 * minutes))),
+        num_real=min(50, max(10, int(2.5 * minutes))),
+        num_st_test=min(25, max(4, int(minutes // 2))),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("minutes", type=float)
+    parser.add_argument("adapters", help="the adapters, space-separated")
+    parser.add_argument("prealign_share", type=float, nargs="?", default=0.52)
+    parser.add_argument("llm_share", type=float, nargs="?", default=0.10)
+    args = parser.parse_args()
+    budget = split_budget(args.minutes, len(args.adapters.split()), args.prealign_share, args.llm_share)
+    print(" ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in astuple(budget)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The config schema: one dataclass per section (``model``, ``data``, ``optim``, ``trainer``,
+``prealign``, ``eval``), with its defaults. Loading and validation: :mod:`speechllm.config.loading`,
+:mod:`speechllm.config.validation`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ManifestConfig:
+    """One lhotse CutSet manifest and the task its cuts are used for."""
+
+    path: str = "???"
+    task: str = "asr"
+    weight: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    """Data: manifests (or Shar directories) per split, bucketing, bad-input report, encoder cache.
+
+    Attributes:
+        train / val / test: manifests (``*.jsonl.gz``) or Shar directories, each with a task and
+            (train) a mixing weight.
+        max_duration: seconds of audio per batch (bucketing sampler); max_cuts: at most this many
+            cuts per batch (None: no limit).
+        num_buckets: duration buckets (1: no bucketing). bucket_buffer_size: cuts held by the
+            bucketing sampler (more: better shuffling, more memory; from Shar each buffered cut
+            holds its audio, in every dataloader worker: lower it for Shar streams).
+        min_cut_duration / max_cut_duration: cuts outside are skipped and reported.
+        encoder_cache: a ``speechllm cache`` directory; batches then carry encoder outputs.
+        skip_report: TSV (``cut_id<TAB>reason``) listing every skipped cut.
+    """
+
+    train: list[ManifestConfig] = field(default_factory=list)
+    val: list[ManifestConfig] = field(default_factory=list)
+    test: list[ManifestConfig] = field(default_factory=list)
+    max_duration: float = 200.0  # seconds of audio per batch (bucketing sampler)
+    max_cuts: int | None = None  # and at most this many cuts per batch (None: no limit)
+    num_buckets: int = 30  # 30: ~97% real frames on CoVoST-like 1-15 s clips (10: ~91%)
+    bucket_buffer_size: int = 20000
+    shuffle: bool = True
+    num_workers: int = 2
+    min_cut_duration: float = 0.0
+    max_cut_duration: float = 30.0
+    encoder_cache: str | None = None
+    skip_report: str | None = None
+    # Manifests are untrusted input: recording sources that run a command or fetch a URL are
+    # refused unless this is true (speechllm.data.manifest_check).
+    trust_manifest_sources: bool = False
+    # Training cuts whose transcript or target is longer (LLM tokens) are skipped and counted.
+    max_text_tokens: int | None = 1024
+
+
+@dataclass
+class ModelConfig:
+    encoder: dict[str, Any] = field(default_factory=lambda: {"name": "whisper"})
+    adapter: dict[str, Any] = field(default_factory=lambda: {"name": "base"})
+    llm: dict[str, Any] = field(default_factory=lambda: {"name": "hf_causal_lm"})
+    # The pre-alignment head's options (speechllm.prealign.head.PreAlignHead); None: no head.
+    prealign: dict[str, Any] | None = None
+
+
+@dataclass
+class PreAlignConfig:
+    """Pre-alignment of the adapter before the LLM stage (see docs/training.md, "Pre-alignment").
+
+    The adapter's outputs are scored against the LLM's frozen input embeddings
+    (:mod:`speechllm.prealign.head`); no LLM forward pass. ``speechllm train`` runs it first when
+    ``objective`` is set and ``steps`` or ``minutes`` is positive, writing ``<output_dir>/prealign/``.
+
+    Attributes:
+        objective: ``none`` (off), ``auto`` (``ce`` for CIF, else ``ctc``), ``ctc`` or ``ce``.
+        steps / minutes: length of the stage (the first reached stops it; at least one is set).
+        lr: AdamW peak learning rate (linear warm-up over ``warmup_ratio``, then cosine to 5%).
+        max_duration: seconds of audio per batch (the LLM stage's ``data.max_duration`` is unchanged).
+        val_check_interval: steps between dev evaluations (loss and the adapter's greedy WER).
+        rescale: match the outputs' RMS to the embedding rows' at the end (``output_scale``).
+        init: start from a finished pre-alignment instead of running one: the model directory it
+            saved (``<run>/prealign/model``) for the same model config. One pre-alignment then
+            serves many LLM-stage runs (learning rates, LoRA ranks, readouts, tasks).
+    """
+
+    objective: str = "none"
+    steps: int = 0
+    minutes: float | None = None
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    max_duration: float = 120.0
+    val_check_interval: int = 50
+    rescale: bool = True
+    init: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay, the paper's setting."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_ratio: float = 0.03
+    scheduler: str = "cosine"  # cosine | constant
+    min_lr_ratio: float = 0.0
+    # Learning rate of the adapter and the pre-alignment head when it differs from ``lr`` (which LoRA
+    # keeps): after pre-alignment a lower one, or 0 (frozen), keeps what the adapter learned.
+    adapter_lr: float | None = None
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to ``lightning.Trainer`` (same names), except the keys below the marker, which
+    ``speechllm.lightning.trainer.build_trainer`` interprets (see docs/training.md)."""
+
+    max_steps: int = -1
+    max_epochs: int | None = None
+    # auto (bf16-true where the device runs bf16 natively, else 32; speechllm.precision) |
+    # bf16-mixed | bf16-true (frozen parts bf16, trained fp32) | 32
+    precision: str = "auto"
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | fsdp | deepspeed_stage_2
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = 1.0
+    val_check_interval: Any = None
+    check_val_every_n_epoch: int | None = 1
+    limit_val_batches: Any = None
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+    deterministic: bool = False
+    # -- speechllm's own trainer options (not Lightning keyword arguments) --
+    logger: str = "csv"  # csv | tensorboard | wandb | none
+    activation_checkpointing: bool = False  # recompute the LLM's activations in backward
+    compile: bool = False  # torch.compile the adapter
+    checkpoint_every_n_steps: int | None = None  # None: after each validation / epoch
+    save_top_k: int = 1  # step checkpoints kept besides last.ckpt
+    # Optimizer steps whose loss or gradients are NaN/inf are skipped and counted; this many in a
+    # row stop training with an error (0: stop at the first). See docs/reliability.md.
+    max_bad_steps: int = 10
+
+
+@dataclass
+class EvalConfig:
+    """Decode the validation/test sets during training and log WER / BLEU / chrF / COMET
+    (callbacks :class:`~speechllm.lightning.metric_callbacks.ASRMetrics` / ``STMetrics``)."""
+
+    asr_metrics: bool = False
+    st_metrics: bool = False
+    comet_model: str | None = None  # e.g. Unbabel/wmt22-comet-da or a local checkpoint
+    max_new_tokens: int = 200
+    # Decoding (speechllm.search): greedy by default, as the paper; beams and the repetition guard
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
+
+
+@dataclass
+class Config:
+    imports: list[str] = field(default_factory=list)
+    seed: int = 0
+    output_dir: str = "runs/default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    prealign: PreAlignConfig = field(default_factory=PreAlignConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

@@ -1,0 +1,127 @@
+"""Config checks that run before any weights load: unknown keys, component names and options,
+numbers no run can work with, the pre-alignment sections. Every error names the key and what is valid."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from speechllm.adapters import build_context
+from speechllm.config.schema import ManifestConfig
+from speechllm.errors import ConfigError
+from speechllm.registry import ADAPTERS, ENCODERS, LLMS, Registry, constructor_options, required_options
+
+COMPONENTS: dict[str, Registry[Any]] = {"encoder": ENCODERS, "adapter": ADAPTERS, "llm": LLMS}
+
+
+# Numbers no run can work with, refused before anything loads: (key, test, what is valid).
+_VALUE_RULES: tuple[tuple[str, Any, str], ...] = (
+    ("optim.lr", lambda v: v > 0, "> 0"),
+    ("optim.adapter_lr", lambda v: v is None or v >= 0, ">= 0 or null"),
+    ("optim.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("optim.warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("data.max_duration", lambda v: v > 0, "> 0 (seconds of audio per batch)"),
+    ("data.max_cuts", lambda v: v is None or v >= 1, ">= 1 or null"),
+    ("data.num_buckets", lambda v: v >= 1, ">= 1"),
+    ("data.num_workers", lambda v: v >= 0, ">= 0"),
+    ("data.min_cut_duration", lambda v: v >= 0, ">= 0"),
+    ("data.max_cut_duration", lambda v: v > 0, "> 0"),
+    ("data.max_text_tokens", lambda v: v is None or v >= 1, ">= 1 or null"),
+    ("trainer.max_steps", lambda v: v == -1 or v > 0, "> 0, or -1 (no step limit)"),
+    ("trainer.accumulate_grad_batches", lambda v: v >= 1, ">= 1"),
+    ("prealign.lr", lambda v: v > 0, "> 0"),
+    ("prealign.max_duration", lambda v: v > 0, "> 0"),
+    ("eval.max_new_tokens", lambda v: v >= 1, ">= 1"),
+)
+
+
+def validate_values(cfg: DictConfig) -> None:
+    """Refuse numbers a run cannot work with (a negative learning rate, empty batches), naming the key."""
+    for key, valid, what in _VALUE_RULES:
+        value = OmegaConf.select(cfg, key)
+        if not valid(value):  # nan fails every comparison, so it is refused too
+            raise ConfigError(f"{key}={value}: must be {what}")
+
+
+def validate_components(cfg: DictConfig, require_options: bool = False) -> None:
+    """Each component's name is registered and each of its options is a constructor argument.
+
+    ``require_options``: also every argument the constructor needs (a saved model's config is
+    complete; a config being written may still lack its paths).
+    """
+    for kind, registry in COMPONENTS.items():
+        options = OmegaConf.to_container(cfg.model[kind], resolve=True)
+        assert isinstance(options, dict)
+        name = options.pop("name", None)
+        if name is None:
+            raise ConfigError(f"model.{kind}.name is missing; valid {kind}s: {', '.join(registry.names())}")
+        if name not in registry:
+            raise ConfigError(
+                f"model.{kind}.name: unknown {kind} {name!r}; valid: {', '.join(registry.names())}"
+            )
+        component = registry.get(name)
+        valid = (
+            build_context.config_options(component) if kind == "adapter" else constructor_options(component)
+        )
+        for key in options:
+            if key not in valid:
+                choices = ", ".join(sorted(valid))
+                raise ConfigError(f"model.{kind}.{key}: unknown option of {kind} {name!r}; valid: {choices}")
+        if kind == "adapter":
+            missing = build_context.missing_options(component, options)
+        else:
+            missing = sorted(required_options(component) - set(options))
+        if require_options and missing:
+            raise ConfigError(f"model.{kind}: {kind} {name!r} needs {', '.join(missing)}")
+
+
+def validate_prealign(cfg: DictConfig) -> None:
+    """``prealign`` and ``model.prealign`` options, checked before any weights load.
+
+    A pre-alignment stage needs the head: ``model.prealign`` is added (its defaults) when absent.
+    """
+    from speechllm.prealign.head import OBJECTIVES, PreAlignHead
+
+    objective = str(cfg.prealign.objective)
+    valid = ("none", "auto", *OBJECTIVES)
+    if objective not in valid:
+        raise ConfigError(f"prealign.objective: unknown {objective!r}; valid: {', '.join(valid)}")
+    if cfg.prealign.init:
+        if cfg.model.prealign is None:
+            cfg.model.prealign = {}
+    elif objective != "none":
+        if cfg.prealign.steps <= 0 and not cfg.prealign.minutes:
+            raise ConfigError("prealign: set prealign.steps or prealign.minutes (> 0), or objective: none")
+        if cfg.model.prealign is None:
+            cfg.model.prealign = {}
+    if cfg.model.prealign is not None:
+        options = OmegaConf.to_container(cfg.model.prealign, resolve=True)
+        valid_keys = constructor_options(PreAlignHead) - {"dim", "vocab_size"}
+        for key in options:  # type: ignore[union-attr]
+            if key not in valid_keys:
+                raise ConfigError(
+                    f"model.prealign.{key}: unknown option; valid: {', '.join(sorted(valid_keys))}"
+                )
+
+
+def check_keys(node: Any, schema: Any, prefix: str, source: str) -> None:
+    """Walk the raw YAML alongside the dataclass schema and reject unknown keys with a helpful error."""
+    if not isinstance(node, dict) or not is_dataclass(schema):
+        return
+    schema_fields = {f.name: f for f in fields(schema)}
+    for key, value in node.items():
+        if key not in schema_fields:
+            where = prefix.rstrip(".") or "the top level"
+            raise ConfigError(
+                f"{source}: unknown config key '{prefix}{key}'; valid keys at {where}: "
+                f"{', '.join(sorted(schema_fields))}"
+            )
+        sub_schema = typing.get_type_hints(schema)[key]
+        if is_dataclass(sub_schema):
+            check_keys(value, sub_schema, f"{prefix}{key}.", source)
+        elif key in ("train", "val", "test") and isinstance(value, list):
+            for i, item in enumerate(value):
+                check_keys(item, ManifestConfig, f"{prefix}{key}[{i}].", source)

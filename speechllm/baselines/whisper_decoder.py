@@ -4,11 +4,16 @@ The speech encoder we connect to an LLM comes with a decoder trained for it. Gre
 test set with that decoder (on the 30 s padded input Whisper was trained on) shows what the
 encoder's representation already supports; a trained adapter is then judged against it.
 
+ASR in the clip's language (a multilingual checkpoint such as ``whisper-base`` is told the
+supervision's language; an English-only one, ``whisper-tiny.en``, takes English only) and, with a
+multilingual checkpoint, Whisper's ``translate`` task for X → English speech translation.
+
 :func:`evaluate_whisper` writes a run directory in the ``speechllm evaluate`` format
 (:mod:`speechllm.rundir`): ``run.json`` with ``sfm="whisper"``, ``llm="whisper-decoder"``,
-``adapter="none"``; ``hyps_asr_<lang>.tsv``; ``metrics.json`` (``asr_wer_<lang>``).
+``adapter="none"``; ``hyps_asr_<lang>.tsv`` or ``bleu_st_<src>-en.tsv``; ``metrics.json``
+(``asr_wer_<lang>``, ``st_bleu_<src>-en``).
 
-Command line: ``speechllm whisper-baseline --manifest M --out DIR``.
+Command line: ``speechllm whisper-baseline --manifest M --out DIR [--model whisper-base] [--task st]``.
 """
 
 from __future__ import annotations
@@ -57,12 +62,29 @@ class WhisperDecoderBaseline:
         self.tokenizer = WhisperTokenizer.from_pretrained(local)
         self.features = WhisperLogMel(num_mel_bins=self.model.config.num_mel_bins).to(self.device)
         self.max_new_tokens = max_new_tokens
+        generation = self.model.generation_config
+        self.multilingual = bool(getattr(generation, "is_multilingual", False))
+        self.languages = {token.strip("<|>") for token in (getattr(generation, "lang_to_id", None) or {})}
+
+    def check_language(self, language: str, task: str = "transcribe") -> None:
+        """Refuse what this checkpoint cannot do, naming the checkpoint and what would."""
+        if not self.multilingual and (language != "en" or task != "transcribe"):
+            raise UsageError(
+                f"{self.path} is English-only: it cannot {task} {language!r} speech; "
+                "use a multilingual checkpoint (--model whisper-base)"
+            )
+        if self.multilingual and language not in self.languages:
+            raise UsageError(f"{self.path} knows no language {language!r}")
 
     @torch.no_grad()
-    def transcribe(self, clips: Sequence[torch.Tensor]) -> list[str]:
-        """Transcribe mono 16 kHz clips (each (S,), at most 30 s). Returns one string per clip."""
+    def transcribe(
+        self, clips: Sequence[torch.Tensor], language: str = "en", task: str = "transcribe"
+    ) -> list[str]:
+        """Decode mono 16 kHz clips (each (S,), at most 30 s) spoken in ``language``: ``transcribe``
+        (in that language) or ``translate`` (into English). Returns one string per clip."""
         if not clips:
             return []
+        self.check_language(language, task)
         too_long = [i for i, clip in enumerate(clips) if clip.shape[-1] > WINDOW_SAMPLES]
         if too_long:
             raise UsageError(f"clip(s) {too_long} are longer than Whisper's 30 s window")
@@ -72,17 +94,21 @@ class WhisperDecoderBaseline:
             audio[row, : clip.shape[-1]] = clip.to(self.device)
         lens = torch.full((len(clips),), WINDOW_SAMPLES, device=self.device)
         features, _ = self.features(audio, lens)  # (B, n_mels, 3000)
-        ids = self.model.generate(features, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+        spoken = {"language": language, "task": task} if self.multilingual else {}
+        ids = self.model.generate(
+            features, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, **spoken
+        )
         return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
 def decode_manifest(
-    baseline: WhisperDecoderBaseline, manifest: str | os.PathLike[str], batch_size: int = 8
+    baseline: WhisperDecoderBaseline, manifest: str | os.PathLike[str], batch_size: int = 8, task: str = "asr"
 ) -> tuple[list[DecodedSentence], int]:
-    """Transcribe every cut of a manifest; returns (decoded sentences, cuts skipped for bad audio).
+    """Decode every cut of a manifest; returns (decoded sentences, cuts skipped for bad audio).
 
-    References are the supervision texts; the language is the supervision's (Whisper tiny.en is
-    English-only, so give it English manifests).
+    ``asr``: the reference is the supervision's text, in its language. ``st``: Whisper's
+    ``translate`` task; the reference is the supervision's English translation
+    (``custom["translation"]``, ``custom["tgt_lang"] == "en"``). A batch holds one language.
     """
     from lhotse import load_manifest_lazy
 
@@ -93,29 +119,43 @@ def decode_manifest(
         raise UsageError(f"{manifest}: not a lhotse manifest")
     decoded: list[DecodedSentence] = []
     skipped = 0
-    pending: list[tuple[Any, torch.Tensor]] = []
+    pending: dict[str, list[tuple[Any, torch.Tensor]]] = {}  # language → cuts waiting for a batch
+    whisper_task = {"asr": "transcribe", "st": "translate"}[task]
 
-    def flush() -> None:
-        texts = baseline.transcribe([audio for _, audio in pending])
-        for (cut, _), text in zip(pending, texts):
+    def flush(language: str) -> None:
+        batch = pending.pop(language)
+        texts = baseline.transcribe([audio for _, audio in batch], language, whisper_task)
+        for (cut, _), text in zip(batch, texts):
             sup = cut.supervisions[0]
-            language = sup.language or "en"
-            decoded.append(DecodedSentence("asr", language, None, cut.id, sup.text, text, sup.text))
-        pending.clear()
+            if task == "asr":
+                decoded.append(DecodedSentence("asr", language, None, cut.id, sup.text, text, sup.text))
+            else:
+                reference = sup.custom["translation"]
+                decoded.append(DecodedSentence("st", language, "en", cut.id, reference, text, sup.text))
 
     for cut in cuts:
         if not cut.supervisions:
             raise UsageError(f"{manifest}: cut {cut.id!r} has no supervision (no reference text)")
+        sup = cut.supervisions[0]
+        language = sup.language or "en"
+        if task == "st":
+            custom = sup.custom or {}
+            if not custom.get("translation") or custom.get("tgt_lang", "en") != "en":
+                raise UsageError(
+                    f"{manifest}: cut {cut.id!r} has no English translation "
+                    "(Whisper translates into English only)"
+                )
+        baseline.check_language(language, whisper_task)  # before any audio is read
         audio, reason = load_mono_16k(cut)
         if audio is None:
             log.warning("%s: skipping cut %s: %s", manifest, cut.id, reason)
             skipped += 1
             continue
-        pending.append((cut, audio))
-        if len(pending) == batch_size:
-            flush()
-    if pending:
-        flush()
+        pending.setdefault(language, []).append((cut, audio))
+        if len(pending[language]) == batch_size:
+            flush(language)
+    for language in list(pending):
+        flush(language)
     return decoded, skipped
 
 
@@ -127,8 +167,10 @@ def evaluate_whisper(
     max_new_tokens: int = 200,
     device: str = "cpu",
     trust_manifest_sources: bool = False,
+    task: str = "asr",
 ) -> dict[str, float]:
-    """Greedy-decode ``manifests`` with Whisper's own decoder, score WER, write a run directory.
+    """Greedy-decode ``manifests`` with Whisper's own decoder, score them (``asr``: WER; ``st``:
+    Whisper's ``translate`` task into English, BLEU and chrF), write a run directory.
 
     The manifests are checked before Whisper loads (a recording source that runs a command or
     fetches a URL is refused unless ``trust_manifest_sources``).
@@ -136,6 +178,8 @@ def evaluate_whisper(
     Returns:
         The run directory's ``metrics.json`` content (``asr_wer_<lang>`` in percent, ...).
     """
+    if task not in ("asr", "st"):
+        raise UsageError(f"whisper baseline: unknown task {task!r}; valid: asr, st")
     manifest_paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
     if not manifest_paths:
         raise UsageError("no manifests to evaluate")
@@ -148,7 +192,7 @@ def evaluate_whisper(
     decoded: list[DecodedSentence] = []
     skipped = 0
     for manifest in manifest_paths:
-        more, bad = decode_manifest(baseline, manifest, batch_size)
+        more, bad = decode_manifest(baseline, manifest, batch_size, task)
         decoded += more
         skipped += bad
     if not decoded:
@@ -157,9 +201,9 @@ def evaluate_whisper(
     settings = {
         "model_dir": None,
         "whisper_model": path,
-        "asr_manifests": [str(p) for p in manifest_paths],
-        "asr_skipped_cuts": skipped,
+        f"{task}_manifests": [str(p) for p in manifest_paths],
+        f"{task}_skipped_cuts": skipped,
         "max_new_tokens": max_new_tokens,
         "decode_seconds": round(time.perf_counter() - started, 1),
     }
-    return write_run_dir(out_dir, RunInfo(**RUN_NAMES, tasks=["asr"], extra=settings), scored)
+    return write_run_dir(out_dir, RunInfo(**RUN_NAMES, tasks=[task], extra=settings), scored)

@@ -11,13 +11,24 @@ from speechllm.cli._args import add_trust_manifest_argument, call_with_args, pos
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "whisper-baseline",
-        help="decode English manifests with Whisper's own decoder and write a scored run directory",
+        help="decode manifests with Whisper's own decoder and write a scored run directory",
         description="The reference system of the demo: Whisper (a preset, hub name or directory) "
-        "greedy-decodes the manifests; its run directory reads like ours.",
+        "greedy-decodes the manifests (ASR in each cut's language, or --task st: Whisper's translate "
+        "task into English); its run directory reads like ours.",
     )
-    parser.add_argument("--manifest", required=True, nargs="+", help="English lhotse CutSet manifest(s)")
+    parser.add_argument("--manifest", required=True, nargs="+", help="lhotse CutSet manifest(s)")
+    parser.add_argument(
+        "--task",
+        default="asr",
+        choices=["asr", "st"],
+        help="asr (default), or st: translate into English (a multilingual --model, e.g. whisper-base)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
-    parser.add_argument("--model", default="whisper-tiny.en", help="preset, hub name or directory")
+    parser.add_argument(
+        "--model",
+        default="whisper-tiny.en",
+        help="preset (whisper-tiny.en: English only; whisper-base: multilingual), hub name or directory",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--max-new-tokens", type=positive_int, default=200)
     parser.add_argument("--device", default="cpu")
@@ -32,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         evaluate_whisper, args, manifests=args.manifest, out_dir=args.out, path=args.model
     )
     for key in sorted(metrics):
-        if key.startswith("asr_wer_"):
+        if key.startswith(("asr_wer_", "st_bleu_")):
             print(f"{key}\t{metrics[key]:.2f}")
     print(f"wrote {args.out}")
     return 0

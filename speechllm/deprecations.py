@@ -3,7 +3,7 @@
 Every retired name lives here (and in the two module shims, ``speechllm/alignment.py`` and
 ``speechllm/adapters/base.py``), so ``grep`` for an old name finds its one translation. Configs
 (YAML, overrides and a saved model's ``config.yaml``), run directories, checkpoints and decoder and
-preset names written before 0.2 keep working; they warn once per name and process.
+preset names written before 0.2 keep working, with a warning.
 """
 
 from __future__ import annotations
@@ -32,14 +32,10 @@ RETIRED_PRESETS: dict[str, str] = {
 # Trained-parameter names (safetensors, Lightning checkpoints) of the pre-alignment head.
 RETIRED_STATE_PREFIXES: dict[str, str] = {"alignment.": "prealign."}
 
-_warned: set[str] = set()
-
 
 def warn_retired(old: str, new: str, where: str = "") -> None:
-    """One :class:`SpeechLLMDeprecationWarning` per retired name and process."""
-    if old in _warned:
-        return
-    _warned.add(old)
+    """A :class:`SpeechLLMDeprecationWarning` naming the retired and the new name (Python's default
+    filter shows each message once per place it comes from)."""
     place = f"{where}: " if where else ""
     warnings.warn(
         f"{place}{old} is deprecated and will be removed in {REMOVED_IN}; use {new}",

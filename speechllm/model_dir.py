@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from speechllm.config import Config, ConfigError, validate_components
+from speechllm.deprecations import upgrade_config
 from speechllm.errors import CheckpointError, SpeechLLMError
 
 TRAINED_WEIGHTS = "trainable.safetensors"
@@ -99,6 +100,10 @@ def _read_config(path: Path, overrides: dict[str, Any] | None) -> tuple[DictConf
             f"{path}: {key} holds the interpolation {value[:80]!r}; a saved model's config holds plain "
             "values (save_pretrained writes them resolved), so interpolations are not evaluated"
         )
+    try:  # a model saved before 0.2 names the pre-alignment head ``alignment``
+        saved = OmegaConf.create(upgrade_config(OmegaConf.to_container(saved), str(path)))  # type: ignore[arg-type]
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
     imports = saved.get("imports") or []
     if not isinstance(imports, ListConfig | list) or not all(isinstance(m, str) for m in imports):
         raise CheckpointError(f"{path}: `imports:` must be a list of module names")

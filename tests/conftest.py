@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models of the real classes and a small tone corpus, built once."""
+"""Shared fixtures, seen by the tests in every folder: tiny random models of the real classes, a small
+tone corpus, a tiny COMET model; each test's registrations undone after it. (Plain helpers: helpers/.)"""
 
 from __future__ import annotations
 
@@ -47,15 +48,27 @@ def tiny_model_overrides(tiny_dirs: dict[str, Path]) -> list[str]:
     ]
 
 
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    """A module-wide ``monkeypatch``, offline for Hugging Face."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield patch
+
+
+@pytest.fixture(scope="module")
+def tiny_comet_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch) -> Path:
+    """A tiny random COMET model directory built offline (needs the optional unbabel-comet)."""
+    from helpers.comet import build_tiny_comet
+
+    return build_tiny_comet(tmp_path_factory.mktemp("tiny_comet"))
+
+
 @pytest.fixture(autouse=True)
 def _restore_registries():
     """Components a test registers (user adapters from docs or YAML) do not leak into other tests."""
     from speechllm.registry import ADAPTERS, ENCODERS, LLMS
 
-    before = {registry: dict(registry._entries) for registry in (ADAPTERS, ENCODERS, LLMS)}
-    yield
-    for registry, entries in before.items():
-        # Built-ins a test loaded stay: their modules are imported once and register only then.
-        builtins = {name: obj for name, obj in registry._entries.items() if name in registry.builtins}
-        registry._entries.clear()
-        registry._entries.update({**builtins, **entries})
+    with ADAPTERS.isolated(), ENCODERS.isolated(), LLMS.isolated():
+        yield

@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "speechllm"
-DOC = ROOT / "docs" / "architecture.md"
+PACKAGE = REPO / "speechllm"
+DOC = REPO / "docs" / "architecture.md"
 ROW = re.compile(r"^\|\s*(\d+)\s*\|([^|]*)\|")
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -194,10 +194,13 @@ def test_listing_components_imports_no_component_module(light: str) -> None:
 def test_every_builtin_name_is_registered_by_its_module() -> None:
     import importlib
 
-    from speechllm.registry import ADAPTERS, ENCODERS, LLMS
+    from speechllm.registry import ADAPTERS, ENCODERS, LLMS, UnknownComponentError
 
     for registry in (ENCODERS, ADAPTERS, LLMS):
         for name, module in registry.builtins.items():
             importlib.import_module(module)
-            assert name in registry._entries, f"{module} does not register {registry.kind} {name!r}"
-            assert registry.get(name).__module__ == module
+            try:
+                component = registry.get(name)  # imports nothing more: the module is loaded
+            except UnknownComponentError:
+                pytest.fail(f"{module} does not register {registry.kind} {name!r}")
+            assert component.__module__ == module

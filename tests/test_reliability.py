@@ -23,15 +23,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from exact_runs import exact_run_overrides
+from helpers.exact_runs import exact_run_overrides
+from helpers.paths import TINY_RECIPE
 from lhotse import CutSet, SupervisionSegment
 
 from speechllm.config import load_config
 from speechllm.lightning.checkpoint import load_checkpoint
 from speechllm.lightning.module import NonFiniteTrainingError
 from speechllm.training import train
-
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 
 def logged(output_dir: Path, key: str) -> dict[int, float]:

@@ -75,7 +75,7 @@ def load_run(run_dir: str | Path) -> RunResult:
 
 def decoding_label(decoding: dict | None, decoder: str = "llm") -> str:
     """How a run was decoded, in words (``run.json``'s ``decoding``; older runs: greedy)."""
-    if decoder_name(decoder) == "prealign":  # runs evaluated before 0.2 say "alignment"
+    if decoder_name(decoder) == "prealign":  # runs evaluated before 0.2 carry the retired name
         return "the adapter alone (CTC greedy)"
     decoding = decoding or {}
     beams = int(decoding.get("num_beams", 1))

@@ -13,9 +13,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.adapters import (
+    IN_DIM,
+    NAMES,
+    OUT_DIM,
+    TINY,
+    build,
+    garbage_padded,
+    modality_input,
+    random_targets,
+)
+from helpers.paths import REPO
 from lhotse import CutSet
 from omegaconf import OmegaConf
-from test_adapters import IN_DIM, NAMES, OUT_DIM, TINY, build, garbage_padded, modality_input, random_targets
 
 from speechllm.adapters.interface import Adapter, AdapterTargets, Compressed
 from speechllm.config import load_config
@@ -23,7 +33,7 @@ from speechllm.data.dataset import SpeechDataset
 from speechllm.model import SpeechLLM
 from speechllm.registry import ADAPTERS
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "adapters.md"
+DOCS = REPO / "docs" / "adapters.md"
 OWN_STATS = {"cif": {"alpha_sum"}, "ctc": {"blank_frames"}}
 
 

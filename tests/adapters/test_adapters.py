@@ -1,5 +1,5 @@
 """The paper's five adapters: Table 1 compression, CIF/CTC against loop references, masking, bf16,
-gradients. (The Adapter base and the docs' user adapter example: tests/test_adapter_contract.py.)"""
+gradients. (The Adapter base and the docs' user adapter example: test_adapter_contract.py.)"""
 
 from __future__ import annotations
 
@@ -8,57 +8,23 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from reference_adapters import cif_integrate_loop, ctc_compress_loop
+from helpers.adapters import (
+    IN_DIM,
+    NAMES,
+    OUT_DIM,
+    TINY,
+    VOCAB,
+    build,
+    garbage_padded,
+    modality_input,
+    random_targets,
+)
+from helpers.reference_adapters import cif_integrate_loop, ctc_compress_loop
 
 from speechllm.adapters import AdapterTargets
 from speechllm.adapters.cif import cif_integrate
 from speechllm.adapters.ctc import ctc_compress
 from speechllm.registry import ADAPTERS
-
-NAMES = ["base", "conv", "cif", "ctc", "wlq_former"]
-IN_DIM, OUT_DIM, VOCAB = 8, 12, 13
-TINY = {"modality_dim": 16, "modality_layers": 1, "modality_heads": 2, "dropout": 0.0}
-TINY_EXTRA = {
-    "cif": {"predictor_dim": 8},
-    "ctc": {},
-    "wlq_former": {"qformer_dim": 16, "qformer_heads": 2, "qformer_layers": 2},
-}
-# What the model passes as context (see speechllm/model.py): only the keys an adapter accepts.
-CONTEXT = {"ctc": {"vocab_size": VOCAB, "blank_id": 0}, "wlq_former": {"encoder_frame_rate_hz": 50.0}}
-
-
-def build(name: str, seed: int = 0, **options):
-    torch.manual_seed(seed)
-    cfg = {"name": name, **TINY, **TINY_EXTRA.get(name, {}), **options}
-    context = {k: v for k, v in CONTEXT.get(name, {}).items() if k not in cfg}
-    return ADAPTERS.build(cfg, in_dim=IN_DIM, out_dim=OUT_DIM, **context)
-
-
-def random_targets(batch: int, generator: torch.Generator, max_tokens: int = 9) -> AdapterTargets:
-    lens = torch.randint(1, max_tokens + 1, (batch,), generator=generator)
-    ids = torch.randint(1, VOCAB, (batch, int(lens.max())), generator=generator)
-    ids[torch.arange(ids.shape[1])[None, :] >= lens[:, None]] = -100  # a padding value ctc must ignore
-    return AdapterTargets(ids=ids, lens=lens)
-
-
-def garbage_padded(hidden: torch.Tensor, lens: torch.Tensor, extra: int = 0) -> torch.Tensor:
-    """Append ``extra`` frames and fill every padded frame with large noise: masking must hide it."""
-    hidden = F.pad(hidden, (0, 0, 0, extra))
-    pad = torch.arange(hidden.shape[1])[None, :] >= lens[:, None]
-    return torch.where(pad.unsqueeze(-1), 50 * torch.randn_like(hidden), hidden)
-
-
-def modality_input(adapter, hidden, lens, targets=None):
-    """Run the adapter and capture what its length stage hands to the modality adapter."""
-    seen = {}
-    handle = adapter.modality.register_forward_pre_hook(
-        lambda module, args: seen.update(x=args[0], lens=args[1])
-    )
-    try:
-        output = adapter(hidden, lens, targets)
-    finally:
-        handle.remove()
-    return seen["x"], seen["lens"], output
 
 
 def test_registry_holds_the_papers_five_adapters():

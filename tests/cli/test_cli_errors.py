@@ -10,11 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers.paths import TINY_RECIPE
 
 from speechllm.cli import main
 from speechllm.errors import SpeechLLMError
-
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
+from helpers.paths import TINY_RECIPE
 
 from speechllm.config import ConfigError, load_config
 from speechllm.model import SpeechLLM
 from speechllm.registry import ADAPTERS, Registry, UnknownComponentError
-
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 
 def test_unknown_top_level_and_nested_keys_name_the_key_and_the_valid_ones(tmp_path):

@@ -11,6 +11,7 @@ import string
 from pathlib import Path
 
 import pytest
+from helpers.paths import TINY_RECIPE
 
 from speechllm.cli import main
 from speechllm.config import load_config
@@ -22,8 +23,6 @@ from speechllm.data.manifest_check import (
     check_manifest_path,
 )
 from speechllm.model import SpeechLLM
-
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 
 def _cuts(manifest: Path) -> list[dict]:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
+from helpers.paths import TINY_RECIPE
 
 
 def _train(tiny_dirs: dict[str, Path], manifest: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from helpers.paths import TINY_RECIPE
 
 from speechllm.cli import main
 from speechllm.prepare.manifest_import import import_table
-
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 
 def _corpus_with_a_nan_clip(tones_dir: Path, tmp_path: Path) -> Path:

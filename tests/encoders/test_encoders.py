@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.tiny_models import tiny_seamless_dir, tiny_seamless_model, tiny_whisper_dir, tiny_whisper_model
 from safetensors.torch import load_file, save_file
-from tiny_models import tiny_seamless_dir, tiny_seamless_model, tiny_whisper_dir, tiny_whisper_model
 from transformers import SeamlessM4TFeatureExtractor, WhisperFeatureExtractor
 from transformers.audio_utils import conv1d_output_length
 

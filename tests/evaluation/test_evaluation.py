@@ -21,9 +21,8 @@ from speechllm.metrics.wer import corpus_wer, sentence_wers
 from speechllm.model import SpeechLLM
 from speechllm.rundir import Compression, read_compression, read_hypotheses
 
-try:  # COMET is an optional extra: reuse test_comet's offline tiny-model builder when it is there.
+try:  # COMET is an optional extra (the tiny_comet_dir fixture needs it)
     import comet  # noqa: F401
-    from test_comet import monkeypatch_module, tiny_comet_dir  # noqa: F401
 
     HAVE_COMET = True
 except ImportError:

@@ -1,5 +1,5 @@
 """Plain per-frame loop implementations of CIF and CTC compression: the references that the
-vectorized adapters are tested against (tests/test_adapters.py) and timed against (benchmarks/).
+vectorized adapters are tested against (tests/adapters/test_adapters.py) and timed against (benchmarks/).
 
 They follow the textbook descriptions one frame at a time, with no cleverness, so that a reader
 can check them by eye.

@@ -4,7 +4,7 @@ They are the same classes the real checkpoints are (``WhisperForConditionalGener
 openai/whisper-*, ``SeamlessM4Tv2Model`` for facebook/seamless-m4t-v2-large), so loading them
 exercises the same key layout; only the sizes are tiny. Reuse them from any test::
 
-    from tiny_models import tiny_whisper_dir
+    from helpers.tiny_models import tiny_whisper_dir
     encoder = WhisperSpeechEncoder(path=str(tiny_whisper_dir(tmp_path)))
 """
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers.paths import TINY_RECIPE
 
 from speechllm.config import load_config
 from speechllm.metrics.run_report import load_run
 from speechllm.model import SpeechLLM
 from speechllm.rundir import Compression, write_hypotheses
 from speechllm.training import train
-
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 
 class ValidationAudio(L.Callback):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+from helpers.paths import TINY_RECIPE
 from lhotse import load_manifest
 from lightning.pytorch.loggers import CSVLogger
 
@@ -22,15 +23,13 @@ from speechllm.model import SpeechLLM
 from speechllm.rundir import read_hypotheses
 from speechllm.training import train
 
-try:  # COMET is an optional extra: reuse test_comet's offline tiny-model builder when it is there.
+try:  # COMET is an optional extra (the tiny_comet_dir fixture needs it)
     import comet  # noqa: F401
-    from test_comet import monkeypatch_module, tiny_comet_dir  # noqa: F401
 
     HAVE_COMET = True
 except ImportError:
     HAVE_COMET = False
 
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 STEPS = 2
 MAX_NEW_TOKENS = 5
 
@@ -113,15 +112,6 @@ def test_validation_writes_one_run_dir_for_both_tasks(fitted: Path, tones_dir: P
     )
 
 
-class _TestableModule(SpeechLLMModule):
-    """SpeechLLMModule has no ``test_step`` yet (``trainer.test`` refuses it); the loss, as in validation."""
-
-    def test_step(self, batch, batch_idx):
-        loss = self.model(batch).loss
-        self.log("test/loss", loss, batch_size=len(batch.cut_ids))
-        return loss
-
-
 def test_test_stage_logs_and_writes_its_own_run_dir(fitted: Path, tiny_dirs, tones_dir, tmp_path) -> None:
     cfg = _config(tiny_dirs, tones_dir, tmp_path)
     model = SpeechLLM.from_pretrained(fitted / "model")
@@ -135,9 +125,10 @@ def test_test_stage_logs_and_writes_its_own_run_dir(fitted: Path, tiny_dirs, ton
         enable_progress_bar=False,
         use_distributed_sampler=False,
     )
-    trainer.test(_TestableModule(model), datamodule=data)
+    trainer.test(SpeechLLMModule(model), datamodule=data)  # the module's own test_step: the loss
     logged = _logged(tmp_path)
-    assert "test/wer_en" in logged and not any(k.startswith("test/bleu") for k in logged)
+    assert "test/loss" in logged and "test/wer_en" in logged
+    assert not any(k.startswith("test/bleu") for k in logged)
     (run_dir,) = (tmp_path / "hyps").iterdir()
     assert run_dir.name == "test_step000000"
     assert len(read_hypotheses(run_dir / "hyps_asr_en.tsv")) == 6

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers.paths import TINY_RECIPE
 
 from speechllm.cli import main
 from speechllm.lightning.checkpoint import LOCK_FILE, lock_output_dir, release_output_dir
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
 
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 HOLDER = (
     "import sys\n"
     "from speechllm.lightning.checkpoint import lock_output_dir\n"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from helpers.paths import TINY_RECIPE
+
 from speechllm.cli import main
 from speechllm.model import SpeechLLM
-
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 
 def read_train_losses(output_dir: Path) -> list[float]:

@@ -17,15 +17,14 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from exact_runs import exact_run_overrides
+from helpers.exact_runs import exact_run_overrides
+from helpers.paths import TINY_RECIPE
 from safetensors.torch import load_file
 
 from speechllm.config import ConfigError, load_config
 from speechllm.lightning.checkpoint import AtomicCheckpointIO, UnsafeCheckpointError, load_checkpoint
 from speechllm.model import TRAINED_WEIGHTS
 from speechllm.training import train
-
-TINY_RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 STEPS = 4
 

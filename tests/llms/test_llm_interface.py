@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.paths import REPO
 
 from speechllm.llms.base import LLM
 from speechllm.llms.causal_lm import CausalLM
 
-PACKAGE = Path(__file__).resolve().parents[1] / "speechllm"
+PACKAGE = REPO / "speechllm"
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.paths import TINY_RECIPE
 
 from speechllm.adapters.interface import AdapterOutput, AdapterTargets
 from speechllm.config import ConfigError, load_config
@@ -21,7 +22,7 @@ ADAPTERS = ("base", "conv", "cif", "ctc", "wlq_former")
 
 def _config(tmp_path: Path, tones_dir: Path, overrides: list[str], adapter: str, *extra: str):
     return load_config(
-        "recipes/tiny/conf/asr.yaml",
+        TINY_RECIPE,
         [
             *overrides,
             f"model.adapter.name={adapter}",
@@ -192,14 +193,14 @@ def test_match_scale_sets_outputs_to_the_embedding_rms() -> None:
 
 
 def test_pretrain_config_adds_the_head_and_rejects_unknown_options(tmp_path: Path) -> None:
-    cfg = load_config("recipes/tiny/conf/asr.yaml", ["prealign.objective=auto", "prealign.steps=5"])
+    cfg = load_config(TINY_RECIPE, ["prealign.objective=auto", "prealign.steps=5"])
     assert cfg.model.prealign == {}
     with pytest.raises(ConfigError, match="prealign.objective: unknown 'mse'"):
-        load_config("recipes/tiny/conf/asr.yaml", ["prealign.objective=mse", "prealign.steps=5"])
+        load_config(TINY_RECIPE, ["prealign.objective=mse", "prealign.steps=5"])
     with pytest.raises(ConfigError, match="prealign.steps or prealign.minutes"):
-        load_config("recipes/tiny/conf/asr.yaml", ["prealign.objective=ctc"])
+        load_config(TINY_RECIPE, ["prealign.objective=ctc"])
     with pytest.raises(ConfigError, match="model.prealign.temperature: unknown option"):
-        load_config("recipes/tiny/conf/asr.yaml", ["model.prealign.temperature=3"])
+        load_config(TINY_RECIPE, ["model.prealign.temperature=3"])
 
 
 # -- the stage ----------------------------------------------------------------------------------------
@@ -221,7 +222,7 @@ def test_prealignment_lowers_its_loss_and_changes_only_adapter_parameters(
     )
     module = build_module(cfg)
     model = module.model
-    objective = resolve_objective("auto", adapter)
+    objective = resolve_objective("auto", model.adapter)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     lora_flags = {n: p.requires_grad for n, p in model.named_parameters()}
     data = SpeechDataModule(cfg.data, model.llm.prompts, seed=0, encoder=model.encoder)
@@ -362,7 +363,7 @@ def test_both_stages_run_under_two_process_ddp(
     ]  # fmt: skip
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "speechllm.cli", "train", "recipes/tiny/conf/asr.yaml", *args],
+        [sys.executable, "-m", "speechllm.cli", "train", str(TINY_RECIPE), *args],
         env=env,
         capture_output=True,
         text=True,

@@ -144,7 +144,7 @@ def test_per_language_train_counts_leave_the_other_languages_picks_unchanged() -
     assert mixed["dev"] == full["dev"] and mixed["test"] == full["test"]
 
 
-def test_cli_train_counts_take_a_default_and_per_language_entries() -> None:
+def test_cli_train_counts_take_a_default_and_per_language_values() -> None:
     parser = build_parser()
     args = parser.parse_args(["prepare", "synthetic", "out", "--num-train", "600", "en=6000"])
     assert _train_counts(args.num_train, args.languages) == {

@@ -10,11 +10,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers.paths import REPO
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+BENCHMARKS = REPO / "benchmarks"
 TINY_ARGS = {
     "cif.py": ["--batch", "2", "--frames", "200", "--dim", "32", "--repeats", "1"],
     "ctc.py": ["--batch", "2", "--frames", "200", "--dim", "32", "--repeats", "1"],

@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.paths import REPO
 
 from speechllm.presets.model_cache import DEMO_INSTALL_HINT
 
-REPO = Path(__file__).resolve().parents[1]
 SENTENCES = (
     "Open the window because it is very hot in this room.",
     "We need to buy bread, milk and eggs from the market.",

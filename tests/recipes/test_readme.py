@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).parents[1]
+from helpers.paths import REPO
 
 
 def python_blocks(markdown: str) -> list[str]:
@@ -15,10 +13,10 @@ def python_blocks(markdown: str) -> list[str]:
 
 
 def test_readme_example_trains_and_transcribes(tmp_path, monkeypatch, capsys):
-    (example,) = python_blocks((ROOT / "README.md").read_text())
+    (example,) = python_blocks((REPO / "README.md").read_text())
     assert len([line for line in example.splitlines() if line.strip()]) <= 16
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "recipes").symlink_to(ROOT / "recipes")
+    (tmp_path / "recipes").symlink_to(REPO / "recipes")
     monkeypatch.setenv("SPEECHLLM_CACHE", str(tmp_path / "cache"))  # presets build tiny models here
     exec(compile(example, "README.md", "exec"), {"__name__": "readme"})
     printed = capsys.readouterr().out.strip().splitlines()[-1]
@@ -27,9 +25,9 @@ def test_readme_example_trains_and_transcribes(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("command", ["make test", "make demo"])
 def test_readme_names_the_two_make_targets(command):
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     target = command.split()[1]
     assert command in readme
-    assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), flags=re.M)
+    assert re.search(rf"^{target}:", (REPO / "Makefile").read_text(), flags=re.M)
     if target == "test":
-        assert "make test" in (ROOT / ".ci" / "run").read_text()
+        assert "make test" in (REPO / ".ci" / "run").read_text()

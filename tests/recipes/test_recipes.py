@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers.paths import REPO
 
 from speechllm.cli import main
 from speechllm.config import load_config
 from speechllm.model import SpeechLLM
 
-RECIPES = Path(__file__).parents[1] / "recipes"
+RECIPES = REPO / "recipes"
 PAIR_CONFIGS = sorted(p for p in RECIPES.glob("*_*/conf/*.yaml"))
 REAL_MODELS = {
     "whisper": "openai/whisper-large-v3",

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.paths import REPO
 
-RUN = Path(__file__).parents[1] / "recipes" / "tiny" / "run.sh"
+RUN = REPO / "recipes" / "tiny" / "run.sh"
 
 
 @pytest.mark.slow

@@ -1,0 +1,46 @@
+"""recipes/demo/budget.py: the demo's budget split, in Python rather than inside run.sh."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+from helpers.paths import REPO
+
+SCRIPT = REPO / "recipes" / "demo" / "budget.py"
+
+
+def _budget_module():
+    spec = importlib.util.spec_from_file_location("demo_budget", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_default_budget_splits_as_documented() -> None:
+    budget = _budget_module().split_budget(18, 1)
+    # docs/demo.md: 52 % pre-alignment, 10 % LLM stage, 7.5 % ST; tests scale with the minutes.
+    assert (budget.prealign_minutes, budget.llm_minutes, budget.st_minutes) == (9.36, 1.8, 1.35)
+    assert (budget.num_test, budget.num_real, budget.num_st_test) == (90, 45, 9)
+
+
+def test_adapters_share_the_asr_minutes_and_sizes_stay_in_bounds() -> None:
+    split_budget = _budget_module().split_budget
+    two = split_budget(18, 2)
+    assert two.prealign_minutes == pytest.approx(4.68) and two.llm_minutes == pytest.approx(0.9)
+    assert split_budget(1, 1).num_test == 20 and split_budget(100, 1).num_test == 100
+    with pytest.raises(ValueError, match="minutes > 0"):
+        split_budget(0, 1)
+    with pytest.raises(ValueError, match="below 1"):
+        split_budget(18, 1, prealign_share=0.9)
+
+
+def test_run_sh_reads_the_split_from_the_script() -> None:
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "18", "conv cif"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["4.68", "0.90", "1.35", "90", "45", "9"]
+    assert "recipes/demo/budget.py" in (REPO / "recipes" / "demo" / "run.sh").read_text()

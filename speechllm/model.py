@@ -57,14 +57,15 @@ class SpeechLLM(nn.Module):
 
     # -- building ---------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg: Any, imports: Any = ()) -> SpeechLLM:
+    def from_config(cls, cfg: Any, imports: Any = (), import_dirs: dict[str, str] | None = None) -> SpeechLLM:
         """Build from a model config ``{encoder: {name, ...}, adapter: {name, ...}, llm: {name, ...}}``.
 
-        ``imports``: modules to import first, so that user components register themselves.
+        ``imports``: modules to import first, so that user components register themselves;
+        ``import_dirs``: where to look for one that is not importable as is (a trusted saved model's).
         """
         from speechllm.config import import_user_modules
 
-        import_user_modules(list(imports))
+        import_user_modules(list(imports), found_in=import_dirs)
         cfg = _to_dict(cfg)
         encoder = build_encoder(cfg["encoder"])
         llm = build_llm(cfg["llm"])
@@ -335,9 +336,13 @@ class SpeechLLM(nn.Module):
         modules it lists under ``imports:`` are imported only with ``trust_imports`` (``True``, or
         a list of the trusted module names).
         """
+        from speechllm.config import import_user_modules
+
         saved = read_model_dir(directory, trust_imports, overrides or None)
+        # Before the try: a module that cannot be found is the user's to fix, said in full.
+        import_user_modules(saved.imports, found_in=saved.import_dirs)
         try:
-            model = cls.from_config(saved.model_config, imports=saved.imports)
+            model = cls.from_config(saved.model_config, imports=saved.imports, import_dirs=saved.import_dirs)
         except (OSError, ValueError, TypeError) as err:  # a frozen part's path or option is wrong
             detail = " ".join(str(err).split())[:300]
             raise CheckpointError(

@@ -4,11 +4,13 @@ Model directories travel (shared, downloaded), so reading one treats it as untru
 problem is a :class:`~speechllm.errors.CheckpointError` naming the file, never a crash deep in a
 library, and the user modules it lists under ``imports:`` are not imported unless the caller opts
 in (``trust_imports``, after transformers' ``trust_remote_code``): importing a module runs its code.
+``import_dirs:`` records the directory each was imported from at training time, so that a trusted
+load finds a module that sat next to the training config without PYTHONPATH.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from speechllm.config import Config, ConfigError, validate_components
+from speechllm.config import Config, ConfigError, import_locations, validate_components
 from speechllm.deprecations import upgrade_config
 from speechllm.errors import CheckpointError, SpeechLLMError
 
@@ -30,12 +32,17 @@ class UntrustedImportsError(SpeechLLMError, PermissionError):
 
 @dataclass
 class SavedModel:
-    """What a model directory holds, checked: the model config, its imports, the trained tensors."""
+    """What a model directory holds, checked: the model config, its imports, the trained tensors.
+
+    ``import_dirs``: where each import was found at training time; filled only when every import
+    is trusted (a directory named by the file is as untrusted as the file).
+    """
 
     directory: Path
     model_config: DictConfig
     imports: list[str]
     tensors: dict[str, Any]
+    import_dirs: dict[str, str] = field(default_factory=dict)
 
 
 def write_model_dir(directory: str | Path, tensors: dict[str, Any], imports: list[str], config: Any) -> Path:
@@ -49,7 +56,8 @@ def write_model_dir(directory: str | Path, tensors: dict[str, Any], imports: lis
     with atomic_write(directory / TRAINED_WEIGHTS) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", "library": "speechllm"})
     with atomic_write(directory / MODEL_CONFIG) as tmp:
-        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create({"imports": list(imports), "model": config})))
+        saved = {"imports": list(imports), "import_dirs": import_locations(list(imports)), "model": config}
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
     return directory
 
 
@@ -75,18 +83,23 @@ def read_model_dir(
     for needed in (MODEL_CONFIG, TRAINED_WEIGHTS):
         if not (directory / needed).is_file():
             raise FileNotFoundError(f"{directory / needed} not found: not a speechllm model directory")
-    model_config, imports = _read_config(directory / MODEL_CONFIG, overrides)
+    model_config, imports, import_dirs = _read_config(directory / MODEL_CONFIG, overrides)
     trusted = set(imports) if trust_imports is True else set(trust_imports or [])
     untrusted = [name for name in imports if name not in trusted]
     if untrusted:
+        named = [f"{name} (from {import_dirs[name]})" if name in import_dirs else name for name in untrusted]
         raise UntrustedImportsError(
-            f"{directory / MODEL_CONFIG} asks to import {', '.join(untrusted)} (code that would run); "
+            f"{directory / MODEL_CONFIG} asks to import {', '.join(named)}: code that would run; "
             "if you trust this model directory, pass --trust-imports (trust_imports=True)"
         )
-    return SavedModel(directory, model_config, imports, _read_tensors(directory / TRAINED_WEIGHTS))
+    tensors = _read_tensors(directory / TRAINED_WEIGHTS)
+    # A list trusts module names the user gave, not the directories this file names.
+    return SavedModel(directory, model_config, imports, tensors, import_dirs if trust_imports is True else {})
 
 
-def _read_config(path: Path, overrides: dict[str, Any] | None) -> tuple[DictConfig, list[str]]:
+def _read_config(
+    path: Path, overrides: dict[str, Any] | None
+) -> tuple[DictConfig, list[str], dict[str, str]]:
     try:
         saved = OmegaConf.load(path)
     except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError) as err:
@@ -107,6 +120,11 @@ def _read_config(path: Path, overrides: dict[str, Any] | None) -> tuple[DictConf
     imports = saved.get("imports") or []
     if not isinstance(imports, ListConfig | list) or not all(isinstance(m, str) for m in imports):
         raise CheckpointError(f"{path}: `imports:` must be a list of module names")
+    import_dirs = saved.get("import_dirs") or {}  # absent in older model directories
+    if not isinstance(import_dirs, DictConfig | dict) or not all(
+        isinstance(d, str) for d in import_dirs.values()
+    ):
+        raise CheckpointError(f"{path}: `import_dirs:` must map module names to directories")
     try:
         model = OmegaConf.merge(saved.model, overrides) if overrides else saved.model
         checked = OmegaConf.merge(OmegaConf.structured(Config), {"model": model})
@@ -122,7 +140,7 @@ def _read_config(path: Path, overrides: dict[str, Any] | None) -> tuple[DictConf
             validate_components(checked, require_options=True)
         except ConfigError as err:
             raise CheckpointError(f"{path}: {err}") from None
-    return model, [str(m) for m in imports]
+    return model, [str(m) for m in imports], {str(k): str(v) for k, v in import_dirs.items()}
 
 
 def _interpolations(node: Any, prefix: str = "") -> list[tuple[str, str]]:

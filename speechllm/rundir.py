@@ -36,6 +36,9 @@ METRICS_FILE = "metrics.json"
 COMPRESSION_FILE = "compression.json"
 HYPS_COLUMNS = ("id", "reference", "hypothesis", "score")
 NAME_KEYS = ("sfm", "llm", "adapter")
+# run.json's adapter of a reference system with none (`speechllm whisper-baseline`): the report
+# draws it as a baseline, not as an adapter.
+NO_ADAPTER = "none"
 # Splits a compression.json may be measured on: the training monitor's, or evaluation decoding.
 COMPRESSION_SPLITS = ("train", "val", "eval")
 
@@ -318,6 +321,21 @@ class Compression:
         if self.mean_read_len is None:
             return None
         return self.encoder_frame_rate_hz * self.mean_read_len / self.mean_in_len
+
+    @property
+    def reads_readout(self) -> bool:
+        """Whether the LLM reads a pre-alignment readout (``mean_read_len``), not the adapter's outputs."""
+        return self.mean_read_len is not None and self.mean_read_len > 0
+
+    @property
+    def llm_input_ratio(self) -> float:
+        """Encoder frames per vector the LLM reads: the stage that feeds the LLM (Table 1's)."""
+        return self.mean_in_len / (self.mean_read_len if self.reads_readout else self.mean_out_len)
+
+    @property
+    def llm_input_rate_hz(self) -> float:
+        """Vectors the LLM reads per second of audio."""
+        return self.encoder_frame_rate_hz / self.llm_input_ratio
 
     def to_json(self) -> dict[str, Any]:
         """Every field, always (None → null), and the derived ratio and rate for human readers."""

@@ -121,8 +121,9 @@ def test_evaluation_and_the_training_monitor_write_one_schema(tmp_path: Path) ->
     write_compression(eval_dir, tally.compression(50.0, adapter="conv"))
 
     monitor = CompressionRatioMonitor(tmp_path / "train", adapter_name="conv")
-    monitor.totals["val"] = torch.tensor([200.0, 50.0, 2.0], dtype=torch.float64)
-    trainer = SimpleNamespace(world_size=1, is_global_zero=True)
+    trainer = SimpleNamespace(world_size=1, is_global_zero=True, sanity_checking=False)
+    stats = {"in_lens": torch.tensor([100.0, 100.0]), "out_lens": torch.tensor([25.0, 25.0])}
+    monitor.on_validation_batch_end(trainer, None, {"stats": stats}, None, 0)
     pl_module = SimpleNamespace(model=SimpleNamespace(encoder=SimpleNamespace(frame_rate_hz=50.0)))
     monitor.on_fit_end(trainer, pl_module)
 

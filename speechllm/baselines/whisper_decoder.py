@@ -31,12 +31,12 @@ from speechllm.audio import SAMPLE_RATE
 from speechllm.errors import UsageError
 from speechllm.evaluation.decoding import DecodedSentence, group_decoded
 from speechllm.evaluation.scoring import score_groups, write_run_dir
-from speechllm.rundir import RunInfo
+from speechllm.rundir import NO_ADAPTER, RunInfo
 
 log = logging.getLogger(__name__)
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's decoder was trained on encoder outputs of 30 s windows
-RUN_NAMES = {"sfm": "whisper", "llm": "whisper-decoder", "adapter": "none"}
+RUN_NAMES = {"sfm": "whisper", "llm": "whisper-decoder", "adapter": NO_ADAPTER}
 
 
 class WhisperDecoderBaseline:

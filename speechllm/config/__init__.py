@@ -6,7 +6,7 @@ their defaults: :mod:`~speechllm.config.schema`; reading YAML and overrides:
 :mod:`~speechllm.config.loading`; the checks: :mod:`~speechllm.config.validation`.
 """
 
-from speechllm.config.loading import import_user_modules, load_config, read_yaml
+from speechllm.config.loading import import_locations, import_user_modules, load_config, read_yaml
 from speechllm.config.schema import (
     Config,
     DataConfig,
@@ -32,6 +32,7 @@ __all__ = [
     "PreAlignConfig",
     "TrainerConfig",
     "constructor_options",
+    "import_locations",
     "import_user_modules",
     "load_config",
     "read_yaml",

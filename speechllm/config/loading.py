@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -83,24 +84,58 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> DictConfig:
     return OmegaConf.merge(parent, cfg)  # type: ignore[return-value]
 
 
-def import_user_modules(modules: list[str], config_dir: str | Path | None = None) -> None:
+def import_user_modules(
+    modules: list[str],
+    config_dir: str | Path | None = None,
+    found_in: Mapping[str, str | Path] | None = None,
+) -> None:
     """Import the user's modules, so that their components register (built-ins load by name).
 
-    A module that is not importable as is but sits next to the config file (``config_dir/name.py``
-    or a package ``config_dir/name/``) is imported from there: ``config_dir`` joins ``sys.path``.
+    A module that is not importable as is is looked for next to the config file
+    (``config_dir/name.py`` or a package ``config_dir/name/``), then in ``found_in[name]``: the
+    directory a saved model recorded it was imported from (:func:`import_locations`; pass it only
+    for a model directory the user trusts). The directory that holds it joins ``sys.path``.
     """
     for name in modules:
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as err:
             top = name.split(".")[0]
-            beside = Path(config_dir) if config_dir is not None else None
-            if err.name != top or beside is None or not _is_module_in(top, beside):
-                raise ConfigError(f"imports: cannot import {name!r} ({err}); is it on PYTHONPATH?") from err
-            sys.path.insert(0, str(beside.resolve()))
+            recorded = (found_in or {}).get(name)
+            places = [Path(d) for d in (config_dir, recorded) if d is not None]
+            holder = next((d for d in places if err.name == top and _is_module_in(top, d)), None)
+            if holder is None:
+                hint = "is it on PYTHONPATH?"
+                if recorded is not None and err.name == top:
+                    hint = f"the model was trained with it from {recorded}, which no longer holds it; " + (
+                        "put the directory that holds it on PYTHONPATH"
+                    )
+                raise ConfigError(f"imports: cannot import {name!r} ({err}); {hint}") from err
+            # Appended, not prepended: the directory's other files never shadow installed modules.
+            if str(holder.resolve()) not in sys.path:
+                sys.path.append(str(holder.resolve()))
             importlib.import_module(name)
         except ImportError as err:
             raise ConfigError(f"imports: cannot import {name!r} ({err})") from err
+
+
+def import_locations(modules: list[str]) -> dict[str, str]:
+    """``{module: directory}``: the ``sys.path`` entry each imported module was loaded from.
+
+    Saved with a model (``import_dirs:`` in its ``config.yaml``), so that loading it with trusted
+    imports finds a module that sat next to the training config without PYTHONPATH. Modules not
+    imported, or without a file (namespace packages), are left out.
+    """
+    locations = {}
+    for name in modules:
+        top = sys.modules.get(name.split(".")[0])
+        file = getattr(top, "__file__", None)
+        if file is None:
+            continue
+        path = Path(file).resolve()
+        # a package's __init__.py sits one level deeper than a single-file module
+        locations[name] = str(path.parent.parent if path.name == "__init__.py" else path.parent)
+    return locations
 
 
 def _is_module_in(name: str, directory: Path) -> bool:

@@ -24,13 +24,17 @@ log = logging.getLogger(__name__)
 
 
 class CompressionRatioMonitor(L.Callback):
-    """Mean encoder frames / mean adapter outputs per utterance, and the adapter's output rate.
+    """Mean encoder frames / mean vectors the LLM reads per utterance, and their rate.
 
-    Counts ``stats["in_lens"]`` and ``stats["out_lens"]`` over validation batches (the model in
-    eval mode, as at test time), or over training batches when the run has no validation. Logs
-    ``compression/ratio`` and ``compression/output_hz`` and, at the end of fit, writes
-    ``<output_dir>/compression.json``: a :class:`~speechllm.rundir.Compression`, the schema
-    evaluation writes too, with ``split`` ``"val"`` or ``"train"``::
+    Counts ``stats["in_lens"]``, the adapter's outputs and what the LLM reads over validation
+    batches (the model in eval mode, as at test time), or over training batches when the run has
+    no validation. ``stats["out_lens"]`` is what the LLM reads; after a pre-alignment readout
+    (``model.prealign``) the adapter's own lengths are ``stats["adapter_lens"]``. Logs
+    ``compression/ratio`` and ``compression/output_hz`` of what the LLM reads (the stage the
+    report's Table 1 shows) and, at the end of fit, writes ``<output_dir>/compression.json``: a
+    :class:`~speechllm.rundir.Compression`, the schema evaluation writes too (``mean_out_len`` the
+    adapter's outputs, ``mean_read_len`` the readout's or null), with ``split`` ``"val"`` or
+    ``"train"``::
 
         {"encoder_frame_rate_hz": 50.0, "mean_in_len": 120.5, "mean_out_len": 30.1,
          "compression_ratio": 4.0, "output_rate_hz": 12.5, "num_utterances": 64,
@@ -47,10 +51,11 @@ class CompressionRatioMonitor(L.Callback):
     def __init__(self, output_dir: str | Path, adapter_name: str | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.adapter_name = adapter_name
-        # split → [sum of in_lens, sum of out_lens, utterances], as float64 for long runs.
+        # split → sums of [in_lens, adapter outputs, readout lengths, utterances], float64 for long
+        # runs; the readout's sum stays 0 without a pre-alignment readout.
         self.totals: dict[str, torch.Tensor] = {
-            "train": torch.zeros(3, dtype=torch.float64),
-            "val": torch.zeros(3, dtype=torch.float64),
+            "train": torch.zeros(4, dtype=torch.float64),
+            "val": torch.zeros(4, dtype=torch.float64),
         }
         self.summary: Compression | None = None
 
@@ -76,41 +81,49 @@ class CompressionRatioMonitor(L.Callback):
             self._add("val", outputs)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        split = "val" if self._reduced(trainer, "val")[2] > 0 else "train"
-        totals = self._reduced(trainer, split)
-        if totals[2] <= 0 or totals[1] <= 0:
+        split = "val" if self._reduced(trainer, "val")[3] > 0 else "train"
+        in_frames, out_frames, read_frames, utterances = self._reduced(trainer, split).tolist()
+        if utterances <= 0 or out_frames <= 0:
             log.warning(
                 "compression monitor: no adapter outputs were counted; %s not written", COMPRESSION_FILE
             )
             return
         self.summary = Compression(
             encoder_frame_rate_hz=_frame_rate_hz(pl_module),
-            mean_in_len=float(totals[0] / totals[2]),
-            mean_out_len=float(totals[1] / totals[2]),
-            num_utterances=int(totals[2]),
+            mean_in_len=in_frames / utterances,
+            mean_out_len=out_frames / utterances,
+            num_utterances=int(utterances),
+            mean_read_len=read_frames / utterances if read_frames > 0 else None,
             adapter=self.adapter_name,
             split=split,
         )
         if trainer.is_global_zero:
             path = write_compression(self.output_dir, self.summary)
-            ratio, output_hz = self.summary.compression_ratio, self.summary.output_rate_hz
-            log.info("compression %.2f:1 (%.2f Hz) written to %s", ratio, output_hz, path)
+            ratio, rate = self.summary.llm_input_ratio, self.summary.llm_input_rate_hz
+            stage = "the pre-alignment readout" if self.summary.reads_readout else "the adapter's outputs"
+            message = "compression %.2f:1 (%.2f Hz) of what the LLM reads (%s) written to %s"
+            log.info(message, ratio, rate, stage, path)
 
     def state_dict(self) -> dict[str, Any]:
         return {split: totals.clone() for split, totals in self.totals.items()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         for split, totals in state_dict.items():
-            self.totals[split] = totals.to(torch.float64).clone()
+            totals = totals.to(torch.float64)
+            if totals.numel() == 3:  # a checkpoint from before the readout was counted apart
+                totals = torch.stack([totals[0], totals[1], totals.new_zeros(()), totals[2]])
+            self.totals[split] = totals.clone()
 
     def _add(self, split: str, outputs: Any) -> bool:
         stats = outputs.get("stats") if isinstance(outputs, dict) else None
         if not stats or "in_lens" not in stats or "out_lens" not in stats:
             return False
-        in_lens, out_lens = stats["in_lens"], stats["out_lens"]
-        self.totals[split] += torch.tensor(
-            [float(in_lens.sum()), float(out_lens.sum()), float(in_lens.numel())], dtype=torch.float64
-        )
+        in_lens, read_lens = stats["in_lens"], stats["out_lens"]
+        adapter_lens = stats.get("adapter_lens")  # present only after a pre-alignment readout
+        sums = [float(in_lens.sum()), float(read_lens.sum()), 0.0, float(in_lens.numel())]
+        if adapter_lens is not None:
+            sums[1:3] = [float(adapter_lens.sum()), float(read_lens.sum())]
+        self.totals[split] += torch.tensor(sums, dtype=torch.float64)
         return True
 
     def _reduced(self, trainer: L.Trainer, split: str) -> torch.Tensor:
@@ -121,7 +134,9 @@ class CompressionRatioMonitor(L.Callback):
 
     @staticmethod
     def _rates(totals: torch.Tensor, pl_module: L.LightningModule) -> tuple[float, float]:
-        ratio = float(totals[0] / totals[1]) if totals[1] > 0 else float("nan")
+        """(ratio, Hz) of what the LLM reads: the readout's lengths where counted, else the adapter's."""
+        fed = totals[2] if totals[2] > 0 else totals[1]
+        ratio = float(totals[0] / fed) if fed > 0 else float("nan")
         return ratio, _frame_rate_hz(pl_module) / ratio
 
 

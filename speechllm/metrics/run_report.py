@@ -129,8 +129,9 @@ def _markdown(
         sections += [
             "## Table 1: compression",
             table1_markdown(table1),
-            "ratio: mean encoder frames / mean adapter outputs per utterance; "
-            "Hz: encoder frame rate / ratio.",
+            "ratio: mean encoder frames / mean vectors the LLM reads per utterance (LLM reads: the "
+            "adapter's outputs, or the pre-alignment readout that merges them); Hz: encoder frame "
+            "rate / ratio.",
         ]
     shrunk = [
         f"- {run.run_dir} ({task}): {skipped} of {total if total is not None else '?'} cuts not scored "

@@ -15,12 +15,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from speechllm.errors import UsageError
 from speechllm.io import atomic_write
 from speechllm.metrics.paper import ASR_LANGUAGES, ST_DIRECTIONS, paper_compression, paper_table3
 from speechllm.metrics.significance import DEFAULT_ALPHA, DEFAULT_RESAMPLES, paired_bootstrap
 from speechllm.rundir import Compression
 
 RowKey = tuple[str, str, str]  # (SFM, LLM, adapter), the paper's names
+# The option of `speechllm evaluate` that sets the adapter's name in run.json (one report row each).
+DUPLICATE_LABEL_OPTION = "--adapter"
 Mark = tuple[RowKey, str]  # (row, column)
 
 _SFM_ORDER = ("SeamlessM4T", "Whisper")
@@ -68,15 +71,26 @@ class RunResult:
 
 
 def _merge_runs(runs: Iterable[RunResult]) -> dict[RowKey, RunResult]:
-    """Runs of the same (SFM, LLM, adapter), e.g. an ASR and an ST evaluation, become one row."""
+    """Runs of the same (SFM, LLM, adapter), e.g. an ASR and an ST evaluation, become one row.
+
+    Raises:
+        UsageError: two runs of one row score the same column (two trainings of one adapter).
+    """
     merged: dict[RowKey, RunResult] = {}
+    scored_by: dict[tuple[RowKey, str], Path] = {}  # which run a row's column came from
     for run in runs:
         if run.key not in merged:
             merged[run.key] = RunResult(run.run_dir, *run.key, compression=run.compression)
         target = merged[run.key]
         for column, value in run.scores.items():
-            if column in target.scores:
-                raise ValueError(f"{column} of {run.key} is in both {target.run_dir} and {run.run_dir}")
+            first = scored_by.setdefault((run.key, column), run.run_dir)
+            if first != run.run_dir:
+                raise UsageError(
+                    f"{first} and {run.run_dir} both score {column} of {' + '.join(run.key)} (one "
+                    "report row): give each run its own adapter label with `speechllm evaluate "
+                    f"{DUPLICATE_LABEL_OPTION} LABEL` (e.g. {DUPLICATE_LABEL_OPTION} conv-run2), or "
+                    "pass them to separate reports"
+                )
             target.scores[column] = value
             target.sentence_scores[column] = run.sentence_scores[column]
         if target.compression is None:
@@ -198,8 +212,16 @@ def compute_table3(
     )
 
 
+# What Table 1 measured, per row: the stage that feeds the LLM.
+ADAPTER_OUTPUTS = "adapter outputs"
+PREALIGN_READOUT = "pre-alignment readout"
+
+
 @dataclass
 class CompressionRow:
+    """One row of Table 1; ``compression_ratio`` and ``output_hz`` are of ``llm_reads``, the stage
+    that feeds the LLM (the adapter's outputs, or a pre-alignment readout that merges them)."""
+
     sfm: str
     adapter: str
     llms: list[str]
@@ -207,13 +229,16 @@ class CompressionRow:
     output_hz: float
     paper_compression_ratio: float | None
     paper_output_hz: float | None
+    llm_reads: str = ADAPTER_OUTPUTS
 
 
 def compute_table1(runs: Iterable[RunResult]) -> list[CompressionRow]:
-    """Measured compression per (SFM, adapter): mean encoder frames / mean adapter outputs.
+    """Measured compression per (SFM, adapter): mean encoder frames / mean vectors the LLM reads.
 
-    Runs of the same SFM and adapter with different LLMs (CTC and CIF depend on the LLM's
-    tokenizer) are averaged; ``llms`` lists them.
+    The LLM reads the adapter's outputs or, after a pre-alignment readout that merges runs of
+    frames (``mean_read_len`` in ``compression.json``), the readout's: Table 1 measures that stage
+    and ``llm_reads`` says which. Runs of the same SFM and adapter with different LLMs (CTC and CIF
+    depend on the LLM's tokenizer) are averaged; ``llms`` lists them.
     """
     groups: dict[tuple[str, str], list[tuple[str, Compression]]] = {}
     for run in _merge_runs(runs).values():
@@ -221,8 +246,9 @@ def compute_table1(runs: Iterable[RunResult]) -> list[CompressionRow]:
             groups.setdefault((run.sfm, run.adapter), []).append((run.llm, run.compression))
     rows = []
     for (sfm, adapter), members in sorted(groups.items(), key=lambda kv: row_order((kv[0][0], "", kv[0][1]))):
-        ratios = [c.compression_ratio for _, c in members]
-        rates = [c.output_rate_hz for _, c in members]
+        ratios = [c.llm_input_ratio for _, c in members]
+        rates = [c.llm_input_rate_hz for _, c in members]
+        stages = sorted({PREALIGN_READOUT if c.reads_readout else ADAPTER_OUTPUTS for _, c in members})
         paper = paper_compression(sfm, adapter)
         rows.append(
             CompressionRow(
@@ -233,6 +259,7 @@ def compute_table1(runs: Iterable[RunResult]) -> list[CompressionRow]:
                 output_hz=sum(rates) / len(rates),
                 paper_compression_ratio=None if paper is None else paper.compression_ratio,
                 paper_output_hz=None if paper is None else paper.sampling_rate_hz,
+                llm_reads=", ".join(stages),
             )
         )
     return rows
@@ -277,15 +304,15 @@ def table3_markdown(table: Table3, with_paper: bool = True) -> str:
 
 def table1_markdown(rows: Sequence[CompressionRow]) -> str:
     lines = [
-        "| SFM | Adapter | LLMs | ratio (ours) | Hz (ours) | ratio (paper) | Hz (paper) |",
-        "|---|---|---|--:|--:|--:|--:|",
+        "| SFM | Adapter | LLMs | ratio (ours) | Hz (ours) | ratio (paper) | Hz (paper) | LLM reads |",
+        "|---|---|---|--:|--:|--:|--:|---|",
     ]
     for row in rows:
         paper_ratio = "–" if row.paper_compression_ratio is None else f"{row.paper_compression_ratio:.0f}:1"
         paper_hz = "–" if row.paper_output_hz is None else f"{row.paper_output_hz:.2f}"
         lines.append(
             f"| {row.sfm} | {row.adapter} | {', '.join(row.llms)} | {row.compression_ratio:.1f}:1 "
-            f"| {row.output_hz:.2f} | {paper_ratio} | {paper_hz} |"
+            f"| {row.output_hz:.2f} | {paper_ratio} | {paper_hz} | {row.llm_reads} |"
         )
     return "\n".join(lines)
 
@@ -314,9 +341,10 @@ def write_table3_csv(table: Table3, path: Path) -> None:
 
 
 def write_table1_csv(rows: Sequence[CompressionRow], path: Path) -> None:
-    """One line per (SFM, adapter): measured and paper compression ratio and output rate."""
+    """One line per (SFM, adapter): measured and paper compression ratio and output rate, and the
+    stage measured (``llm_reads``)."""
     fields = ["sfm", "adapter", "llms", "compression_ratio", "output_hz"]
-    fields += ["paper_compression_ratio", "paper_output_hz"]
+    fields += ["paper_compression_ratio", "paper_output_hz", "llm_reads"]
     with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -330,5 +358,6 @@ def write_table1_csv(rows: Sequence[CompressionRow], path: Path) -> None:
                     "output_hz": round(row.output_hz, 4),
                     "paper_compression_ratio": _blank_if_none(row.paper_compression_ratio),
                     "paper_output_hz": _blank_if_none(row.paper_output_hz),
+                    "llm_reads": row.llm_reads,
                 }
             )

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from speechllm.languages import MAX_NEW_TOKENS_PER_SECOND
+
 
 @dataclass
 class ManifestConfig:
@@ -169,6 +171,9 @@ class EvalConfig:
     st_metrics: bool = False
     comet_model: str | None = None  # e.g. Unbabel/wmt22-comet-da or a local checkpoint
     max_new_tokens: int = 200
+    # Each clip also stops after ceil(this × its seconds) + 20 tokens (speechllm.search.token_limits;
+    # real speech stays far below): a model that never stops stops early. null: max_new_tokens alone.
+    max_new_tokens_per_second: float | None = MAX_NEW_TOKENS_PER_SECOND
     # Decoding (speechllm.search): greedy by default, as the paper; beams and the repetition guard
     num_beams: int = 1
     length_penalty: float = 1.0

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = call_with_args(evaluate, args, manifests=args.manifest, out_dir=args.out, decoding=decoding)
     out = args.out if args.out is not None else Path(args.model) / "eval"
     for key in sorted(metrics):
-        if not key.startswith("num_sentences_"):
+        if not key.startswith("num_"):  # counts (sentences, capped hypotheses): in run.json and the log
             print(f"{key}\t{metrics[key]:.2f}")
     print(f"wrote {out}")
     return 0

@@ -170,7 +170,7 @@ def warn_capped(decoded: Sequence[DecodedSentence], where: str) -> int:
     capped = sum(sentence.capped for sentence in decoded)
     if capped:
         log.warning(
-            "%d of %d hypotheses of the %s stopped at their token limit, not at a stop token (a model "
+            "%d of %d hypotheses (%s) stopped at their token limit, not at a stop token (a model "
             "that does not stop, or max_new_tokens / max_new_tokens_per_second set too low)",
             capped,
             len(decoded),

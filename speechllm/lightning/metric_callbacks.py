@@ -37,6 +37,7 @@ import torch.distributed as dist
 from speechllm.evaluation.decoding import DecodedSentence, decode_batch, group_decoded, warn_capped
 from speechllm.evaluation.scoring import GroupScores, run_names, score_groups, write_run_dir
 from speechllm.rundir import RunInfo
+from speechllm.search import DecodingOptions
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,8 @@ class _GenerationMetrics(L.Callback):
             "global_step": trainer.global_step,
             "epoch": trainer.current_epoch,
             "max_new_tokens": self.max_new_tokens,
-            "decoding": {"max_new_tokens": self.max_new_tokens, "num_beams": 1, **self.decoding},
+            # every setting, the defaults too (the duration limit applies unless turned off)
+            "decoding": {**DecodingOptions(self.max_new_tokens).as_dict(), **self.decoding},
             "capped_hypotheses": warn_capped(decoded, f"{stage} set"),
             "model_config": config,
         }

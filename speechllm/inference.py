@@ -173,7 +173,7 @@ def transcribe_files(
     if capped:
         log.warning(
             "%d of %d files stopped at their token limit, not at a stop token (a model that does not "
-            "stop, or --max-new-tokens / --max-new-tokens-per-second set too low)",
+            "stop, or max_new_tokens / max_new_tokens_per_second set too low)",
             capped,
             len(paths),
         )

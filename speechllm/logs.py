@@ -39,6 +39,9 @@ WARNINGS: dict[str, str] = {
     r"Checkpoint directory .* exists and is not empty": "speechllm refuses a used output_dir "
     "unless --resume or --overwrite says what to do with it",
     r"Total length of `\w+` across ranks is zero": "no validation set configured (data.val: [])",
+    r"You defined a `validation_step` but have no `val_dataloader`": "no validation set configured",
+    r"train_dataloader yielded None": "a batch of only unusable clips, skipped on purpose; speechllm "
+    "logs it and counts it",
 }
 
 

@@ -9,10 +9,10 @@ limit of its own tied to its duration (:func:`token_limits`): a model that never
 token (a briefly trained one often does not) stops after ``max_new_tokens_per_second`` × seconds
 + ``EXTRA_NEW_TOKENS`` tokens instead of 200, while real speech stays well under it.
 
-Beam search keeps ``num_beams`` hypotheses per clip; a finished hypothesis is scored ``sum log p / length **
-length_penalty`` and the search of a clip ends when no running beam can beat its worst kept one
-(the rule transformers uses without early stopping). With ``num_beams=1`` it is greedy, token for
-token.
+Beam search keeps ``num_beams`` hypotheses per clip; a finished hypothesis is scored
+``sum log p / length ** length_penalty`` and the search of a clip ends when no running beam can
+beat its worst kept one (the rule transformers uses without early stopping). With
+``num_beams=1`` it is greedy, token for token.
 
 The repetition guard acts on the logits before the choice: ``no_repeat_ngram_size=n`` forbids a
 token that would repeat an n-gram already generated, ``repetition_penalty=r`` divides positive
@@ -154,7 +154,7 @@ def greedy(
         return [[] for _ in range(batch_size)]
     stops = torch.tensor(stop_ids, device=embeds.device)
     finished = limits <= 0  # a finished row only appends stop tokens, cut off at the end
-    report = _Finished(on_clip_done, int(finished.sum()))
+    report = _Finished(on_clip_done, finished)
     generated = torch.zeros(batch_size, 0, dtype=torch.long, device=embeds.device)
     logits, cache = llm.step(embeds=embeds, attention_mask=attention_mask, position_ids=position_ids)
     next_pos = position_ids[:, -1:] + 1
@@ -163,7 +163,7 @@ def greedy(
         next_ids = torch.where(finished, stops[0], next_ids)
         generated = torch.cat([generated, next_ids[:, None]], dim=1)
         finished |= torch.isin(next_ids, stops) | (generated.shape[1] >= limits)
-        report(int(finished.sum()))
+        report(finished)
         if bool(finished.all()):
             break  # (no LLM call for a token that would not be kept)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch_size, 1)], dim=1)
@@ -177,15 +177,20 @@ def greedy(
 class _Finished:
     """Tell ``on_clip_done`` how many more clips have finished since it was last told."""
 
-    def __init__(self, on_clip_done: Callable[[int], None] | None, finished: int) -> None:
+    def __init__(self, on_clip_done: Callable[[int], None] | None, finished: Tensor | int) -> None:
         self.on_clip_done = on_clip_done
         self.finished = 0
         self(finished)
 
-    def __call__(self, finished: int) -> None:
-        if self.on_clip_done is not None and finished > self.finished:
-            self.on_clip_done(finished - self.finished)
-        self.finished = finished
+    def __call__(self, finished: Tensor | int) -> None:
+        """``finished``: the count so far, or the (B,) finished mask (read only when someone listens:
+        on a GPU, reading it waits for the device)."""
+        if self.on_clip_done is None:
+            return
+        count = int(finished.sum()) if isinstance(finished, Tensor) else finished
+        if count > self.finished:
+            self.on_clip_done(count - self.finished)
+        self.finished = count
 
 
 def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:

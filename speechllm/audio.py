@@ -54,3 +54,9 @@ def split_into_chunks(
             pieces.append(audio[clip, start:end])
             owners.append(clip)
     return pieces, owners
+
+
+def per_chunk(value: str | list[str] | None, owners: list[int]) -> str | list[str] | None:
+    """A per-clip setting (one value, or one per clip) as one per chunk (``owners``: the clip of
+    each chunk, as :func:`split_into_chunks` gives them)."""
+    return value if value is None or isinstance(value, str) else [value[i] for i in owners]

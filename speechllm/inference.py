@@ -7,6 +7,7 @@ others still come out, in input order.
 from __future__ import annotations
 
 import glob
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -20,7 +21,10 @@ from speechllm.audio import SAMPLE_RATE, load_mono_16k
 from speechllm.errors import AudioError, SpeechLLMError, UsageError
 from speechllm.masking import pad_audio
 from speechllm.model import SpeechLLM
+from speechllm.model_io import Generation
 from speechllm.precision import decode_precision
+
+log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".sph")
 
@@ -29,7 +33,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".sph")
 class Transcript:
     """One file's result. ``text`` is None and ``error`` says why when the file failed.
 
-    ``decode_seconds`` is the file's share of its batch's decoding time.
+    ``decode_seconds`` is the file's share of its batch's decoding time. ``capped``: decoding
+    stopped at the file's token limit, not at a stop token (the text may be cut short or runaway).
     """
 
     path: str
@@ -37,9 +42,31 @@ class Transcript:
     seconds: float = 0.0
     decode_seconds: float = 0.0
     error: str | None = None
+    capped: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        """The JSONL row: path, text, seconds, decode_seconds (or error)."""
+        row = asdict(self)
+        del row["capped"]
+        return {key: value for key, value in row.items() if value is not None}
+
+
+class _ChunkProgress:
+    """Pass clip completions of one chunk of files on to ``on_done``, at most the chunk's size
+    (a chunk decoded again file by file after an error would count twice)."""
+
+    def __init__(self, on_done: Callable[[int], None] | None, size: int) -> None:
+        self.on_done, self.size, self.done = on_done, size, 0
+
+    def __call__(self, n: int) -> None:
+        n = min(n, self.size - self.done)
+        if n > 0 and self.on_done is not None:
+            self.on_done(n)
+        self.done += max(n, 0)
+
+    def finish(self) -> None:
+        """The files not reported yet (those that failed to load or decode) are done too."""
+        self(self.size - self.done)
 
 
 def load_audio_file(path: str | Path) -> torch.Tensor:
@@ -101,11 +128,13 @@ def transcribe_files(
     """Yield one :class:`Transcript` per path, in input order, decoding ``batch_size`` files at a time.
 
     A file that cannot be read, or that the model refuses (too long for the encoder, say), fails
-    alone: its batch is decoded again file by file. ``on_done(n)`` is called as files finish.
-    ``trust_imports``: import the modules the model directory lists (see
-    :func:`~speechllm.model_dir.read_model_dir`). ``decoding``: more ``SpeechLLM.generate``
-    options (beam search, the repetition guard, ``chunk_seconds`` for audio past the encoder's
-    window). ``precision``: ``auto`` | ``bf16`` | ``32`` (:func:`~speechllm.precision.decode_precision`).
+    alone: its batch is decoded again file by file. ``on_done(n)`` is called as files finish
+    (each as its decoding stops, for a progress bar). ``trust_imports``: import the modules the
+    model directory lists (see :func:`~speechllm.model_dir.read_model_dir`). ``decoding``: more
+    ``SpeechLLM.generate_detailed`` options (beam search, the repetition guard,
+    ``max_new_tokens_per_second``, ``chunk_seconds`` for audio past the encoder's window).
+    ``precision``: ``auto`` | ``bf16`` | ``32`` (:func:`~speechllm.precision.decode_precision`).
+    When the last file is out, a warning says how many stopped at their token limit.
     """
     if batch_size < 1 or max_new_tokens < 1:
         raise UsageError(
@@ -114,11 +143,13 @@ def transcribe_files(
     model = SpeechLLM.from_pretrained(model_dir, trust_imports=trust_imports).to(device).eval()
     model, precision_context, _ = decode_precision(model, torch.device(device), precision)
 
-    def decode(audio: list[torch.Tensor]) -> tuple[list[str], float]:
+    shown = _ChunkProgress(on_done, 0)
+
+    def decode(audio: list[torch.Tensor]) -> tuple[Generation, float]:
         started = time.perf_counter()
         padded, lens = pad_audio(audio)
         with torch.inference_mode(), precision_context:
-            texts = model.generate(
+            decoded = model.generate_detailed(
                 padded.to(device),
                 lens.to(device),
                 task=task,
@@ -126,19 +157,30 @@ def transcribe_files(
                 tgt_lang=tgt_lang,
                 max_new_tokens=max_new_tokens,
                 chunk_batch_size=batch_size,  # a long file's chunks: batch_size at a time
+                on_clip_done=shown,
                 **(decoding or {}),
             )
-        return texts, time.perf_counter() - started
+        return decoded, time.perf_counter() - started
 
+    capped = 0
     for start in range(0, len(paths), batch_size):
         chunk = [str(p) for p in paths[start : start + batch_size]]
-        yield from _transcribe_chunk(chunk, decode)
-        if on_done is not None:
-            on_done(len(chunk))
+        shown = _ChunkProgress(on_done, len(chunk))
+        for transcript in _transcribe_chunk(chunk, decode):
+            capped += transcript.capped
+            yield transcript
+        shown.finish()
+    if capped:
+        log.warning(
+            "%d of %d files stopped at their token limit, not at a stop token (a model that does not "
+            "stop, or max_new_tokens / max_new_tokens_per_second set too low)",
+            capped,
+            len(paths),
+        )
 
 
 def _transcribe_chunk(
-    chunk: list[str], decode: Callable[[list[torch.Tensor]], tuple[list[str], float]]
+    chunk: list[str], decode: Callable[[list[torch.Tensor]], tuple[Generation, float]]
 ) -> Iterator[Transcript]:
     loaded: dict[str, torch.Tensor] = {}
     failed: dict[str, str] = {}
@@ -149,10 +191,10 @@ def _transcribe_chunk(
             failed[path] = str(err).removeprefix(f"{path}: ")
     results: dict[str, Transcript] = {}
     try:
-        texts, seconds = decode(list(loaded.values())) if loaded else ([], 0.0)
+        decoded, seconds = decode(list(loaded.values())) if loaded else (Generation.unlimited([]), 0.0)
         share = seconds / max(1, len(loaded))
-        for (path, audio), text in zip(loaded.items(), texts):
-            results[path] = Transcript(path, text, audio.numel() / SAMPLE_RATE, share)
+        for (path, audio), text, capped in zip(loaded.items(), decoded.texts, decoded.capped):
+            results[path] = Transcript(path, text, audio.numel() / SAMPLE_RATE, share, capped=capped)
     except (SpeechLLMError, ValueError) as batch_error:  # find the file the model refuses
         if len(loaded) == 1:
             failed[next(iter(loaded))] = " ".join(str(batch_error).split())
@@ -164,11 +206,11 @@ def _transcribe_chunk(
 
 
 def _transcribe_one(
-    path: str, audio: torch.Tensor, decode: Callable[[list[torch.Tensor]], tuple[list[str], float]]
+    path: str, audio: torch.Tensor, decode: Callable[[list[torch.Tensor]], tuple[Generation, float]]
 ) -> Transcript:
     seconds = audio.numel() / SAMPLE_RATE
     try:
-        (text,), decode_seconds = decode([audio])
+        decoded, decode_seconds = decode([audio])
     except (SpeechLLMError, ValueError) as err:
         return Transcript(path, None, seconds, error=" ".join(str(err).split()))
-    return Transcript(path, text, seconds, decode_seconds)
+    return Transcript(path, decoded.texts[0], seconds, decode_seconds, capped=decoded.capped[0])

@@ -18,6 +18,14 @@ LANGUAGE_NAMES: dict[str, str] = {
 TASKS: tuple[str, ...] = ("asr", "st")  # speech recognition, speech translation
 # What decodes a task: the LLM, or the adapter alone through the pre-alignment head (ASR).
 DECODERS: tuple[str, ...] = ("llm", "prealign")
+# How long a decoded text may be (speechllm.search.token_limits): at most
+# ceil(MAX_NEW_TOKENS_PER_SECOND × the clip's seconds) + EXTRA_NEW_TOKENS new tokens, so that a
+# model that never emits its stop token stops early. Measured on the demo's 12,136 references with
+# SmolLM2's tokenizer (English; German, French, Spanish, Italian take more tokens per word): at most
+# 15.2 tokens per second of audio, median 4.1, and never more than half of 20 × seconds + 20;
+# English real speech 3-5 (docs/evaluation.md).
+MAX_NEW_TOKENS_PER_SECOND = 20.0
+EXTRA_NEW_TOKENS = 20  # a short clip's word or two
 
 # The paper's tasks (Verdini et al., 2025): ASR in five languages, ST in five directions.
 PAPER_ASR_LANGUAGES: tuple[str, ...] = ("en", "es", "fr", "it", "de")

@@ -7,7 +7,7 @@ that training and batched generation share one layout and every row ends at the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,19 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from speechllm.adapters.interface import Adapter, AdapterOutput, AdapterTargets
-from speechllm.audio import split_into_chunks
+from speechllm.audio import SAMPLE_RATE, per_chunk, split_into_chunks
 from speechllm.builders import build_adapter, build_encoder, build_llm
 from speechllm.deprecations import decoder_name, upgrade_state_dict
 from speechllm.errors import CheckpointError
-from speechllm.languages import DECODERS
+from speechllm.languages import DECODERS, MAX_NEW_TOKENS_PER_SECOND
 from speechllm.llms.base import LLM
 from speechllm.masking import pad_audio, pad_ids, splice
 from speechllm.model_dir import MODEL_CONFIG, TRAINED_WEIGHTS, read_model_dir, write_model_dir
-from speechllm.model_io import ModelInputs, SpeechLLMOutput, as_inputs, valid_targets
+from speechllm.model_io import Generation, ModelInputs, SpeechLLMOutput, as_inputs, valid_targets
 from speechllm.prealign.head import PreAlignHead, resolve_objective
-from speechllm.search import DecodingOptions, beam_search, greedy
+from speechllm.search import DecodingOptions, beam_search, check_context, greedy, token_limits
 
-__all__ = ["ModelInputs", "SpeechLLM", "SpeechLLMOutput"]
+__all__ = ["Generation", "ModelInputs", "SpeechLLM", "SpeechLLMOutput"]
 
 
 class SpeechLLM(nn.Module):
@@ -155,8 +155,24 @@ class SpeechLLM(nn.Module):
         return SpeechLLMOutput(loss, lm_loss, adapted.aux_loss, adapted.stats, int(labels.numel()))
 
     # -- inference --------------------------------------------------------------------------------
-    @torch.no_grad()
     def generate(
+        self,
+        audio: Tensor | None = None,
+        audio_lens: Tensor | None = None,
+        task: str = "asr",
+        src_lang: str | list[str] = "en",
+        tgt_lang: str | list[str] | None = None,
+        max_new_tokens: int = 200,
+        **options: Any,
+    ) -> list[str]:
+        """Batched decoding (greedy by default): one string per clip. The texts of
+        :meth:`generate_detailed`, which lists every option."""
+        return self.generate_detailed(
+            audio, audio_lens, task, src_lang, tgt_lang, max_new_tokens, **options
+        ).texts
+
+    @torch.no_grad()
+    def generate_detailed(
         self,
         audio: Tensor | None = None,
         audio_lens: Tensor | None = None,
@@ -172,10 +188,13 @@ class SpeechLLM(nn.Module):
         length_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
         repetition_penalty: float = 1.0,
+        max_new_tokens_per_second: float | None = MAX_NEW_TOKENS_PER_SECOND,
         chunk_seconds: float | None = None,
         chunk_batch_size: int | None = None,
-    ) -> list[str]:
-        """Batched decoding (greedy by default, see :mod:`speechllm.search`). One string per clip.
+        on_clip_done: Callable[[int], None] | None = None,
+    ) -> Generation:
+        """Batched decoding (greedy by default, see :mod:`speechllm.search`): per clip its text, its
+        token count and whether it stopped at its limit (:class:`~speechllm.model_io.Generation`).
 
         Args:
             audio: (B, S) float 16 kHz; audio_lens: (B,) samples.
@@ -186,45 +205,62 @@ class SpeechLLM(nn.Module):
                 the pre-alignment head (CTC greedy, or argmax per vector for CIF), without the LLM.
             num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty: see
                 :class:`~speechllm.search.DecodingOptions` (``num_beams=1``: greedy).
+            max_new_tokens_per_second: also stop a clip after ``ceil(this × its seconds) + 20``
+                tokens (:func:`~speechllm.search.token_limits`; default 20, twice what the demo's
+                references need at most), so a runaway stops early; None: ``max_new_tokens`` alone.
             chunk_batch_size: with ``chunk_seconds``, decode at most this many chunks at once
                 (default: the number of clips given).
             chunk_seconds: decode audio longer than this in consecutive chunks of this length and
                 join their texts with a space (for clips past the encoder's window; a word cut at
                 a boundary may be garbled or lost, and each chunk is translated on its own).
+            on_clip_done: called with the number of clips that just finished (progress bars).
 
-        An empty batch gives ``[]``. A clip stops at a stop token or after ``max_new_tokens``.
-        Nothing is truncated: if prompt + audio embeddings + ``max_new_tokens`` exceed the LLM's
-        context (``max_position_embeddings``), a ``ValueError`` says by how much.
+        An empty batch gives no clip. A clip stops at a stop token or at its limit. Nothing is
+        truncated: if prompt + audio embeddings + the longest limit exceed the LLM's context
+        (``max_position_embeddings``), a ``ValueError`` says by how much.
         """
         options = DecodingOptions(
-            max_new_tokens, num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty
+            max_new_tokens,
+            num_beams,
+            length_penalty,
+            no_repeat_ngram_size,
+            repetition_penalty,
+            max_new_tokens_per_second,
         )
         decoder = decoder_name(decoder)
         if decoder not in DECODERS:
             raise ValueError(f"generate: unknown decoder {decoder!r}; valid: {', '.join(DECODERS)}")
         if chunk_seconds is not None and audio is not None and audio_lens is not None:
-            return self._generate_chunked(
+            decoded = self._generate_chunked(
                 audio, audio_lens, chunk_seconds, task, src_lang, tgt_lang, decoder, options, chunk_batch_size
             )
+            if on_clip_done is not None:
+                on_clip_done(len(decoded.texts))
+            return decoded
+        given = encoder_hidden if encoder_hidden is not None else audio
+        if given is not None and given.shape[0] == 0:
+            return Generation.unlimited([])
         if encoder_hidden is not None and encoder_lens is not None:
-            if encoder_hidden.shape[0] == 0:
-                return []
+            rate = getattr(self.encoder, "frame_rate_hz", None)  # each clip's seconds: frames / rate
+            seconds = encoder_lens / rate if rate else None
         elif audio is not None and audio_lens is not None:
-            if audio.shape[0] == 0:
-                return []
             encoder_hidden, encoder_lens = self.encoder(audio, audio_lens)
+            seconds = audio_lens / SAMPLE_RATE
         else:
             raise ValueError("generate needs audio and audio_lens, or encoder_hidden and encoder_lens")
-        if decoder == "prealign":
-            return self._decode_prealign(encoder_hidden, encoder_lens)
+        if decoder == "prealign":  # the adapter's CTC readout: no token limit needed
+            return Generation.unlimited(self._decode_prealign(encoder_hidden, encoder_lens))
         embeds, attention_mask, position_ids = self._prompted(
             encoder_hidden, encoder_lens, task, src_lang, tgt_lang
         )
-        self._check_context(embeds.shape[1], options.max_new_tokens)
+        limits = token_limits(seconds, options, embeds.shape[0], embeds.device)  # (B,)
+        check_context(self.llm, embeds.shape[1], int(limits.max()))
         search = greedy if options.num_beams == 1 else beam_search
-        stop_ids = self.llm.prompts.stop_ids
-        rows = search(self.llm, embeds, attention_mask, position_ids, stop_ids, options)
-        return [self.llm.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
+        stops = self.llm.prompts.stop_ids
+        rows = search(self.llm, embeds, attention_mask, position_ids, stops, options, limits, on_clip_done)
+        texts = [self.llm.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
+        counts, caps = [len(row) for row in rows], [int(n) for n in limits.tolist()]
+        return Generation(texts, counts, caps, [n >= cap for n, cap in zip(counts, caps)])
 
     def _prompted(
         self,
@@ -262,35 +298,32 @@ class SpeechLLM(nn.Module):
         decoder: str,
         options: DecodingOptions,
         chunk_batch_size: int | None = None,
-    ) -> list[str]:
+    ) -> Generation:
         """Cut each clip into ≤ ``chunk_seconds`` pieces, decode them ``chunk_batch_size`` at a time
         (default: as many as the batch has clips, so memory stays that of one batch), join per clip."""
         pieces, owners = split_into_chunks(audio, audio_lens, chunk_seconds)
+        num_clips = audio.shape[0]
         if not pieces:
-            return [""] * audio.shape[0]
-        group = max(1, chunk_batch_size or audio.shape[0])
-        texts: list[str] = []
+            return Generation.unlimited([""] * num_clips)
+        group = max(1, chunk_batch_size or num_clips)
+        parts: list[Generation] = []
+        search = {k: v for k, v in options.as_dict().items() if k != "max_new_tokens"}
         for start in range(0, len(pieces), group):
             chunk_audio, chunk_lens = pad_audio(pieces[start : start + group])
             group_owners = owners[start : start + group]
-            texts += self.generate(
-                chunk_audio.to(audio.device),
-                chunk_lens.to(audio.device),
-                task,
-                _per_piece(src_lang, group_owners),
-                _per_piece(tgt_lang, group_owners),
-                options.max_new_tokens,
-                decoder=decoder,
-                num_beams=options.num_beams,
-                length_penalty=options.length_penalty,
-                no_repeat_ngram_size=options.no_repeat_ngram_size,
-                repetition_penalty=options.repetition_penalty,
+            parts.append(
+                self.generate_detailed(
+                    chunk_audio.to(audio.device),
+                    chunk_lens.to(audio.device),
+                    task,
+                    per_chunk(src_lang, group_owners),
+                    per_chunk(tgt_lang, group_owners),
+                    options.max_new_tokens,
+                    decoder=decoder,
+                    **search,
+                )
             )
-        joined = [[] for _ in range(audio.shape[0])]
-        for owner, text in zip(owners, texts):
-            if text:
-                joined[owner].append(text)
-        return [" ".join(parts) for parts in joined]
+        return Generation.joined(parts, owners, num_clips)
 
     def _decode_prealign(self, hidden: Tensor, lens: Tensor) -> list[str]:
         """The adapter decoded alone by the pre-alignment head: no LLM forward pass."""
@@ -300,17 +333,6 @@ class SpeechLLM(nn.Module):
         out = self.adapter(hidden, lens)
         ids = self.prealign.greedy_ids(objective, out, self.llm.input_embeddings())
         return [self.llm.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
-
-    def _check_context(self, input_len: int, max_new_tokens: int) -> None:
-        """Refuse a generation whose positions would run past the LLM's context (silent garbage)."""
-        limit = self.llm.max_positions
-        if limit is not None and input_len + max_new_tokens > limit:
-            raise ValueError(
-                f"generate: prompt + audio take {input_len} positions (longest clip of the batch) and "
-                f"max_new_tokens={max_new_tokens}: {input_len + max_new_tokens} > the LLM's context of "
-                f"{limit} positions (max_position_embeddings). Split long audio into shorter clips, "
-                "lower max_new_tokens, or use a more compressing adapter."
-            )
 
     # -- artefacts --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, Tensor]:
@@ -372,8 +394,3 @@ def _to_dict(cfg: Any) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return json.loads(json.dumps(cfg)) if not isinstance(cfg, dict) else cfg
-
-
-def _per_piece(value: str | list[str] | None, owners: list[int]) -> str | list[str] | None:
-    """A per-clip setting (one value, or one per clip) as one per chunk."""
-    return value if value is None or isinstance(value, str) else [value[i] for i in owners]

@@ -48,6 +48,45 @@ class SpeechLLMOutput:
     num_target_tokens: int = 0
 
 
+@dataclass
+class Generation:
+    """What :meth:`SpeechLLM.generate_detailed` decoded: per clip its text, the new tokens it took
+    and whether it stopped at its token limit instead of a stop token (``capped``: a runaway,
+    or a limit set too low). ``token_limits``: each clip's limit (None: the decoder has none)."""
+
+    texts: list[str]
+    num_tokens: list[int]
+    token_limits: list[int | None]
+    capped: list[bool]
+
+    @classmethod
+    def unlimited(cls, texts: list[str]) -> Generation:
+        """Texts decoded without a token limit (the pre-alignment head's CTC readout)."""
+        return cls(texts, [0] * len(texts), [None] * len(texts), [False] * len(texts))
+
+    @classmethod
+    def joined(cls, parts: list[Generation], owners: list[int], num_clips: int) -> Generation:
+        """Chunks' generations, in order (``owners[i]``: the clip of chunk i), as one per clip:
+        texts joined with a space, tokens and limits summed, capped if any chunk was."""
+        texts: list[list[str]] = [[] for _ in range(num_clips)]
+        tokens, capped = [0] * num_clips, [False] * num_clips
+        limits: list[int | None] = [0] * num_clips
+        pieces = zip(
+            owners,
+            [text for part in parts for text in part.texts],
+            [n for part in parts for n in part.num_tokens],
+            [limit for part in parts for limit in part.token_limits],
+            [cut for part in parts for cut in part.capped],
+        )
+        for owner, text, n, limit, cut in pieces:
+            texts[owner] += [text] if text else []
+            tokens[owner] += n
+            so_far = limits[owner]
+            limits[owner] = None if limit is None or so_far is None else so_far + limit
+            capped[owner] |= cut
+        return cls([" ".join(parts) for parts in texts], tokens, limits, capped)
+
+
 def valid_targets(ids: Tensor, lens: Tensor) -> Tensor:
     """Flatten the valid target ids of each row, in row order: (sum(lens),)."""
     return ids[torch.arange(ids.shape[1], device=ids.device)[None, :] < lens[:, None]]

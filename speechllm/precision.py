@@ -101,7 +101,8 @@ def _bf16_support(device_type: str, forced: str) -> BF16Support:
         return BF16Support(device_type, bf16 == "1", reason)
     support = _decide(device_type, forced)
     branch = "bf16" if support.bf16 else "float32"
-    log.info("precision auto on %s: %s (%s)", device_type, branch, support.reason)
+    # debug: the training and decoding lines say which precision runs and why (this is the why)
+    log.debug("precision auto on %s: %s (%s)", device_type, branch, support.reason)
     # DDP ranks and data-loader workers started from here inherit the decision: a timing probe
     # run again in each could disagree, and ranks must build the same model.
     os.environ[_DECIDED_VAR + device_type.upper()] = f"{int(support.bf16)}|{support.reason}"

@@ -4,11 +4,15 @@ Both start from the spliced prompt + audio embeddings (left-padded, see :func:`s
 and call the LLM one token at a time with its key/value cache (:class:`~speechllm.llms.base.LLM`
 ``step`` and ``reorder_cache``). Every clip of a batch gets exactly the tokens it would get alone.
 
-Greedy is the default, as in the paper (greedy, at most 200 new tokens). Beam search keeps
-``num_beams`` hypotheses per clip; a finished hypothesis is scored ``sum log p / length **
-length_penalty`` and the search of a clip ends when no running beam can beat its worst kept one
-(the rule transformers uses without early stopping). With ``num_beams=1`` it is greedy, token for
-token.
+Greedy is the default, as in the paper (greedy, at most 200 new tokens). Each clip also has a
+limit of its own tied to its duration (:func:`token_limits`): a model that never emits its stop
+token (a briefly trained one often does not) stops after ``max_new_tokens_per_second`` × seconds
++ ``EXTRA_NEW_TOKENS`` tokens instead of 200, while real speech stays well under it.
+
+Beam search keeps ``num_beams`` hypotheses per clip; a finished hypothesis is scored
+``sum log p / length ** length_penalty`` and the search of a clip ends when no running beam can
+beat its worst kept one (the rule transformers uses without early stopping). With
+``num_beams=1`` it is greedy, token for token.
 
 The repetition guard acts on the logits before the choice: ``no_repeat_ngram_size=n`` forbids a
 token that would repeat an n-gram already generated, ``repetition_penalty=r`` divides positive
@@ -17,26 +21,34 @@ token that would repeat an n-gram already generated, ``repetition_penalty=r`` di
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from speechllm.languages import EXTRA_NEW_TOKENS, MAX_NEW_TOKENS_PER_SECOND
+
 
 @dataclass(frozen=True)
 class DecodingOptions:
-    """How to decode. ``max_new_tokens`` bounds every clip's output (the paper: 200)."""
+    """How to decode. ``max_new_tokens`` bounds every clip's output (the paper: 200), and
+    ``max_new_tokens_per_second`` each clip's by its duration (:func:`token_limits`; None: off)."""
 
     max_new_tokens: int = 200
     num_beams: int = 1
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = 0  # 0: off
     repetition_penalty: float = 1.0  # 1.0: off
+    max_new_tokens_per_second: float | None = MAX_NEW_TOKENS_PER_SECOND
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be ≥ 0, got {self.max_new_tokens}")
+        rate = self.max_new_tokens_per_second
+        if rate is not None and not rate > 0:  # also refuses nan
+            raise ValueError(f"max_new_tokens_per_second must be > 0 or None (off), got {rate}")
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be ≥ 1, got {self.num_beams}")
         if self.no_repeat_ngram_size < 0:
@@ -50,6 +62,39 @@ class DecodingOptions:
     @property
     def guarded(self) -> bool:
         return self.no_repeat_ngram_size > 0 or self.repetition_penalty != 1.0
+
+
+def token_limits(seconds: Tensor | None, options: DecodingOptions, batch_size: int, device: Any) -> Tensor:
+    """Each clip's limit of new tokens: ``min(max_new_tokens, ceil(rate × seconds) + EXTRA_NEW_TOKENS)``.
+
+    Args:
+        seconds: (B,) each clip's duration, or None when it is not known (then ``max_new_tokens``).
+    Returns:
+        (B,) long.
+    """
+    limits = torch.full((batch_size,), options.max_new_tokens, dtype=torch.long, device=device)
+    rate = options.max_new_tokens_per_second
+    if seconds is None or rate is None:
+        return limits
+    by_duration = torch.ceil(seconds.float().to(device) * rate).long() + EXTRA_NEW_TOKENS
+    return torch.minimum(limits, by_duration)
+
+
+def check_context(llm: Any, input_len: int, new_tokens: int) -> None:
+    """Refuse a generation whose positions would run past the LLM's context (silent garbage).
+
+    Args:
+        input_len: positions of prompt + audio (the longest clip of the batch).
+        new_tokens: the most new tokens a clip of the batch may take.
+    """
+    limit = llm.max_positions
+    if limit is not None and input_len + new_tokens > limit:
+        raise ValueError(
+            f"generate: prompt + audio take {input_len} positions (longest clip of the batch) and "
+            f"max_new_tokens={new_tokens}: {input_len + new_tokens} > the LLM's context of "
+            f"{limit} positions (max_position_embeddings). Split long audio into shorter clips, "
+            "lower max_new_tokens, or use a more compressing adapter."
+        )
 
 
 def guard_repetition(logits: Tensor, generated: Tensor, options: DecodingOptions) -> Tensor:
@@ -90,6 +135,8 @@ def greedy(
     position_ids: Tensor,
     stop_ids: list[int],
     options: DecodingOptions,
+    limits: Tensor | None = None,
+    on_clip_done: Callable[[int], None] | None = None,
 ) -> list[list[int]]:
     """The most likely next token at each step, for each clip; returns the tokens before a stop.
 
@@ -97,12 +144,17 @@ def greedy(
         llm: an :class:`~speechllm.llms.base.LLM`.
         embeds: (B, L, D) left-padded inputs; attention_mask, position_ids: (B, L).
         stop_ids: tokens that end a clip's output.
+        limits: (B,) new tokens each clip may take (:func:`token_limits`; default ``max_new_tokens``).
+        on_clip_done: called with the number of clips that just finished (progress bars).
     """
     batch_size = embeds.shape[0]
-    if options.max_new_tokens == 0 or batch_size == 0:
+    if limits is None:
+        limits = token_limits(None, options, batch_size, embeds.device)
+    if batch_size == 0 or int(limits.max()) == 0:
         return [[] for _ in range(batch_size)]
     stops = torch.tensor(stop_ids, device=embeds.device)
-    finished = torch.zeros(batch_size, dtype=torch.bool, device=embeds.device)
+    finished = limits <= 0  # a finished row only appends stop tokens, cut off at the end
+    report = _Finished(on_clip_done, finished)
     generated = torch.zeros(batch_size, 0, dtype=torch.long, device=embeds.device)
     logits, cache = llm.step(embeds=embeds, attention_mask=attention_mask, position_ids=position_ids)
     next_pos = position_ids[:, -1:] + 1
@@ -110,8 +162,9 @@ def greedy(
         next_ids = guard_repetition(logits, generated, options).argmax(-1)
         next_ids = torch.where(finished, stops[0], next_ids)
         generated = torch.cat([generated, next_ids[:, None]], dim=1)
-        finished |= torch.isin(next_ids, stops)
-        if bool(finished.all()) or generated.shape[1] == options.max_new_tokens:
+        finished |= torch.isin(next_ids, stops) | (generated.shape[1] >= limits)
+        report(finished)
+        if bool(finished.all()):
             break  # (no LLM call for a token that would not be kept)
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch_size, 1)], dim=1)
         logits, cache = llm.step(
@@ -119,6 +172,25 @@ def greedy(
         )
         next_pos = next_pos + 1
     return [_until_stop(row, set(stop_ids)) for row in generated.tolist()]
+
+
+class _Finished:
+    """Tell ``on_clip_done`` how many more clips have finished since it was last told."""
+
+    def __init__(self, on_clip_done: Callable[[int], None] | None, finished: Tensor | int) -> None:
+        self.on_clip_done = on_clip_done
+        self.finished = 0
+        self(finished)
+
+    def __call__(self, finished: Tensor | int) -> None:
+        """``finished``: the count so far, or the (B,) finished mask (read only when someone listens:
+        on a GPU, reading it waits for the device)."""
+        if self.on_clip_done is None:
+            return
+        count = int(finished.sum()) if isinstance(finished, Tensor) else finished
+        if count > self.finished:
+            self.on_clip_done(count - self.finished)
+        self.finished = count
 
 
 def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:
@@ -156,20 +228,28 @@ def beam_search(
     position_ids: Tensor,
     stop_ids: list[int],
     options: DecodingOptions,
+    limits: Tensor | None = None,
+    on_clip_done: Callable[[int], None] | None = None,
 ) -> list[list[int]]:
     """Beam search over each clip of the batch at once; returns each clip's best hypothesis.
 
     The B clips become B × K beams after the first step (the cache rows repeated); at each step the
     2K best extensions of a clip's K beams are ranked: one ending in a stop token (among the first
-    K) is a finished hypothesis, the others refill the K beams.
+    K) is a finished hypothesis, the others refill the K beams. ``limits``: (B,) new tokens each
+    clip may take (default ``max_new_tokens``); at its limit a clip's running beams are finished.
+    ``on_clip_done``: called with the number of clips that just finished.
     """
     batch_size, k = embeds.shape[0], options.num_beams
-    if options.max_new_tokens == 0 or batch_size == 0:
+    clip_limits = (
+        [options.max_new_tokens] * batch_size if limits is None else [int(n) for n in limits.tolist()]
+    )
+    if batch_size == 0 or max(clip_limits) == 0:
         return [[] for _ in range(batch_size)]
     device = embeds.device
     stops = set(stop_ids)
     hyps = [_Hypotheses(k, options.length_penalty, []) for _ in range(batch_size)]
-    done = [False] * batch_size
+    done = [limit <= 0 for limit in clip_limits]
+    report = _Finished(on_clip_done, sum(done))
     logits, cache = llm.step(embeds=embeds, attention_mask=attention_mask, position_ids=position_ids)
     # Every clip starts as K copies of one beam; only the first copy may extend at step one.
     rows = torch.arange(batch_size, device=device).repeat_interleave(k)
@@ -179,16 +259,17 @@ def beam_search(
     beam_scores = torch.full((batch_size, k), float("-inf"), device=device)
     beam_scores[:, 0] = 0.0
     generated = torch.zeros(batch_size * k, 0, dtype=torch.long, device=device)
-    for step in range(options.max_new_tokens):
+    for step in range(max(clip_limits)):
         logprobs = torch.log_softmax(guard_repetition(logits.float(), generated, options), dim=-1)
         vocab = logprobs.shape[-1]
         candidates = (beam_scores.view(-1, 1) + logprobs).view(batch_size, k * vocab)
         top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)
-        last = step + 1 == options.max_new_tokens
+        last = [step + 1 == limit for limit in clip_limits]
         beam_scores, sources, tokens = _select(
             top_scores, top_index, vocab, generated, stops, hyps, done, k, last
         )
-        if last or all(done):
+        report(sum(done))
+        if all(done):
             break
         generated = torch.cat([generated[sources], tokens[:, None]], dim=1)
         cache = llm.reorder_cache(cache, sources)
@@ -210,12 +291,13 @@ def _select(
     hyps: list[_Hypotheses],
     done: list[bool],
     k: int,
-    last: bool,
+    last: list[bool],
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Sort each clip's ranked candidates into finished hypotheses and the next K beams.
 
     Returns (beam scores (B, K), source beam row (B·K,), next token (B·K,)). A clip already done
-    keeps dummy beams (score -inf) so that the batch stays rectangular.
+    keeps dummy beams (score -inf) so that the batch stays rectangular; a clip at its last step
+    (``last``) finishes its running beams as they are and is done.
     """
     batch_size = top_scores.shape[0]
     new_scores = torch.full((batch_size, k), float("-inf"), device=top_scores.device)
@@ -236,7 +318,7 @@ def _select(
                 if rank < k:  # a finished hypothesis counts only among the K best candidates
                     hyps[clip].add(prefix, score)
                 continue
-            if last:  # the length limit: running beams are finished as they are
+            if last[clip]:  # the length limit: running beams are finished as they are
                 hyps[clip].add(prefix + [token], score)
             new_scores[clip, filled] = score
             sources[clip * k + filled] = clip * k + beam
@@ -245,5 +327,5 @@ def _select(
             if filled == k:
                 break
         length = len(prefixes[0]) + 1
-        done[clip] = filled == 0 or hyps[clip].done(float(new_scores[clip, 0]), length)
+        done[clip] = last[clip] or filled == 0 or hyps[clip].done(float(new_scores[clip, 0]), length)
     return new_scores, sources, tokens

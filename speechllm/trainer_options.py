@@ -71,8 +71,21 @@ def _set_component_option(cfg: DictConfig, kind: str, registry: Any, key: str, v
     component[key] = value
 
 
+# What each training precision does to the weights and the step (Lightning's own line about AMP
+# is filtered, speechllm.logs: under bf16-true it would name bf16-mixed, what the step runs as).
+PRECISION_MEANINGS = {
+    "bf16-true": "frozen encoder and LLM stored in bfloat16, trained parameters and optimizer states "
+    "in float32, steps under bf16 autocast",
+    "bf16-mixed": "weights as built (float32 unless a component sets its dtype), steps under bf16 autocast",
+    "16-mixed": "weights as built, steps under float16 autocast with gradient scaling",
+    "32": "float32 throughout",
+    "32-true": "float32 throughout",
+}
+
+
 def write_precision_choice(cfg: DictConfig) -> dict[str, Any]:
-    """Log the training precision (``auto`` resolved) and why; write ``<output_dir>/precision.json``."""
+    """Log the training precision (``auto`` resolved), why and what it means, in one line; write
+    ``<output_dir>/precision.json``."""
     precision, reason = resolve_precision(cfg)
     device = training_device(str(cfg.trainer.accelerator))
     choice = {
@@ -82,7 +95,8 @@ def write_precision_choice(cfg: DictConfig) -> dict[str, Any]:
         "device": device,
         **({"cpu": cpu_name(), "cpu_bf16_flags": cpu_bf16_flags()} if device == "cpu" else {}),
     }
-    log.info("trainer.precision=%s -> %s (%s)", choice["requested"], precision, reason)
+    why = f"auto on {device}: {reason}" if choice["requested"] == "auto" else "trainer.precision"
+    log.info("precision %s (%s): %s", precision, why, PRECISION_MEANINGS[precision])
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "precision.json") as tmp:

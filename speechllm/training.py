@@ -23,6 +23,7 @@ from speechllm.lightning.checkpoint import (
     resolve_resume,
 )
 from speechllm.lightning.trainer import build_loggers, build_module, build_trainer, check_strategy, fit
+from speechllm.logs import quiet_third_party
 from speechllm.prealign.stage import run_prealign
 from speechllm.trainer_options import prepare_model_config, write_precision_choice
 
@@ -56,7 +57,8 @@ def train(
 
     check_output_dir(cfg.output_dir, resume, overwrite)  # and lock it for this run
     try:
-        return _train(cfg, resume, callbacks, prealign_callbacks)
+        with quiet_third_party():  # one line per log event, no third-party tips
+            return _train(cfg, resume, callbacks, prealign_callbacks)
     except SIGTERMException:  # a SystemExit without a code: the process would exit 0
         raise TrainingInterrupted(
             f"training stopped by SIGTERM; its state is saved in {cfg.output_dir} (last.ckpt): continue "

@@ -2,9 +2,10 @@
 
 ``speechllm train`` does the training; this driver only adds what the demo reports:
 
-- a hard time limit (Lightning's ``Timer``): the run stops after ``--minutes`` and the trained
-  adapter is still exported to ``<output_dir>/model``. ``trainer.max_steps`` still stops it if
-  reached first, so the demo's configs set it out of reach (100 000);
+- a hard time limit: ``--minutes`` becomes ``trainer.max_time`` (Lightning's ``Timer``, checked
+  after every step): the LLM stage stops then and the trained adapter is still exported to
+  ``<output_dir>/model``. ``trainer.max_steps`` still stops it if reached first, so the demo's
+  configs set it out of reach (100 000);
 - a learning-rate schedule over wall-clock time (:class:`TimeCosineSchedule`): warm-up then cosine
   decay reaching its end when the time is up, so a slow (or shared) machine still finishes with
   a decayed learning rate instead of being cut mid-schedule (used when the config says
@@ -20,7 +21,6 @@ Usage: python recipes/demo/train.py CONFIG --minutes M [--task asr|st] [key=valu
 from __future__ import annotations
 
 import argparse
-import datetime
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -140,10 +140,10 @@ def main() -> None:
         output_dir=out / "dev_eval", max_new_tokens=48
     )
     key = "wer_avg" if args.task == "asr" else "bleu_avg"
-    callbacks = [
+    cfg.trainer.max_time = {"minutes": args.minutes}  # the LLM stage's clock (prealign.minutes: its own)
+    callbacks: list[L.Callback] = [
         metrics,
         CurveWriter(out / "curve.tsv", lambda module: metrics.last_metrics.get(key)),
-        L.pytorch.callbacks.Timer(duration=datetime.timedelta(minutes=args.minutes), interval="step"),
     ]
     if cfg.optim.scheduler == "constant":  # the demo's configs: schedule over the time budget
         callbacks.append(TimeCosineSchedule(args.minutes))

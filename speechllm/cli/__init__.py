@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from speechllm.cli import baseline, cache, evaluate, prepare, report, train, transcribe
 from speechllm.errors import SpeechLLMError
+from speechllm.logs import quiet_third_party
 
 COMMANDS = (train, evaluate, transcribe, prepare, cache, report, baseline)
 
@@ -45,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with quiet_third_party():  # one line per log event, no third-party tips (speechllm.logs)
+            return int(args.func(args) or 0)
     except (SpeechLLMError, FileNotFoundError) as err:
         if args.debug:
             raise

@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from speechllm.languages import EXTRA_NEW_TOKENS, MAX_NEW_TOKENS_PER_SECOND
+
 
 def call_with_args(func: Callable[..., Any], args: argparse.Namespace, **overrides: Any) -> Any:
     """Call ``func`` with each of its parameters taken from the same-named attribute of ``args``.
@@ -43,6 +45,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def tokens_per_second(text: str) -> float | None:
+    """argparse type: a rate > 0, or 0 (off: ``None``)."""
+    value = float(text)
+    if value == 0:
+        return None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number or 0 (off), got {text}")
+    return value
+
+
 def add_trust_manifest_argument(parser: argparse.ArgumentParser) -> None:
     """``--trust-manifest-sources``: read audio through recording sources that run a command or
     fetch a URL (refused by default: a manifest is untrusted input, docs/reliability.md)."""
@@ -75,6 +87,15 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         "--repetition-penalty", type=float, default=1.0, help="penalize tokens already generated (1: off)"
     )
     group.add_argument(
+        "--max-new-tokens-per-second",
+        type=tokens_per_second,
+        default=MAX_NEW_TOKENS_PER_SECOND,
+        metavar="RATE",
+        help=f"also stop each clip after ceil(RATE x its seconds) + {EXTRA_NEW_TOKENS} new tokens, so "
+        f"that a model that never stops stops early (default {MAX_NEW_TOKENS_PER_SECOND:g}: speech "
+        "takes 3-15; 0: off, --max-new-tokens alone)",
+    )
+    group.add_argument(
         "--chunk-seconds",
         type=positive_float,
         default=None,
@@ -94,5 +115,12 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
 
 def decoding_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The decoding flags as ``SpeechLLM.generate`` keywords."""
-    names = ("num_beams", "length_penalty", "no_repeat_ngram_size", "repetition_penalty", "chunk_seconds")
+    names = (
+        "num_beams",
+        "length_penalty",
+        "no_repeat_ngram_size",
+        "repetition_penalty",
+        "max_new_tokens_per_second",
+        "chunk_seconds",
+    )
     return {name: getattr(args, name) for name in names}

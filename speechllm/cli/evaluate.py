@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="decode test manifests with a trained model and write a scored run directory",
         description="Decode test manifests (greedy), score WER / BLEU / chrF / COMET, write a run "
-        "directory that `speechllm report` reads.",
+        "directory that `speechllm report` reads. Progress goes to stderr: a bar per manifest on a "
+        "terminal, one summary line otherwise. run.json records the decoding settings and how many "
+        "hypotheses stopped at their token limit (capped_hypotheses).",
     )
     parser.add_argument("--model", required=True, type=Path, help="a save_pretrained model directory")
     parser.add_argument(
@@ -37,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-duration", type=positive_float, default=None, help="seconds of audio per batch"
     )
-    parser.add_argument("--max-new-tokens", type=positive_int, default=200)
+    parser.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        default=200,
+        help="at most this many new tokens per clip (default 200; and see --max-new-tokens-per-second)",
+    )
     parser.add_argument(
         "--decoder",
         default="llm",
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = call_with_args(evaluate, args, manifests=args.manifest, out_dir=args.out, decoding=decoding)
     out = args.out if args.out is not None else Path(args.model) / "eval"
     for key in sorted(metrics):
-        if not key.startswith("num_sentences_"):
+        if not key.startswith("num_"):  # counts (sentences, capped hypotheses): in run.json and the log
             print(f"{key}\t{metrics[key]:.2f}")
     print(f"wrote {out}")
     return 0

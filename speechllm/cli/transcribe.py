@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import nullcontext
 
 from speechllm.cli._args import add_decoding_arguments, call_with_args, decoding_arguments, positive_int
 from speechllm.languages import TASKS
-
-PROGRESS_FROM = 5  # files: fewer finish before a bar would help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="transcribe or translate audio files",
         description="Transcribe or translate audio files, directories (searched recursively) and "
         "globs. A file that fails is reported on stderr, one line each; the others are still "
-        "written. Exit status 1 when some failed.",
+        "written. Exit status 1 when some failed. Progress goes to stderr: a bar on a terminal, "
+        "one summary line otherwise.",
     )
     parser.add_argument("audio", nargs="+", help="audio files, directories or globs ('data/**/*.wav')")
     parser.add_argument("--model", required=True, help="a save_pretrained directory")
@@ -27,7 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--src-lang", default="en")
     parser.add_argument("--tgt-lang", default=None)
     parser.add_argument("--batch-size", type=positive_int, default=8)
-    parser.add_argument("--max-new-tokens", type=positive_int, default=200)
+    parser.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        default=200,
+        help="at most this many new tokens per clip (default 200; and see --max-new-tokens-per-second)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
         "--format",
@@ -46,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     paths, failures = expand_audio_paths(args.audio)
     for failure in failures:
         print(f"speechllm: error: {failure.path}: {failure.error}", file=sys.stderr)
-    shown = progress("transcribe", len(paths), unit="files")
-    with shown if len(paths) >= PROGRESS_FROM else nullcontext(lambda n=1: None) as advance:
+    # A bar that moves as each file's decoding stops (a terminal), or a summary line (a pipe).
+    with progress("transcribe", len(paths), unit="files") as advance:
         results = call_with_args(
             transcribe_files,
             args,

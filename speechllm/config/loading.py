@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from speechllm.config.schema import Config
+from speechllm.config.trainer_values import validate_trainer_values
 from speechllm.config.validation import check_keys, validate_components, validate_prealign, validate_values
 from speechllm.deprecations import upgrade_config, upgrade_override
 from speechllm.errors import ConfigError
@@ -40,6 +41,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     validate_components(cfg)
     validate_prealign(cfg)
     validate_values(cfg)
+    validate_trainer_values(cfg)
     prompt = cfg.model["llm"].get("prompt")
     if prompt:  # the prompt's own checks, before the LLM loads
         from speechllm.llms.prompts import PromptConfig

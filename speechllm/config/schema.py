@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from speechllm.languages import MAX_NEW_TOKENS_PER_SECOND
+
 
 @dataclass
 class ManifestConfig:
@@ -113,10 +115,25 @@ class OptimConfig:
 @dataclass
 class TrainerConfig:
     """Passed to ``lightning.Trainer`` (same names), except the keys below the marker, which
-    ``speechllm.lightning.trainer.build_trainer`` interprets (see docs/training.md)."""
+    ``speechllm.lightning.trainer.build_trainer`` interprets (see docs/training.md). A key left
+    ``None`` is not passed: Lightning's default applies. Values are checked before anything loads
+    (:mod:`speechllm.config.trainer_values`)."""
 
     max_steps: int = -1
     max_epochs: int | None = None
+    # Wall-clock limit of the LLM stage: "DD:HH:MM:SS" (quoted in YAML) or {hours: 1, minutes: 30};
+    # the pre-alignment stage has its own, prealign.minutes.
+    max_time: Any = None
+    min_steps: int | None = None
+    min_epochs: int | None = None
+    # true or N: a smoke test of the whole run on N (true: 1) training and validation batches
+    fast_dev_run: Any = None
+    # Batches per epoch: an int counts batches, a float in [0, 1] is a fraction of them.
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    overfit_batches: Any = None
+    num_sanity_val_steps: int | None = None  # validation batches before training (Lightning: 2)
     # auto (bf16-true where the device runs bf16 natively, else 32; speechllm.precision) |
     # bf16-mixed | bf16-true (frozen parts bf16, trained fp32) | 32
     precision: str = "auto"
@@ -126,12 +143,14 @@ class TrainerConfig:
     strategy: str = "auto"  # auto | ddp | fsdp | deepspeed_stage_2
     accumulate_grad_batches: int = 1
     gradient_clip_val: float | None = 1.0
+    gradient_clip_algorithm: str | None = None  # norm (Lightning's default) | value
     val_check_interval: Any = None
     check_val_every_n_epoch: int | None = 1
-    limit_val_batches: Any = None
     log_every_n_steps: int = 10
     enable_progress_bar: bool = True
+    enable_model_summary: bool | None = None
     deterministic: bool = False
+    detect_anomaly: bool | None = None
     # -- speechllm's own trainer options (not Lightning keyword arguments) --
     logger: str = "csv"  # csv | tensorboard | wandb | none
     activation_checkpointing: bool = False  # recompute the LLM's activations in backward
@@ -152,6 +171,9 @@ class EvalConfig:
     st_metrics: bool = False
     comet_model: str | None = None  # e.g. Unbabel/wmt22-comet-da or a local checkpoint
     max_new_tokens: int = 200
+    # Each clip also stops after ceil(this × its seconds) + 20 tokens (speechllm.search.token_limits;
+    # real speech stays far below): a model that never stops stops early. null: max_new_tokens alone.
+    max_new_tokens_per_second: float | None = MAX_NEW_TOKENS_PER_SECOND
     # Decoding (speechllm.search): greedy by default, as the paper; beams and the repetition guard
     num_beams: int = 1
     length_penalty: float = 1.0

@@ -35,6 +35,7 @@ _VALUE_RULES: tuple[tuple[str, Any, str], ...] = (
     ("prealign.lr", lambda v: v > 0, "> 0"),
     ("prealign.max_duration", lambda v: v > 0, "> 0"),
     ("eval.max_new_tokens", lambda v: v >= 1, ">= 1"),
+    ("eval.max_new_tokens_per_second", lambda v: v is None or v > 0, "> 0 or null (no duration limit)"),
 )
 
 

@@ -1,7 +1,8 @@
 """Greedy decoding of test batches into sentence records, and the adapter's length tally.
 
 :func:`decode_batch` decodes the rows of a :class:`~speechllm.data.batch.Batch` into
-:class:`DecodedSentence` records with :meth:`SpeechLLM.generate <speechllm.model.SpeechLLM.generate>`;
+:class:`DecodedSentence` records with
+:meth:`SpeechLLM.generate_detailed <speechllm.model.SpeechLLM.generate_detailed>`;
 :func:`group_decoded` groups the sentences by ASR language / ST direction for scoring
 (:mod:`speechllm.evaluation.scoring`).
 :func:`count_adapter_lengths` measures the adapter's compression over the same forwards (Table 1).
@@ -11,7 +12,8 @@ Used by :func:`speechllm.evaluation.evaluate`, the metric callbacks and the Whis
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,8 @@ import torch
 from speechllm.data.batch import Batch
 from speechllm.errors import UsageError
 from speechllm.rundir import Compression
+
+log = logging.getLogger(__name__)
 
 
 def group_label(task: str, src_lang: str, tgt_lang: str | None) -> str:
@@ -42,6 +46,7 @@ class SentenceRecords:
     references: list[str] = field(default_factory=list)
     hypotheses: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    capped: list[bool] = field(default_factory=list)  # stopped at its token limit, not by a stop token
 
     @property
     def label(self) -> str:
@@ -62,6 +67,7 @@ class DecodedSentence:
         reference: the target text (transcript for ASR, translation for ST).
         hypothesis: what was decoded.
         source: the source transcript (COMET's source; the reference again for ASR).
+        capped: decoding stopped at the clip's token limit, not at a stop token (a runaway).
     """
 
     task: str
@@ -71,6 +77,7 @@ class DecodedSentence:
     reference: str
     hypothesis: str
     source: str
+    capped: bool = False
 
     @property
     def group(self) -> str:
@@ -84,6 +91,7 @@ def decode_batch(
     max_new_tokens: int = 200,
     task: str | None = None,
     decoder: str = "llm",
+    on_clip_done: Callable[[int], None] | None = None,
     **decoding: Any,
 ) -> list[DecodedSentence]:
     """Decode the rows of a :class:`~speechllm.data.batch.Batch` (greedy by default).
@@ -96,9 +104,11 @@ def decode_batch(
         batch: ``audio`` (B, S) and ``audio_lens`` (B,) (or cached ``encoder_hidden`` (B, T, C) and
             ``encoder_lens`` (B,)), and the lists ``cut_ids``, ``task``, ``src_lang``,
             ``tgt_lang``, ``reference``, ``source_text``.
-        decoder: ``llm`` or ``prealign`` (the adapter alone), passed to ``model.generate``.
-        decoding: more ``model.generate`` options (``num_beams``, ``length_penalty``,
-            ``no_repeat_ngram_size``, ``repetition_penalty``, ``chunk_seconds``).
+        decoder: ``llm`` or ``prealign`` (the adapter alone), passed to ``model.generate_detailed``.
+        on_clip_done: called with the number of clips that just finished (a progress bar).
+        decoding: more ``model.generate_detailed`` options (``num_beams``, ``length_penalty``,
+            ``no_repeat_ngram_size``, ``repetition_penalty``, ``max_new_tokens_per_second``,
+            ``chunk_seconds``).
     """
     out: list[DecodedSentence] = []
     tasks = [task] if task is not None else sorted(set(batch.task))
@@ -117,19 +127,20 @@ def decode_batch(
         selected = signal.index_select(0, index)[:, : int(lens.max())]
         names = ("encoder_hidden", "encoder_lens") if cached else ("audio", "audio_lens")
         inputs = dict(zip(names, (selected, lens)))
-        texts = model.generate(
+        decoded = model.generate_detailed(
             **inputs,
             task=current,
             src_lang=[batch.src_lang[i] for i in rows],
             tgt_lang=[batch.tgt_lang[i] for i in rows] if current == "st" else None,
             max_new_tokens=max_new_tokens,
             decoder=decoder,
+            on_clip_done=on_clip_done,
             **decoding,
         )
-        for i, text in zip(rows, texts):
+        for i, text, capped in zip(rows, decoded.texts, decoded.capped):
             tgt = batch.tgt_lang[i] if current == "st" else None
             src, cut_id, source = batch.src_lang[i], batch.cut_ids[i], batch.source_text[i]
-            out.append(DecodedSentence(current, src, tgt, cut_id, batch.reference[i], text, source))
+            out.append(DecodedSentence(current, src, tgt, cut_id, batch.reference[i], text, source, capped))
     return out
 
 
@@ -150,7 +161,22 @@ def group_decoded(
         records.references.append(sentence.reference)
         records.hypotheses.append(sentence.hypothesis)
         records.sources.append(sentence.source)
+        records.capped.append(sentence.capped)
     return groups
+
+
+def warn_capped(decoded: Sequence[DecodedSentence], where: str) -> int:
+    """How many hypotheses stopped at their token limit; a warning line says so when any did."""
+    capped = sum(sentence.capped for sentence in decoded)
+    if capped:
+        log.warning(
+            "%d of %d hypotheses (%s) stopped at their token limit, not at a stop token (a model "
+            "that does not stop, or max_new_tokens / max_new_tokens_per_second set too low)",
+            capped,
+            len(decoded),
+            where,
+        )
+    return capped
 
 
 @dataclass

@@ -25,6 +25,7 @@ from speechllm.evaluation.decoding import (
     count_adapter_lengths,
     decode_batch,
     group_decoded,
+    warn_capped,
 )
 from speechllm.evaluation.scoring import run_names, score_groups, write_run_dir
 from speechllm.languages import TASKS
@@ -109,13 +110,15 @@ def _decode_manifests(
         decoded_before = len(decoded)
         cut_ids = [cut.id for cut in data.cuts(data.config.test, train=False)]  # manifests only, no audio
         in_manifest = len(cut_ids)
+        # A bar that moves as each clip finishes (a terminal), or a summary line (a pipe).
         with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance:
             for batch in data.test_dataloader():
                 if batch is None or not batch.cut_ids:  # every cut of the batch was unusable
                     continue
                 batch = batch.to(device)
-                decoded += decode_batch(model, batch, task=task, decoder=decoder, **decoding)
-                advance(len(batch.cut_ids))
+                decoded += decode_batch(
+                    model, batch, task=task, decoder=decoder, on_clip_done=advance, **decoding
+                )
         # Unusable cuts (audio, no translation, unknown language) are skipped by the dataset (in its
         # worker processes, so its own counter is not visible here): name what did not come back.
         total += in_manifest
@@ -251,8 +254,11 @@ def evaluate(
         allow_missing: score a test set with unusable (missing, unreadable, empty) audio; else an
             error before anything is written. ``run.json`` records ``<task>_skipped_cuts``.
         trust_imports: import the modules the model directory lists under ``imports:``.
-        decoding: ``SpeechLLM.generate`` options (``num_beams``, ``length_penalty``,
-            ``no_repeat_ngram_size``, ``repetition_penalty``, ``chunk_seconds``); default greedy.
+        decoding: ``SpeechLLM.generate_detailed`` options (``num_beams``, ``length_penalty``,
+            ``no_repeat_ngram_size``, ``repetition_penalty``, ``max_new_tokens_per_second``,
+            ``chunk_seconds``); default greedy, each clip stopped after 20 tokens per second of
+            audio + 20 at most. ``run.json`` records them and ``capped_hypotheses``, how many
+            hypotheses stopped at their limit (``metrics.json``: ``num_capped_<group>``).
         trust_manifest_sources: read audio from recording sources that run a command or fetch a
             URL (refused otherwise, before the model loads: manifests are untrusted input).
 
@@ -287,6 +293,7 @@ def evaluate(
         "model_dir": None if model_dir is None else str(model_dir),
         **_test_set(task, paths, len(skipped), total),
         **{"max_new_tokens": max_new_tokens, "decoding": generation, "decoder": decoder},
+        "capped_hypotheses": warn_capped(decoded, ", ".join(str(p) for p in paths)),
         "precision": precision_used,
         "comet_model": None if comet_model is None else str(comet_model),
         "model_config": model.config,

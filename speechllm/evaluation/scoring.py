@@ -47,7 +47,11 @@ class GroupScores:
 def score_group(records: SentenceRecords, comet: Any = None) -> GroupScores:
     """WER (ASR) or BLEU/chrF and, given a :class:`~speechllm.metrics.comet.CometScorer`, COMET (ST)."""
     label = records.label
-    count = {f"num_sentences_{records.task}_{label}": float(len(records))}
+    count = {
+        f"num_sentences_{records.task}_{label}": float(len(records)),
+        # hypotheses stopped by their token limit (speechllm.search.token_limits), not a stop token
+        f"num_capped_{records.task}_{label}": float(sum(records.capped)),
+    }
     if records.task == "asr":
         wers = sentence_wers(records.references, records.hypotheses)
         try:

@@ -34,9 +34,10 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
-from speechllm.evaluation.decoding import DecodedSentence, decode_batch, group_decoded
+from speechllm.evaluation.decoding import DecodedSentence, decode_batch, group_decoded, warn_capped
 from speechllm.evaluation.scoring import GroupScores, run_names, score_groups, write_run_dir
 from speechllm.rundir import RunInfo
+from speechllm.search import DecodingOptions
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,9 @@ class _GenerationMetrics(L.Callback):
             "global_step": trainer.global_step,
             "epoch": trainer.current_epoch,
             "max_new_tokens": self.max_new_tokens,
-            "decoding": {"max_new_tokens": self.max_new_tokens, "num_beams": 1, **self.decoding},
+            # every setting, the defaults too (the duration limit applies unless turned off)
+            "decoding": {**DecodingOptions(self.max_new_tokens).as_dict(), **self.decoding},
+            "capped_hypotheses": warn_capped(decoded, f"{stage} set"),
             "model_config": config,
         }
         info = RunInfo(**run_names(config), tasks=[self.task], extra=settings)
@@ -230,7 +233,7 @@ def _log_values(scored: list[GroupScores]) -> dict[str, float]:
     for group in scored:
         label = group.records.label
         for key, value in group.metrics.items():
-            if key.startswith("num_sentences_"):
+            if key.startswith("num_"):  # counts (sentences, capped hypotheses), not scores
                 continue
             family = key.removeprefix(f"{group.records.task}_").removesuffix(f"_{label}")
             values[f"{family}_{label}"] = float(value)

@@ -173,9 +173,9 @@ def default_callbacks(cfg: DictConfig, export: bool = True) -> list[L.Callback]:
             STMetrics(max_new_tokens=cfg.eval.max_new_tokens, comet_model=comet, decoding=decoding)
         )
     if trainer_cfg.enable_progress_bar and importlib.util.find_spec("rich") is not None:
-        from lightning.pytorch.callbacks import RichProgressBar
+        from speechllm.lightning.progress_bar import RunProgressBar
 
-        callbacks.append(RichProgressBar())
+        callbacks.append(RunProgressBar())
     return callbacks
 
 

@@ -8,7 +8,6 @@ trainer of :mod:`speechllm.lightning.trainer`, writing ``<output_dir>/prealign/`
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import time
@@ -75,12 +74,7 @@ def run_prealign(
         rescale=pre.rescale,
         max_bad_steps=int(cfg.trainer.max_bad_steps),
     )
-    extra = list(callbacks or [])
-    if pre.minutes:
-        extra.append(
-            L.pytorch.callbacks.Timer(duration=datetime.timedelta(minutes=pre.minutes), interval="step")
-        )
-    trainer = build_trainer(stage_cfg, extra, model=model, export=False)
+    trainer = build_trainer(stage_cfg, list(callbacks or []), model=model, export=False)
     last = out / "checkpoints" / "last.ckpt"
     started = time.perf_counter()
     fit(trainer, module, data, str(last) if resume and last.is_file() else None)
@@ -135,9 +129,13 @@ def _as_dict(section: Any) -> dict[str, Any]:
 
 
 def _prealign_stage_config(cfg: DictConfig, out: Path) -> DictConfig:
-    """The pre-alignment stage's config: its own output dir, batch size, schedule; no LLM metrics."""
+    """The pre-alignment stage's config: its own output dir, batch size, schedule; no LLM metrics.
+
+    Its clock is ``prealign.minutes`` (Lightning's ``max_time``: a ``Timer`` checked after every
+    step), not the LLM stage's ``trainer.max_time``.
+    """
     pre = cfg.prealign
-    return OmegaConf.merge(  # type: ignore[return-value]
+    stage = OmegaConf.merge(
         cfg,
         {
             "output_dir": str(out),
@@ -152,3 +150,6 @@ def _prealign_stage_config(cfg: DictConfig, out: Path) -> DictConfig:
             },
         },
     )
+    # Assigned, not merged: a "DD:HH:MM:SS" string does not merge with a mapping.
+    stage.trainer.max_time = {"minutes": float(pre.minutes)} if pre.minutes else None
+    return stage  # type: ignore[return-value]

@@ -236,6 +236,7 @@ def test_beam_search_and_the_guard_are_recorded_and_reported(
         "length_penalty": 1.0,
         "no_repeat_ngram_size": 3,
         "repetition_penalty": 1.0,
+        "max_new_tokens_per_second": 20.0,
         "chunk_seconds": None,
     }
     report = build_report([out], tmp_path / "report", plots=False, n_resamples=10)

@@ -62,10 +62,12 @@ class SpeechLLM(nn.Module):
 
         ``imports``: modules to import first, so that user components register themselves.
         """
-        from speechllm.config import import_user_modules
+        from speechllm.config import import_user_modules, validate_components
 
         import_user_modules(list(imports))
         cfg = _to_dict(cfg)
+        # Every component's name and options, before the frozen models load (seconds to minutes).
+        validate_components(OmegaConf.create({"model": cfg}))
         encoder = build_encoder(cfg["encoder"])
         llm = build_llm(cfg["llm"])
         adapter = build_adapter(cfg["adapter"], encoder, llm)

@@ -45,7 +45,7 @@ for adapter in $ADAPTERS; do
     if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
         echo "== stage 3: evaluate $run/model"
         "$SPEECHLLM" evaluate --model "$run/model" --manifest data/tones/tones_cuts_test.jsonl.gz \
-            --task asr --out "$run/eval" --sfm tiny-random-whisper --llm tiny-random-llama
+            --task asr --out "$run/eval" --sfm-label tiny-random-whisper --llm-label tiny-random-llama
     fi
 done
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then

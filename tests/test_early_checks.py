@@ -85,6 +85,24 @@ def test_a_typo_in_a_base_file_names_that_file(tmp_path, capsys) -> None:
 
 
 # -- component options before models load --------------------------------------------------------
+def test_an_adapter_option_typo_is_found_before_transformers_is_imported() -> None:
+    """The adapter is checked first: its module needs torch only; the encoder's and LLM's pull in
+    transformers (seconds on a laptop). A fresh process shows what was imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from speechllm.cli import main\n"
+        f"rc = main(['train', {str(TINY_RECIPE)!r}, 'model.adapter.name=conv', 'model.adapter.kernel=3', "
+        "'--print-config'])\n"
+        "print(rc, 'transformers' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert "model.adapter.kernel: unknown option of adapter 'conv'" in result.stderr
+
+
 def test_the_python_api_checks_component_options_before_building(no_model_loads) -> None:
     from speechllm.model import SpeechLLM
 

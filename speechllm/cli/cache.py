@@ -7,6 +7,7 @@ from pathlib import Path
 
 from speechllm.cli._args import (
     add_config_arguments,
+    add_deprecated_alias,
     add_device_argument,
     add_trust_manifest_argument,
     positive_float,
@@ -31,7 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("--out", default=None, help="cache directory (default: data.encoder_cache)")
     add_device_argument(cache, "the encoder")
     cache.add_argument(
-        "--batch-duration", type=positive_float, default=120.0, help="seconds of audio per batch"
+        "--max-duration",
+        type=positive_float,
+        default=120.0,
+        metavar="SECONDS",
+        help="seconds of audio per batch (default 120), as evaluate --max-duration and data.max_duration",
+    )
+    add_deprecated_alias(
+        cache, "--batch-duration", "--max-duration", dest="max_duration", type=positive_float
     )
     add_trust_manifest_argument(cache)
     cache.set_defaults(func=run)
@@ -69,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     for path in manifests:
         with progress(f"cache {Path(path).name}", sizes[path], unit="cuts") as advance:
             counts = build_encoder_cache(
-                encoder, path, out, args.batch_duration, device, on_progress=advance, trust_sources=trust
+                encoder, path, out, args.max_duration, device, on_progress=advance, trust_sources=trust
             )
         print(
             f"{path}: {counts['cuts']} cuts, {counts['computed']} computed, {counts['reused']} reused, "

@@ -26,7 +26,7 @@ from speechllm.encoders.whisper import WhisperSpeechEncoder
 from speechllm.masking import pad_audio
 from speechllm.prepare.encoder_cache_writer import duration_sorted_batches
 
-BATCH_SECONDS = 120.0  # speechllm cache's default --batch-duration
+BATCH_SECONDS = 120.0  # speechllm cache's default --max-duration
 
 
 def demo_like_clips(count: int, seed: int = 0) -> list[SimpleNamespace]:

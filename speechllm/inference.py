@@ -18,11 +18,14 @@ import torch
 from lhotse import Recording
 
 from speechllm.audio import SAMPLE_RATE, load_mono_16k
+from speechllm.config import import_user_modules
+from speechllm.deprecations import decoder_name
 from speechllm.errors import AudioError, SpeechLLMError, UsageError
+from speechllm.languages import DECODERS
 from speechllm.masking import pad_audio
 from speechllm.model import SpeechLLM
 from speechllm.model_io import Generation
-from speechllm.precision import decode_precision
+from speechllm.precision import decode_precision, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +122,13 @@ def transcribe_files(
     tgt_lang: str | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 200,
-    device: str = "cpu",
+    device: str = "auto",
     on_done: Callable[[int], None] | None = None,
     trust_imports: bool = False,
     decoding: dict[str, Any] | None = None,
     precision: str = "auto",
+    decoder: str = "llm",
+    imports: Sequence[str] = (),
 ) -> Iterator[Transcript]:
     """Yield one :class:`Transcript` per path, in input order, decoding ``batch_size`` files at a time.
 
@@ -135,13 +140,32 @@ def transcribe_files(
     ``max_new_tokens_per_second``, ``chunk_seconds`` for audio past the encoder's window).
     ``precision``: ``auto`` | ``bf16`` | ``32`` (:func:`~speechllm.precision.decode_precision`).
     When the last file is out, a warning says how many stopped at their token limit.
+    ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``. ``decoder``: ``llm``,
+    or ``prealign`` (the pre-aligned adapter read by its head, no LLM; ASR). ``imports``: modules
+    to import first, registering user components (trusted, as the caller named them).
+
+    The settings and the files are checked before the model loads: when no file exists, the
+    model is not loaded at all.
     """
+    decoder = decoder_name(decoder)
     if batch_size < 1 or max_new_tokens < 1:
         raise UsageError(
             f"batch_size and max_new_tokens must be at least 1, got {batch_size} and {max_new_tokens}"
         )
-    model = SpeechLLM.from_pretrained(model_dir, trust_imports=trust_imports).to(device).eval()
-    model, precision_context, _ = decode_precision(model, torch.device(device), precision)
+    if decoder not in DECODERS or (decoder == "prealign" and task != "asr"):
+        raise UsageError(f"decoder {decoder!r} with task {task!r}; valid: llm, or prealign for asr")
+    paths = [str(p) for p in paths]
+    if not any(Path(p).is_file() for p in paths):  # nothing to decode: no model to load
+        for path in paths:
+            yield Transcript(path, None, error="file not found")
+        return
+    import_user_modules(list(imports))
+    trusted: bool | list[str] = True if trust_imports else list(imports)
+    run_device = resolve_device(device)
+    model = SpeechLLM.from_pretrained(model_dir, trust_imports=trusted).to(run_device).eval()
+    if decoder == "prealign" and model.prealign is None:
+        raise UsageError(f"{model_dir}: --decoder prealign needs a pre-aligned model (model.prealign)")
+    model, precision_context, _ = decode_precision(model, run_device, precision)
 
     shown = _ChunkProgress(on_done, 0)
 
@@ -150,14 +174,15 @@ def transcribe_files(
         padded, lens = pad_audio(audio)
         with torch.inference_mode(), precision_context:
             decoded = model.generate_detailed(
-                padded.to(device),
-                lens.to(device),
+                padded.to(run_device),
+                lens.to(run_device),
                 task=task,
                 src_lang=src_lang,
                 tgt_lang=tgt_lang,
                 max_new_tokens=max_new_tokens,
                 chunk_batch_size=batch_size,  # a long file's chunks: batch_size at a time
                 on_clip_done=shown,
+                decoder=decoder,
                 **(decoding or {}),
             )
         return decoded, time.perf_counter() - started
@@ -185,6 +210,9 @@ def _transcribe_chunk(
     loaded: dict[str, torch.Tensor] = {}
     failed: dict[str, str] = {}
     for path in chunk:
+        if not Path(path).exists():
+            failed[path] = "file not found"
+            continue
         try:
             loaded[path] = load_audio_file(path)
         except AudioError as err:

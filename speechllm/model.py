@@ -63,10 +63,12 @@ class SpeechLLM(nn.Module):
         ``imports``: modules to import first, so that user components register themselves;
         ``import_dirs``: where to look for one that is not importable as is (a trusted saved model's).
         """
-        from speechllm.config import import_user_modules
+        from speechllm.config import import_user_modules, validate_components
 
         import_user_modules(list(imports), found_in=import_dirs)
         cfg = _to_dict(cfg)
+        # Every component's name and options, before the frozen models load (seconds to minutes).
+        validate_components(OmegaConf.create({"model": cfg}))
         encoder = build_encoder(cfg["encoder"])
         llm = build_llm(cfg["llm"])
         adapter = build_adapter(cfg["adapter"], encoder, llm)

@@ -79,10 +79,7 @@ def read_model_dir(
         CheckpointError: a file is unreadable or malformed (naming it and what is wrong).
         UntrustedImportsError: ``imports:`` lists modules not trusted (naming them).
     """
-    directory = Path(directory)
-    for needed in (MODEL_CONFIG, TRAINED_WEIGHTS):
-        if not (directory / needed).is_file():
-            raise FileNotFoundError(f"{directory / needed} not found: not a speechllm model directory")
+    directory = check_model_dir(directory)
     model_config, imports, import_dirs = _read_config(directory / MODEL_CONFIG, overrides)
     trusted = set(imports) if trust_imports is True else set(trust_imports or [])
     untrusted = [name for name in imports if name not in trusted]
@@ -95,6 +92,34 @@ def read_model_dir(
     tensors = _read_tensors(directory / TRAINED_WEIGHTS)
     # A list trusts module names the user gave, not the directories this file names.
     return SavedModel(directory, model_config, imports, tensors, import_dirs if trust_imports is True else {})
+
+
+def check_model_dir(directory: str | Path, what: str = "") -> Path:
+    """``directory`` holds both files of a model directory (nothing is read yet).
+
+    ``what`` names where the path came from (``prealign.init``) in the message.
+
+    Raises:
+        FileNotFoundError: a file is missing; a training run's folder points at its ``model/``.
+    """
+    directory = Path(directory)
+    for needed in (MODEL_CONFIG, TRAINED_WEIGHTS):
+        if not (directory / needed).is_file():
+            where = f"{what}: " if what else ""
+            raise FileNotFoundError(
+                f"{where}{directory / needed} not found: not a speechllm model directory"
+                f"{_model_hint(directory)}"
+            )
+    return directory
+
+
+def _model_hint(directory: Path) -> str:
+    """``; did you mean RUN/model?`` where ``directory`` is a training run (or the pre-alignment
+    stage's folder) holding the model directory one level down."""
+    inner = directory / "model"
+    if (inner / MODEL_CONFIG).is_file() and (inner / TRAINED_WEIGHTS).is_file():
+        return f"; did you mean {inner}?"
+    return ""
 
 
 def _read_config(

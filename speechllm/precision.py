@@ -183,6 +183,13 @@ def resolve_training_precision(
     return "bf16-true", support.reason
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Where decoding or caching runs: ``auto`` (or None) is CUDA when available, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def training_device(accelerator: str) -> str:
     """The device type ``trainer.accelerator`` trains on (``auto``: CUDA when available)."""
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):

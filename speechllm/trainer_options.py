@@ -17,6 +17,7 @@ from speechllm.registry import ENCODERS, LLMS
 
 log = logging.getLogger(__name__)
 
+PRECISION_FILE = "precision.json"  # in output_dir: the training precision chosen, and why
 PRECISIONS = ("auto", "bf16-mixed", "bf16-true", "32", "32-true", "16-mixed")
 
 
@@ -99,6 +100,6 @@ def write_precision_choice(cfg: DictConfig) -> dict[str, Any]:
     log.info("precision %s (%s): %s", precision, why, PRECISION_MEANINGS[precision])
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "precision.json") as tmp:
+    with atomic_write(out / PRECISION_FILE) as tmp:
         tmp.write_text(json.dumps(choice, indent=2) + "\n")
     return choice

@@ -7,6 +7,7 @@ docs/training.md.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -17,6 +18,7 @@ from speechllm.data.manifest_check import check_manifest_path
 from speechllm.lightning.checkpoint import (
     CHECKPOINT_DIR,
     LAST_CHECKPOINT,
+    LOCK_FILE,
     TrainingInterrupted,
     check_output_dir,
     release_output_dir,
@@ -24,8 +26,9 @@ from speechllm.lightning.checkpoint import (
 )
 from speechllm.lightning.trainer import build_loggers, build_module, build_trainer, check_strategy, fit
 from speechllm.logs import quiet_third_party
+from speechllm.model_dir import check_model_dir
 from speechllm.prealign.stage import run_prealign
-from speechllm.trainer_options import prepare_model_config, write_precision_choice
+from speechllm.trainer_options import PRECISION_FILE, prepare_model_config, write_precision_choice
 
 __all__ = ["prepare_model_config", "train"]
 
@@ -55,10 +58,15 @@ def train(
     """
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    ckpt_path = check_inputs(cfg, resume)  # before output_dir is made or any model loads
+    made = _first_missing(Path(cfg.output_dir))
     check_output_dir(cfg.output_dir, resume, overwrite)  # and lock it for this run
+    finished = False
     try:
         with quiet_third_party():  # one line per log event, no third-party tips
-            return _train(cfg, resume, callbacks, prealign_callbacks)
+            trained = _train(cfg, resume, ckpt_path, callbacks, prealign_callbacks)
+        finished = True
+        return trained
     except SIGTERMException:  # a SystemExit without a code: the process would exit 0
         raise TrainingInterrupted(
             f"training stopped by SIGTERM; its state is saved in {cfg.output_dir} (last.ckpt): continue "
@@ -66,26 +74,65 @@ def train(
         ) from None
     finally:
         release_output_dir(cfg.output_dir)
+        if not finished and made is not None:
+            _remove_if_unused(made)
+
+
+def check_inputs(cfg: DictConfig, resume: str | None) -> str | None:
+    """What training reads, checked before anything is written or loaded; returns the LLM stage's
+    checkpoint to resume from (or None).
+
+    A missing, empty or untrusted manifest, resume checkpoint, ``prealign.init`` model directory or
+    ``data.encoder_cache`` folder, an unknown logger or strategy: each fails here, in a second,
+    naming the key and the path.
+    """
+    ckpt_path = _llm_stage_resume(resume, cfg)
+    for split in ("train", "val"):
+        for manifest in cfg.data[split]:
+            if not check_manifest_path(manifest.path, bool(cfg.data.trust_manifest_sources)):
+                raise ConfigError(f"data.{split}: {manifest.path} holds no cut")
+    if cfg.data.encoder_cache and not Path(cfg.data.encoder_cache).is_dir():
+        raise ConfigError(
+            f"data.encoder_cache: {cfg.data.encoder_cache} is not a directory; write it with "
+            f"`speechllm cache CONFIG --out {cfg.data.encoder_cache}`"
+        )
+    if cfg.prealign.init:
+        check_model_dir(cfg.prealign.init, "prealign.init")
+    build_loggers(cfg)  # an unknown or missing logger package
+    check_strategy(prepare_model_config(cfg))  # `auto` precision resolved, as training will
+    return ckpt_path
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself or a parent) that does not exist yet."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _remove_if_unused(folder: Path) -> None:
+    """Remove a folder this run made when the run failed before writing anything of its own: only
+    the output_dir lock, ``precision.json`` (written before the models load) and empty folders."""
+    leftovers = {LOCK_FILE, PRECISION_FILE}
+    if folder.is_dir() and all(p.is_dir() or p.name in leftovers for p in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _train(
     cfg: DictConfig,
     resume: str | None,
+    ckpt_path: str | None,
     callbacks: list[L.Callback] | None,
     prealign_callbacks: list[L.Callback] | None,
 ) -> Path:
     from speechllm.data.datamodule import SpeechDataModule
 
-    ckpt_path = _llm_stage_resume(resume, cfg)  # a missing checkpoint fails before the models load
     requested = cfg
-    for split in ("train", "val"):  # bad, empty or untrusted data fails before the models load
-        for manifest in cfg.data[split]:
-            if not check_manifest_path(manifest.path, bool(cfg.data.trust_manifest_sources)):
-                raise ConfigError(f"data.{split}: {manifest.path} holds no cut")
     cfg = prepare_model_config(cfg)
-    check_strategy(cfg)
     write_precision_choice(requested)
-    build_loggers(cfg)  # an unknown or missing logger fails here, not after the models load
     module = build_module(cfg)
     if cfg.prealign.objective != "none" or cfg.prealign.init:
         run_prealign(cfg, module.model, resume=resume is not None, callbacks=prealign_callbacks)

@@ -22,6 +22,10 @@ SPEECHLLM="${SPEECHLLM:-$repo/.venv/bin/speechllm}"
 ADAPTERS="${ADAPTERS:-base conv wlq_former}"
 conf=$repo/recipes/tiny/conf/asr.yaml
 cache=data/encoder_cache/tiny
+# The config's data paths are relative to the config file (the repository's data/); this run's
+# corpus is under the current directory, so they are given here (overrides: relative to the cwd).
+data=("data.train=[{path: data/tones/tones_cuts_train.jsonl.gz, task: asr}]"
+      "data.val=[{path: data/tones/tones_cuts_dev.jsonl.gz, task: asr}]")
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     echo "== stage 0: prepare the tone-word corpus in data/tones"
@@ -29,19 +33,19 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     echo "== stage 1: cache encoder outputs in $cache"
-    "$SPEECHLLM" cache "$conf" --out "$cache"
+    "$SPEECHLLM" cache "$conf" "${data[@]}" --out "$cache"
 fi
 for adapter in $ADAPTERS; do
     run=runs/tiny/$adapter
     if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
         echo "== stage 2: train the $adapter adapter"
         "$SPEECHLLM" train "$conf" model.adapter.name="$adapter" output_dir="$run" \
-            data.encoder_cache="$cache" "$@"
+            "${data[@]}" data.encoder_cache="$cache" "$@"
     fi
     if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
         echo "== stage 3: evaluate $run/model"
         "$SPEECHLLM" evaluate --model "$run/model" --manifest data/tones/tones_cuts_test.jsonl.gz \
-            --task asr --out "$run/eval" --sfm tiny-random-whisper --llm tiny-random-llama
+            --task asr --out "$run/eval" --sfm-label tiny-random-whisper --llm-label tiny-random-llama
     fi
 done
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         if getattr(args, "overrides", None) is None or any(e.startswith("-") or "=" not in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides += extra
+        args.overrides = [*args.overrides, *extra]  # a new list: the parser's default is shared
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _reopen_log_streams()
     if not hasattr(args, "func"):

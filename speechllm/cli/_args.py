@@ -1,13 +1,16 @@
-"""What every command shares: forwarding parsed arguments to the library function they name."""
+"""What every command shares: forwarding parsed arguments to the library function they name, and
+the options several commands take (one definition each, so names, defaults and help agree)."""
 
 from __future__ import annotations
 
 import argparse
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from speechllm.languages import EXTRA_NEW_TOKENS, MAX_NEW_TOKENS_PER_SECOND
+from speechllm.deprecations import decoder_name, warn_retired
+from speechllm.languages import DECODERS, EXTRA_NEW_TOKENS, MAX_NEW_TOKENS_PER_SECOND, TASKS
 
 
 def call_with_args(func: Callable[..., Any], args: argparse.Namespace, **overrides: Any) -> Any:
@@ -19,6 +22,15 @@ def call_with_args(func: Callable[..., Any], args: argparse.Namespace, **overrid
     kwargs = {name: getattr(args, name) for name in inspect.signature(func).parameters if hasattr(args, name)}
     kwargs.update(overrides)
     return func(**kwargs)
+
+
+def module_names(text: str) -> list[str]:
+    """argparse type: ``a`` or ``a,b.c`` → module names (one flag value, so that a positional
+    argument after ``--imports m`` is never read as a module)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"no module name in {text!r}")
+    return names
 
 
 def positive_int(text: str) -> int:
@@ -55,6 +67,19 @@ def tokens_per_second(text: str) -> float | None:
     return value
 
 
+def add_config_arguments(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``CONFIG [KEY=VALUE ...]``: a YAML file and dotlist overrides (paths in the file are relative
+    to the file; in overrides, to the working directory)."""
+    parser.add_argument("config", metavar="CONFIG", help=help_text)
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],  # without a default, argparse calls the list required when CONFIG is missing
+        metavar="KEY=VALUE",
+        help="dotlist overrides, e.g. model.adapter.name=conv (paths: relative to the working directory)",
+    )
+
+
 def add_trust_manifest_argument(parser: argparse.ArgumentParser) -> None:
     """``--trust-manifest-sources``: read audio through recording sources that run a command or
     fetch a URL (refused by default: a manifest is untrusted input, docs/reliability.md)."""
@@ -66,15 +91,83 @@ def add_trust_manifest_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
-    """What a command that decodes with a model directory takes: ``--trust-imports``, beam search,
-    the repetition guard, long-audio chunking (see ``SpeechLLM.generate``) and ``--precision``."""
+class DeprecatedAlias(argparse.Action):
+    """An option's retired spelling: hidden from ``--help``; using it warns, naming the new one,
+    and sets the same value."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        warn_retired(f"the option {option_string}", self.new)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(parser: Any, old: str, new: str, dest: str, **kwargs: Any) -> None:
+    """``old`` read as ``new`` (which writes ``dest``) for one release, with a warning."""
+    parser.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, default=argparse.SUPPRESS, **kwargs)
+
+
+def add_device_argument(parser: Any, what: str = "the model") -> None:
+    """``--device``, default ``auto``, the same in every command that runs a model."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help=f"where {what} runs: cpu, cuda, cuda:N, or auto (default: CUDA when available, else cpu)",
+    )
+
+
+def add_task_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--task", default="asr", choices=TASKS, help="asr (default): transcribe; st: translate"
+    )
+
+
+def add_model_dir_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model DIR`` (a trained model directory) and the two ways to import the user modules it
+    lists: ``--imports`` (these, trusted) and ``--trust-imports`` (all it lists)."""
+    parser.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="a trained model directory (save_pretrained; a training run's <output_dir>/model)",
+    )
+    parser.add_argument(
+        "--imports",
+        action="extend",
+        type=module_names,
+        default=[],
+        metavar="MODULE[,MODULE]",
+        help="modules registering user components (a training config's imports:), imported and "
+        "trusted; repeatable",
+    )
     parser.add_argument(
         "--trust-imports",
         action="store_true",
-        help="import the modules the model directory lists under imports: (their code runs)",
+        help="import every module the model directory lists under imports: (their code runs)",
     )
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a command that decodes with a model directory takes: the decoder, beam search, the
+    repetition guard, long-audio chunking (see ``SpeechLLM.generate``) and ``--precision``."""
     group = parser.add_argument_group("decoding (default: greedy, as the paper)")
+    group.add_argument(
+        "--decoder",
+        default="llm",
+        type=decoder_name,
+        choices=DECODERS,
+        help="llm (default): the model; prealign: the pre-aligned adapter decoded alone by the "
+        "pre-alignment head (CTC greedy, no LLM; ASR)",
+    )
     group.add_argument("--num-beams", type=positive_int, default=1, help="beam search width (1: greedy)")
     group.add_argument("--length-penalty", type=float, default=1.0, help="beam score = log p / length**this")
     group.add_argument(

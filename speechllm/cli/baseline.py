@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.cli._args import add_trust_manifest_argument, call_with_args, positive_int
+from speechllm.cli._args import add_device_argument, add_trust_manifest_argument, call_with_args, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,18 +29,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="whisper-tiny.en",
         help="preset (whisper-tiny.en: English only; whisper-base: multilingual), hub name or directory",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="cuts per batch (default 8)")
     parser.add_argument("--max-new-tokens", type=positive_int, default=200)
-    parser.add_argument("--device", default="cpu")
+    add_device_argument(parser, "Whisper")
     add_trust_manifest_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from speechllm.baselines.whisper_decoder import evaluate_whisper
+    from speechllm.precision import resolve_device
 
     metrics = call_with_args(
-        evaluate_whisper, args, manifests=args.manifest, out_dir=args.out, path=args.model
+        evaluate_whisper,
+        args,
+        manifests=args.manifest,
+        out_dir=args.out,
+        path=args.model,
+        device=str(resolve_device(args.device)),
     )
     for key in sorted(metrics):
         if key.startswith(("asr_wer_", "st_bleu_")):

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.cli._args import add_trust_manifest_argument, positive_float
+from speechllm.cli._args import (
+    add_config_arguments,
+    add_deprecated_alias,
+    add_device_argument,
+    add_trust_manifest_argument,
+    positive_float,
+)
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -16,18 +22,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the frozen speech encoder once over manifests and store its outputs; training "
         "with data.encoder_cache=DIR then reads them instead of audio.",
     )
-    cache.add_argument("config", help="YAML config (its model.encoder is the encoder cached)")
-    cache.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. model.encoder.pad_to_30s=false")
+    add_config_arguments(cache, "YAML config (its model.encoder is the encoder cached)")
     cache.add_argument(
         "--manifest",
-        action="append",
+        action="append",  # one per flag: a KEY=VALUE after it stays an override
         default=None,
         help="CutSet manifest to cache (repeatable; default: every manifest in data.train/val/test)",
     )
     cache.add_argument("--out", default=None, help="cache directory (default: data.encoder_cache)")
-    cache.add_argument("--device", default="cpu", help="where the encoder runs (cpu, cuda, cuda:1)")
+    add_device_argument(cache, "the encoder")
     cache.add_argument(
-        "--batch-duration", type=positive_float, default=120.0, help="seconds of audio per batch"
+        "--max-duration",
+        type=positive_float,
+        default=120.0,
+        metavar="SECONDS",
+        help="seconds of audio per batch (default 120), as evaluate --max-duration and data.max_duration",
+    )
+    add_deprecated_alias(
+        cache, "--batch-duration", "--max-duration", dest="max_duration", type=positive_float
     )
     add_trust_manifest_argument(cache)
     cache.set_defaults(func=run)
@@ -40,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from speechllm.config import ConfigError, load_config
     from speechllm.data.encoder_cache import cache_dir_name
     from speechllm.data.manifest_check import check_manifest_path
+    from speechllm.precision import resolve_device
     from speechllm.prepare.encoder_cache_writer import build_encoder_cache
     from speechllm.progress import progress
     from speechllm.trainer_options import prepare_model_config, resolve_precision
@@ -59,11 +72,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("speechllm cache: no manifest given (--manifest) or configured in data.*")
     trust = args.trust_manifest_sources or bool(cfg.data.trust_manifest_sources)
     sizes = {path: check_manifest_path(path, trust) for path in manifests}  # before the encoder loads
+    device = resolve_device(args.device)
     encoder = build_encoder(OmegaConf.to_container(cfg.model.encoder, resolve=True))
     for path in manifests:
         with progress(f"cache {Path(path).name}", sizes[path], unit="cuts") as advance:
             counts = build_encoder_cache(
-                encoder, path, out, args.batch_duration, args.device, on_progress=advance, trust_sources=trust
+                encoder, path, out, args.max_duration, device, on_progress=advance, trust_sources=trust
             )
         print(
             f"{path}: {counts['cuts']} cuts, {counts['computed']} computed, {counts['reused']} reused, "

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from speechllm.cli._args import (
     add_decoding_arguments,
+    add_deprecated_alias,
+    add_device_argument,
+    add_model_dir_arguments,
+    add_task_argument,
     add_trust_manifest_argument,
     call_with_args,
     decoding_arguments,
@@ -14,8 +18,6 @@ from speechllm.cli._args import (
     positive_float,
     positive_int,
 )
-from speechllm.deprecations import decoder_name
-from speechllm.languages import DECODERS, TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,15 +29,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "terminal, one summary line otherwise. run.json records the decoding settings and how many "
         "hypotheses stopped at their token limit (capped_hypotheses).",
     )
-    parser.add_argument("--model", required=True, type=Path, help="a save_pretrained model directory")
+    add_model_dir_arguments(parser)
     parser.add_argument(
         "--manifest", required=True, nargs="+", action="extend", type=Path, help="lhotse CutSet manifest(s)"
     )
-    parser.add_argument("--task", default="asr", choices=TASKS, help="asr (default) or st")
+    add_task_argument(parser)
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: MODEL/eval)")
     parser.add_argument("--comet-model", default=None, help="COMET hub name, model directory or model.ckpt")
-    parser.add_argument("--comet-batch-size", type=positive_int, default=16)
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="cuts per batch")
+    parser.add_argument(
+        "--comet-batch-size", type=positive_int, default=16, help="sentences per COMET batch (default 16)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="cuts per batch (default 8)")
     parser.add_argument(
         "--max-duration", type=positive_float, default=None, help="seconds of audio per batch"
     )
@@ -45,27 +49,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=200,
         help="at most this many new tokens per clip (default 200; and see --max-new-tokens-per-second)",
     )
-    parser.add_argument(
-        "--decoder",
-        default="llm",
-        type=decoder_name,
-        choices=DECODERS,
-        help="prealign: the pre-aligned adapter decoded alone by the pre-alignment head (CTC greedy, "
-        "no LLM; ASR)",
-    )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    add_device_argument(parser)
     parser.add_argument("--num-workers", type=non_negative_int, default=0, help="data loader workers")
-    parser.add_argument("--sfm", default=None, help="SFM label for run.json (default: from the config)")
-    parser.add_argument("--llm", default=None, help="LLM label for run.json (default: from the config)")
-    parser.add_argument("--adapter", default=None, help="adapter label (default: from the config)")
-    parser.add_argument(
-        "--imports",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="MODULE",
-        help="modules registering user components (a training config's imports:)",
+    labels = parser.add_argument_group(
+        "labels (what run.json and the report call this run; they change nothing in decoding)"
     )
+    for kind, name in (("sfm", "SFM"), ("llm", "LLM"), ("adapter", "adapter")):
+        labels.add_argument(
+            f"--{kind}-label",
+            dest=kind,
+            default=None,
+            metavar="LABEL",
+            help=f"the {name} label in run.json and the report (default: named from the model's config)",
+        )
+        add_deprecated_alias(labels, f"--{kind}", f"--{kind}-label", dest=kind)
     parser.add_argument(
         "--allow-missing",
         action="store_true",

@@ -10,7 +10,14 @@ import argparse
 import logging
 from typing import Any
 
-from speechllm.cli._args import add_trust_manifest_argument, call_with_args
+from speechllm.cli._args import (
+    add_deprecated_alias,
+    add_trust_manifest_argument,
+    call_with_args,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from speechllm.languages import LANGUAGE_NAMES, PAPER_ST_PAIRS, pair_name
 
 logger = logging.getLogger(__name__)
@@ -26,7 +33,7 @@ def _summary(manifests: dict[str, dict[str, Any]]) -> None:
 def _run_covost2(args: argparse.Namespace) -> None:
     from speechllm.prepare.covost2 import PAPER_TEST_MAX_DURATION, PAPER_TEST_MIN_DURATION, prepare_covost2
 
-    min_duration, max_duration, filter_splits = args.min_duration, args.max_duration, None
+    min_duration, max_duration, filter_splits = args.min_cut_duration, args.max_cut_duration, None
     if args.paper_test_filter:
         min_duration, max_duration, filter_splits = PAPER_TEST_MIN_DURATION, PAPER_TEST_MAX_DURATION, ["test"]
     _summary(
@@ -72,13 +79,13 @@ def _train_counts(given: list[tuple[str | None, int]], languages: list[str]) -> 
 def _run_realspeech(args: argparse.Namespace) -> None:
     from speechllm.prepare.realspeech import prepare_realspeech
 
-    _summary(call_with_args(prepare_realspeech, args))
+    _summary(call_with_args(prepare_realspeech, args, max_duration=args.max_cut_duration))
 
 
 def _run_manifest(args: argparse.Namespace) -> None:
     from speechllm.prepare.manifest_import import import_manifest
 
-    _summary(call_with_args(import_manifest, args))
+    _summary(call_with_args(import_manifest, args, language=args.src_lang))
 
 
 def _run_tones(args: argparse.Namespace) -> None:
@@ -115,14 +122,13 @@ def _add_covost(commands: argparse._SubParsersAction) -> None:
     covost.add_argument(
         "--splits", nargs="+", default=["train", "dev", "test"], choices=["train", "dev", "test"]
     )
-    covost.add_argument("--min-duration", type=float, default=None, help="seconds; applies to all splits")
-    covost.add_argument("--max-duration", type=float, default=None, help="seconds; applies to all splits")
+    _add_cut_duration_arguments(covost, "clips (all splits)")
     covost.add_argument(
         "--paper-test-filter",
         action="store_true",
-        help="keep test clips of 1-15 s as the paper does (overrides --min/--max-duration)",
+        help="keep test clips of 1-15 s as the paper does (overrides --min/--max-cut-duration)",
     )
-    covost.add_argument("--num-jobs", type=int, default=1)
+    _add_num_jobs_argument(covost)
     covost.set_defaults(func=_run_covost2)
 
 
@@ -141,9 +147,9 @@ def _add_synthetic(commands: argparse._SubParsersAction) -> None:
         metavar="N|LANG=N",
         help="training sentences per language: one count, and/or LANG=N for a language (default 2000)",
     )
-    synthetic.add_argument("--num-dev", type=int, default=100, help="sentences per language")
-    synthetic.add_argument("--num-test", type=int, default=100, help="sentences per language")
-    synthetic.add_argument("--num-jobs", type=int, default=1, help="synthesis processes")
+    synthetic.add_argument("--num-dev", type=non_negative_int, default=100, help="sentences per language")
+    synthetic.add_argument("--num-test", type=non_negative_int, default=100, help="sentences per language")
+    _add_num_jobs_argument(synthetic, "synthesis processes")
     synthetic.add_argument(
         "--cache-dir", default=None, help="Debian text sources (default: <output_dir>/debian)"
     )
@@ -163,8 +169,8 @@ def _add_real(commands: argparse._SubParsersAction) -> None:
     real.add_argument(
         "--package-root", default=None, help="already unpacked packages (skips apt-get download)"
     )
-    real.add_argument("--max-duration", type=float, default=None, help="leave out longer prompts (seconds)")
-    real.add_argument("--num-jobs", type=int, default=1)
+    _add_cut_duration_arguments(real, "prompts", minimum=False)
+    _add_num_jobs_argument(real)
     real.set_defaults(func=_run_realspeech)
 
 
@@ -178,24 +184,48 @@ def _add_manifest(commands: argparse._SubParsersAction) -> None:
     manifest.add_argument("output_dir")
     manifest.add_argument("--corpus", default="custom", help="file name prefix (default: custom)")
     manifest.add_argument("--split", default="train")
-    manifest.add_argument("--language", default=None, help="source language where the table has no src_lang")
+    manifest.add_argument("--src-lang", default=None, help="source language where the table has no src_lang")
+    add_deprecated_alias(manifest, "--language", "--src-lang", dest="src_lang")
     manifest.add_argument("--tgt-lang", default=None, help="target language where the table has no tgt_lang")
     manifest.add_argument(
         "--audio-root", default=None, help="base of relative audio paths (default: the table's dir)"
     )
-    manifest.add_argument("--resample-to", type=int, default=None, help="cuts resample to this rate on load")
-    manifest.add_argument("--num-jobs", type=int, default=1)
+    manifest.add_argument(
+        "--resample-to", type=positive_int, default=None, help="cuts resample to this rate on load"
+    )
+    _add_num_jobs_argument(manifest)
     manifest.set_defaults(func=_run_manifest)
 
 
 def _add_tones(commands: argparse._SubParsersAction) -> None:
     tones = commands.add_parser("tones", help="tiny tone-word corpus for CI and the tiny recipe (no speech)")
     tones.add_argument("output_dir")
-    tones.add_argument("--num-train", type=int, default=200)
-    tones.add_argument("--num-dev", type=int, default=20)
-    tones.add_argument("--num-test", type=int, default=20)
+    tones.add_argument("--num-train", type=non_negative_int, default=200, help="clips (default 200)")
+    tones.add_argument("--num-dev", type=non_negative_int, default=20, help="clips (default 20)")
+    tones.add_argument("--num-test", type=non_negative_int, default=20, help="clips (default 20)")
     tones.add_argument("--seed", type=int, default=0)
     tones.set_defaults(func=_run_tones)
+
+
+def _add_num_jobs_argument(parser: argparse.ArgumentParser, what: str = "worker processes") -> None:
+    parser.add_argument("--num-jobs", type=positive_int, default=1, help=f"{what} (default 1)")
+
+
+def _add_cut_duration_arguments(parser: argparse.ArgumentParser, what: str, minimum: bool = True) -> None:
+    """``--min/--max-cut-duration``: a clip's length, as ``data.min/max_cut_duration`` in a config
+    (``--max-duration`` is seconds of audio per batch in ``evaluate``, as ``data.max_duration``)."""
+    for bound, side in (("min", "shorter"), ("max", "longer"))[0 if minimum else 1 :]:
+        parser.add_argument(
+            f"--{bound}-cut-duration",
+            type=positive_float,
+            default=None,
+            metavar="SECONDS",
+            help=f"leave out {side} {what}",
+        )
+        add_deprecated_alias(
+            parser, f"--{bound}-duration", f"--{bound}-cut-duration", dest=f"{bound}_cut_duration",
+            type=positive_float,
+        )  # fmt: skip
 
 
 def add_shar_command(commands: argparse._SubParsersAction) -> None:
@@ -203,12 +233,12 @@ def add_shar_command(commands: argparse._SubParsersAction) -> None:
     shar = commands.add_parser("shar", help="export a manifest to lhotse Shar shards (multi-node streaming)")
     shar.add_argument("manifest", help="a CutSet manifest (.jsonl.gz)")
     shar.add_argument("output_dir")
-    shar.add_argument("--shard-size", type=int, default=1000, help="cuts per shard (default: 1000)")
+    shar.add_argument("--shard-size", type=positive_int, default=1000, help="cuts per shard (default: 1000)")
     shar.add_argument("--audio-format", default="flac", choices=("flac", "wav"))
     shar.add_argument(
         "--with-encoder-cache", default=None, metavar="DIR", help="also store cached encoder outputs"
     )
-    shar.add_argument("--num-jobs", type=int, default=1)
+    _add_num_jobs_argument(shar)
     add_trust_manifest_argument(shar)
     shar.set_defaults(func=_run_shar)
 

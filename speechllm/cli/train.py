@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from speechllm.cli._args import add_trust_manifest_argument
+from speechllm.cli._args import add_config_arguments, add_trust_manifest_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train an adapter from a YAML config")
-    parser.add_argument("config", help="YAML config (see recipes/)")
-    parser.add_argument("overrides", nargs="*", help="dotlist overrides, e.g. model.adapter.name=conv")
+    parser = subparsers.add_parser(
+        "train",
+        help="train an adapter from a YAML config",
+        description="Train an adapter as CONFIG says, with KEY=VALUE overrides on top; writes the "
+        "run to output_dir (the trained model: <output_dir>/model).",
+    )
+    add_config_arguments(parser, "YAML config (see recipes/*/conf/)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument(
         "--resume",

@@ -6,8 +6,15 @@ import argparse
 import json
 import sys
 
-from speechllm.cli._args import add_decoding_arguments, call_with_args, decoding_arguments, positive_int
-from speechllm.languages import TASKS
+from speechllm.cli._args import (
+    add_decoding_arguments,
+    add_device_argument,
+    add_model_dir_arguments,
+    add_task_argument,
+    call_with_args,
+    decoding_arguments,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,18 +27,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "one summary line otherwise.",
     )
     parser.add_argument("audio", nargs="+", help="audio files, directories or globs ('data/**/*.wav')")
-    parser.add_argument("--model", required=True, help="a save_pretrained directory")
-    parser.add_argument("--task", default="asr", choices=TASKS)
-    parser.add_argument("--src-lang", default="en")
-    parser.add_argument("--tgt-lang", default=None)
-    parser.add_argument("--batch-size", type=positive_int, default=8)
+    add_model_dir_arguments(parser)
+    add_task_argument(parser)
+    parser.add_argument("--src-lang", default="en", help="the audio's language (default: en)")
+    parser.add_argument("--tgt-lang", default=None, help="the translation's language (--task st)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="files per batch (default 8)")
     parser.add_argument(
         "--max-new-tokens",
         type=positive_int,
         default=200,
         help="at most this many new tokens per clip (default 200; and see --max-new-tokens-per-second)",
     )
-    parser.add_argument("--device", default="cpu")
+    add_device_argument(parser)
     parser.add_argument(
         "--format",
         default="text",
@@ -49,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     paths, failures = expand_audio_paths(args.audio)
     for failure in failures:
         print(f"speechllm: error: {failure.path}: {failure.error}", file=sys.stderr)
+    if not paths:  # every argument failed: nothing to decode, no model to load
+        return 1
     # A bar that moves as each file's decoding stops (a terminal), or a summary line (a pipe).
     with progress("transcribe", len(paths), unit="files") as advance:
         results = call_with_args(

@@ -3,7 +3,8 @@
 Unknown keys (anywhere in the schema, or among a component's constructor options) are errors that
 name the key and list the valid ones; they are found before any weights load. The sections and
 their defaults: :mod:`~speechllm.config.schema`; reading YAML and overrides:
-:mod:`~speechllm.config.loading`; the checks: :mod:`~speechllm.config.validation`.
+:mod:`~speechllm.config.loading`; relative paths (relative to the file that names them):
+:mod:`~speechllm.config.paths`; the checks: :mod:`~speechllm.config.validation`.
 """
 
 from speechllm.config.loading import import_locations, import_user_modules, load_config, read_yaml

@@ -14,7 +14,9 @@ from speechllm.config.schema import ManifestConfig
 from speechllm.errors import ConfigError
 from speechllm.registry import ADAPTERS, ENCODERS, LLMS, Registry, constructor_options, required_options
 
-COMPONENTS: dict[str, Registry[Any]] = {"encoder": ENCODERS, "adapter": ADAPTERS, "llm": LLMS}
+# The adapter first: its module imports torch only, the encoders' and LLMs' also transformers
+# (seconds), so the option a user edits most is checked soonest.
+COMPONENTS: dict[str, Registry[Any]] = {"adapter": ADAPTERS, "encoder": ENCODERS, "llm": LLMS}
 
 
 # Numbers no run can work with, refused before anything loads: (key, test, what is valid).

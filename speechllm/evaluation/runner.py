@@ -29,17 +29,11 @@ from speechllm.evaluation.decoding import (
 )
 from speechllm.evaluation.scoring import run_names, score_groups, write_run_dir
 from speechllm.languages import TASKS
-from speechllm.precision import decode_precision
+from speechllm.precision import decode_precision, resolve_device
 from speechllm.progress import progress
 from speechllm.rundir import Compression, RunInfo, check_run_dir
 
 log = logging.getLogger(__name__)
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _manifest_list(
@@ -275,7 +269,7 @@ def evaluate(
     names = run_names(model.config, sfm=sfm, llm=llm, adapter=adapter)
     check_run_dir(out_dir, names)  # before decoding, not after
     _check_writable(out_dir)
-    run_device = _resolve_device(device)
+    run_device = resolve_device(device)
     model = model.to(run_device).eval()
     model, precision_context, precision_used = decode_precision(model, run_device, precision)
     log.info("decoding precision %s (%s)", precision_used["precision"], precision_used["reason"])

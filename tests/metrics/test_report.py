@@ -222,8 +222,7 @@ def test_cli_report_command(tmp_path: Path) -> None:
     markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
     assert "| Whisper | Mistral | WLQ-former |" in markdown
     assert not list((tmp_path / "out").glob("*.png"))
-    with pytest.raises(SystemExit):
-        parser.parse_args(["report", str(runs[0])])  # --out is required
+    assert parser.parse_args(["report", str(runs[0])]).out is None  # default: beside the runs
 
 
 def test_hypotheses_round_trip(tmp_path: Path) -> None:

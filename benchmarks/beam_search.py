@@ -8,7 +8,7 @@ The clips are the demo's test clips when ``--manifest`` is given, else noise of 
 lengths. Each clip is encoded alone first (as the encoder-output cache does): Whisper on its true
 length attends over a batch's padding, so a padded batch would change the encoder's outputs,
 which is not what this measures. Before timing, the batched and per-clip outputs are compared
-and the count of equal ones printed: the search is exact (tests/test_search.py asserts equality on
+and the count of equal ones printed: the search is exact (tests/evaluation/test_search.py asserts equality on
 the tiny models), but a left-padded batch rounds differently in the LLM, which can flip a near-tie.
 """
 

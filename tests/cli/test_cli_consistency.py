@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from speechllm import deprecations
 from speechllm.cli import build_parser, main
 from speechllm.cli.report import default_report_dir
 from speechllm.deprecations import SpeechLLMDeprecationWarning
@@ -69,12 +68,6 @@ def visible_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Actio
 
 def all_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {option: action for action in parser._actions for option in action.option_strings}
-
-
-@pytest.fixture
-def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each retired name warns once per process: start each test with none warned yet."""
-    monkeypatch.setattr(deprecations, "_warned", set())
 
 
 def test_every_command_that_decodes_has_the_same_decoding_options() -> None:
@@ -145,7 +138,7 @@ def test_languages_are_src_lang_and_tgt_lang_in_every_command() -> None:
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else None,
 )
-def test_a_retired_option_still_works_and_warns_naming_the_new_one(argv, dest, value, new, fresh_warnings):
+def test_a_retired_option_still_works_and_warns_naming_the_new_one(argv, dest, value, new):
     new = new or argv[-2].replace("-duration", "-cut-duration")
     with pytest.warns(SpeechLLMDeprecationWarning, match=f"{argv[-2]} is deprecated .*; use {new}"):
         args = build_parser().parse_args(argv)

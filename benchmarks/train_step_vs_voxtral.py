@@ -62,7 +62,7 @@ def audio_embeddings(model: object, batch: dict, peer: bool) -> float:
     if peer:
         return 375.0  # one per 4 frames of the fixed 30 s window
     with torch.no_grad():
-        out = model.encode(batch.audio, batch.audio_lens)  # type: ignore[attr-defined]
+        out = model.encode(batch["audio"], batch["audio_lens"])  # type: ignore[attr-defined]
     return float(out.lens.float().mean())
 
 

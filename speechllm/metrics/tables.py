@@ -23,7 +23,7 @@ from speechllm.rundir import Compression
 
 RowKey = tuple[str, str, str]  # (SFM, LLM, adapter), the paper's names
 # The option of `speechllm evaluate` that sets the adapter's name in run.json (one report row each).
-DUPLICATE_LABEL_OPTION = "--adapter"
+DUPLICATE_LABEL_OPTION = "--adapter-label"
 Mark = tuple[RowKey, str]  # (row, column)
 
 _SFM_ORDER = ("SeamlessM4T", "Whisper")

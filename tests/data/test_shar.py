@@ -129,7 +129,7 @@ def test_shar_with_encoder_cache_gives_cached_batches(tiny_model_overrides, tone
     by_id = {c.id: c for c in load_manifest(manifest)}
     seen = []
     for batch in dm.val_dataloader():
-        assert "audio" not in batch
+        assert batch.audio is None
         for i, cut_id in enumerate(batch.cut_ids):
             expected = torch.from_numpy(cache.load(by_id[cut_id]).astype(np.float32))
             assert torch.equal(batch.encoder_hidden[i, : batch.encoder_lens[i]], expected)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-# The loop references live with the tests (tests/reference_adapters.py), which check them.
+# The loop references live with the tests (tests/helpers/reference_adapters.py), which check them.
 for path in (ROOT, ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))

@@ -10,7 +10,7 @@ import argparse
 
 import _timing
 import torch
-from reference_adapters import cif_integrate_loop
+from helpers.reference_adapters import cif_integrate_loop
 
 from speechllm.adapters.cif import cif_integrate
 

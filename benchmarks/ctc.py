@@ -11,7 +11,7 @@ import argparse
 
 import _timing
 import torch
-from reference_adapters import ctc_compress_loop
+from helpers.reference_adapters import ctc_compress_loop
 
 from speechllm.adapters.ctc import ctc_compress
 

@@ -164,7 +164,9 @@ def transcribe_files(
     run_device = resolve_device(device)
     model = SpeechLLM.from_pretrained(model_dir, trust_imports=trusted).to(run_device).eval()
     if decoder == "prealign" and model.prealign is None:
-        raise UsageError(f"{model_dir}: --decoder prealign needs a pre-aligned model (model.prealign)")
+        raise UsageError(
+            f"{model_dir}: decoder 'prealign' (--decoder prealign) needs a pre-aligned model (model.prealign)"
+        )
     model, precision_context, _ = decode_precision(model, run_device, precision)
 
     shown = _ChunkProgress(on_done, 0)

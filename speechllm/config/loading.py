@@ -75,7 +75,7 @@ def _check_prompt(cfg: DictConfig) -> None:
     try:
         PromptConfig(**OmegaConf.to_container(prompt, resolve=True))  # type: ignore[arg-type]
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"model.llm.prompt: {err}") from None
+        raise ConfigError(f"model.llm: prompt: {err}") from None
 
 
 def _key_of(message: str) -> str:

@@ -232,5 +232,5 @@ def test_transcribe_with_the_prealign_decoder_needs_a_prealigned_model(
     wav = next((tones_dir / "wav").glob("*.wav"))
     (result,) = transcribe_files(with_head, [wav], decoder="prealign", device="cpu")
     assert result.error is None and isinstance(result.text, str)
-    with pytest.raises(UsageError, match="--decoder prealign needs a pre-aligned model"):
+    with pytest.raises(UsageError, match="--decoder prealign. needs a pre-aligned model"):
         list(transcribe_files(without_head, [wav], decoder="prealign", device="cpu"))

@@ -11,7 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers.tiny_training import TINY_RECIPE, tiny_train_args
+from helpers.paths import TINY_RECIPE
+from helpers.tiny_training import tiny_train_args
 
 import speechllm
 from speechllm.cli import main

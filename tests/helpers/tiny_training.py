@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-TINY_RECIPE = Path(__file__).parents[2] / "recipes" / "tiny" / "conf" / "asr.yaml"
-
 
 def tiny_train_args(
     config: Path, tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, *extra: str

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from helpers.paths import REPO
+from helpers.tiny_training import one_error_line
+from helpers.tiny_training import tiny_train_args as tiny_train_args_for
 
 from speechllm.cli import main
 from speechllm.errors import ConfigError
@@ -18,26 +20,8 @@ from speechllm.errors import ConfigError
 TINY_RECIPE = REPO / "recipes" / "tiny" / "conf" / "asr.yaml"
 
 
-def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    errors = [line for line in err if line.startswith("speechllm: error: ")]
-    assert len(errors) == 1 and not any("Traceback" in line for line in err), err
-    return errors[0]
-
-
 def train_args(tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        str(TINY_RECIPE),
-        f"output_dir={out}",
-        f"model.encoder.path={tiny_dirs['tiny-random-whisper']}",
-        f"model.llm.path={tiny_dirs['tiny-random-llama']}",
-        f"data.train=[{{path: {tones_dir / 'tones_cuts_train.jsonl.gz'}}}]",
-        "data.val=[]",
-        "trainer.max_steps=1",
-        "trainer.enable_progress_bar=false",
-        *extra,
-    ]
+    return tiny_train_args_for(TINY_RECIPE, tiny_dirs, tones_dir, out, "trainer.max_steps=1", *extra)
 
 
 @pytest.fixture

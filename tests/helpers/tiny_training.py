@@ -1,14 +1,20 @@
-"""The arguments of a `speechllm train` of the tiny recipe, short enough for a test (2 steps)."""
+"""The arguments of a `speechllm train` of the tiny recipe, short enough for a test (2 steps), and
+the one error line a failing command prints."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+TINY_RECIPE = Path(__file__).parents[2] / "recipes" / "tiny" / "conf" / "asr.yaml"
+
 
 def tiny_train_args(
     config: Path, tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, *extra: str
 ) -> list[str]:
-    """``train CONFIG ...`` with the session's tiny models and tone corpus, writing to ``out``."""
+    """``train CONFIG ...`` with the session's tiny models and tone corpus, writing to ``out``
+    (later ``extra`` overrides win over these)."""
     return [
         "train",
         str(config),
@@ -21,3 +27,11 @@ def tiny_train_args(
         "trainer.enable_progress_bar=false",
         *extra,
     ]
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The single ``speechllm: error: ...`` line on stderr (and no traceback)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("speechllm: error: ")]
+    assert len(errors) == 1 and not any("Traceback" in line for line in err), err
+    return errors[0]

@@ -251,7 +251,10 @@ class SpeechLLM(nn.Module):
         else:
             raise ValueError("generate needs audio and audio_lens, or encoder_hidden and encoder_lens")
         if decoder == "prealign":  # the adapter's CTC readout: no token limit needed
-            return Generation.unlimited(self._decode_prealign(encoder_hidden, encoder_lens))
+            texts = self._decode_prealign(encoder_hidden, encoder_lens)
+            if on_clip_done is not None:
+                on_clip_done(len(texts))
+            return Generation.unlimited(texts)
         embeds, attention_mask, position_ids = self._prompted(
             encoder_hidden, encoder_lens, task, src_lang, tgt_lang
         )

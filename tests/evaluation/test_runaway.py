@@ -91,6 +91,15 @@ def test_a_progress_bar_hears_of_each_clip_as_it_finishes(model, never_stops, nu
     assert finished == [(1, cap(0.5)), (1, cap(3.0))]  # the short clip at its limit, long before the other
 
 
+def test_chunked_decoding_sums_the_chunks_and_reports_the_clip_once(model, never_stops) -> None:
+    audio, lens = two_clips()
+    finished: list[int] = []
+    decoded = model.generate_detailed(audio, lens, chunk_seconds=1.0, on_clip_done=finished.append)
+    assert decoded.token_limits == [cap(0.5), 3 * cap(1.0)]  # the 3 s clip: three 1 s chunks
+    assert decoded.num_tokens == decoded.token_limits and decoded.capped == [True, True]
+    assert sum(finished) == 2
+
+
 def test_each_clip_gets_the_tokens_it_would_get_alone(model, never_stops) -> None:
     audio, lens = two_clips()
     together = model.generate_detailed(audio, lens)

@@ -6,19 +6,19 @@ that training and batched generation share one layout and every row ends at the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from speechllm.adapters.interface import Adapter, AdapterOutput, AdapterTargets
 from speechllm.audio import SAMPLE_RATE, per_chunk, split_into_chunks
 from speechllm.builders import build_adapter, build_encoder, build_llm
+from speechllm.config.loading import plain_config
 from speechllm.deprecations import decoder_name, upgrade_state_dict
 from speechllm.errors import CheckpointError
 from speechllm.languages import DECODERS, MAX_NEW_TOKENS_PER_SECOND
@@ -66,7 +66,7 @@ class SpeechLLM(nn.Module):
         from speechllm.config import import_user_modules, validate_components
 
         import_user_modules(list(imports), found_in=import_dirs)
-        cfg = _to_dict(cfg)
+        cfg = plain_config(cfg)
         # Every component's name and options, before the frozen models load (seconds to minutes).
         validate_components(OmegaConf.create({"model": cfg}))
         encoder = build_encoder(cfg["encoder"])
@@ -393,9 +393,3 @@ class SpeechLLM(nn.Module):
         except RuntimeError as err:
             detail = " ".join(str(err).split())[:300]
             raise CheckpointError(f"{source}: trained parameters do not fit this model ({detail})") from None
-
-
-def _to_dict(cfg: Any) -> dict[str, Any]:
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return json.loads(json.dumps(cfg)) if not isinstance(cfg, dict) else cfg

@@ -8,10 +8,12 @@ command line override that set it.
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -206,3 +208,10 @@ def import_locations(modules: list[str]) -> dict[str, str]:
 
 def _is_module_in(name: str, directory: Path) -> bool:
     return (directory / f"{name}.py").is_file() or (directory / name / "__init__.py").is_file()
+
+
+def plain_config(cfg: Any) -> dict[str, Any]:
+    """A config section (an OmegaConf node or any JSON-like mapping) as a plain, resolved dict."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return cfg if isinstance(cfg, dict) else json.loads(json.dumps(cfg))

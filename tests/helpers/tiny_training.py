@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-TINY_RECIPE = Path(__file__).parents[2] / "recipes" / "tiny" / "conf" / "asr.yaml"
-
 
 def tiny_train_args(
     config: Path, tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, *extra: str

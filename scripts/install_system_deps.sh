@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Install the system packages speechllm's data preparation uses: espeak-ng (synthetic corpus).
-# The real-speech and text sources are fetched later with `apt-get download` (no install needed).
+# Install the system packages speechllm's data preparation uses: the synthetic corpus's speech
+# engines, espeak-ng, festival (with its English and Italian voices) and flite
+# (speechllm/prepare/voices.py). The real-speech and text sources are fetched later with
+# `apt-get download` (no install needed).
 #
 # Usage: scripts/install_system_deps.sh
 # Exits non-zero with a message saying what to do when it cannot install (no apt-get, not root
 # and no sudo, or apt failure).
 set -euo pipefail
 
-PACKAGES=(espeak-ng)
+PACKAGES=(espeak-ng festival flite festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+    festvox-italp16k festvox-itapc16k)
+
+installed() {  # a package is there when dpkg says so (or, without dpkg, its command is on PATH)
+    if command -v dpkg-query >/dev/null 2>&1; then
+        [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+    else
+        command -v "$1" >/dev/null 2>&1
+    fi
+}
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
-    if command -v "$pkg" >/dev/null 2>&1; then
-        echo "install_system_deps: $pkg already installed ($(command -v "$pkg"))"
+    if installed "$pkg"; then
+        echo "install_system_deps: $pkg already installed"
     else
         missing+=("$pkg")
     fi
@@ -52,9 +63,9 @@ if ! DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y "${missing[@
 fi
 
 for pkg in "${missing[@]}"; do
-    if ! command -v "$pkg" >/dev/null 2>&1; then
-        echo "install_system_deps: ERROR: $pkg still not on PATH after installing" >&2
+    if ! installed "$pkg"; then
+        echo "install_system_deps: ERROR: $pkg still not installed after apt-get install" >&2
         exit 1
     fi
-    echo "install_system_deps: installed $pkg ($(command -v "$pkg"))"
+    echo "install_system_deps: installed $pkg"
 done

@@ -68,8 +68,8 @@ case ",$EXTRAS," in
         ;;
 esac
 
-say "system packages (espeak-ng for synthetic speech)"
+say "system packages (espeak-ng, festival, flite: the synthetic corpus's voices)"
 if ! bash scripts/install_system_deps.sh; then
-    say "WARNING: system packages missing; tests that need espeak-ng will be skipped and say why"
+    say "WARNING: system packages missing; tests that need a speech engine will be skipped and say why"
 fi
 say "done: $("$VENV/bin/python" -c 'import torch, transformers, lightning; print(f"torch {torch.__version__}, transformers {transformers.__version__}, lightning {lightning.__version__}")')"

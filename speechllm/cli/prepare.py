@@ -135,7 +135,7 @@ def _add_covost(commands: argparse._SubParsersAction) -> None:
 def _add_synthetic(commands: argparse._SubParsersAction) -> None:
     languages = sorted(LANGUAGE_NAMES)
     synthetic = commands.add_parser(
-        "synthetic", help="parallel en/de/es/fr/it corpus synthesized with espeak-ng"
+        "synthetic", help="parallel en/de/es/fr/it corpus spoken by espeak-ng, festival, flite, piper"
     )
     synthetic.add_argument("output_dir")
     synthetic.add_argument("--languages", nargs="+", default=languages, choices=languages)
@@ -154,6 +154,13 @@ def _add_synthetic(commands: argparse._SubParsersAction) -> None:
         "--cache-dir", default=None, help="Debian text sources (default: <output_dir>/debian)"
     )
     synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument(
+        "--engines",
+        nargs="+",
+        default=["espeak-ng"],
+        choices=["espeak-ng", "festival", "flite", "piper"],
+        help="synthesis engines each utterance's voice is drawn from (default: espeak-ng)",
+    )
     synthetic.set_defaults(func=_run_synthetic)
 
 

@@ -130,10 +130,13 @@ def _results(runs: Sequence[EvaluatedRun]) -> list[str]:
     lines: list[str] = []
     for run in runs:
         tasks = ", ".join(run.info.tasks) or "?"
-        test_sets = run.info.extra.get("test_sets") or run.info.extra.get("manifests")
         lines += [f"### `{run.directory.name}` (tasks: {tasks})", ""]
-        if test_sets:
-            lines += [f"Test sets: `{test_sets}`", ""]
+        for task in run.info.tasks:  # what `speechllm evaluate` records in run.json
+            manifests = run.info.extra.get(f"{task}_manifests")
+            if manifests:
+                cuts = run.info.extra.get(f"{task}_cuts")
+                counted = f" ({cuts} cuts)" if cuts is not None else ""
+                lines += [f"{task} test set{counted}: " + ", ".join(f"`{m}`" for m in manifests), ""]
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {name} | {value:.2f} |" for name, value in sorted(run.metrics.items())]
         lines.append("")

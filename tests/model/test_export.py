@@ -34,7 +34,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_overrides: list
                 param.normal_(0.0, 0.5)
     run = tmp_path_factory.mktemp("run")
     model.save_pretrained(run / "model")
-    info = RunInfo("whisper", "llama", "base", ["asr"], {"test_sets": ["tones_test"]})
+    evaluated = {"asr_manifests": ["tones_test.jsonl.gz"], "asr_cuts": 6}  # as `speechllm evaluate` writes
+    info = RunInfo("whisper", "llama", "base", ["asr"], evaluated)
     update_run_dir(run / "model" / "eval", info, [], {"asr_wer_en": 12.5})
     return run
 
@@ -81,7 +82,7 @@ def test_export_writes_encoder_reference_prompt_format_and_model_card(run_dir, t
     assert "Transcribe the audio in English." in prompt["rendered"]["asr_en"]["prefix"]
     assert prompt["stop_ids"]
     card = (out / "README.md").read_text()
-    assert "| asr_wer_en | 12.50 |" in card and "tones_test" in card
+    assert "| asr_wer_en | 12.50 |" in card and "asr test set (6 cuts): `tones_test.jsonl.gz`" in card
     assert "AutoModelForCausalLM.from_pretrained" in card and "LoRA (r=4) merged" in card
 
 

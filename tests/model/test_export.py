@@ -99,3 +99,21 @@ def test_export_command(run_dir, tmp_path, capsys):
     assert (tmp_path / "cli" / "llm" / "config.json").is_file()
     assert main(["export", str(run_dir / "nowhere"), str(tmp_path / "x")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_an_export_keeps_the_trained_encoder_layers(tiny_model_overrides, tmp_path):
+    torch.manual_seed(0)
+    cfg = load_config(None, [*tiny_model_overrides, "model.encoder.lora={r: 2}"])
+    model = SpeechLLM.from_config(cfg.model)
+    with torch.no_grad():
+        for name, param in model.encoder.named_parameters():
+            if "lora_B" in name:
+                param.normal_()
+    model.save_pretrained(tmp_path / "run" / "model")
+    trained = {k: v for k, v in model.trainable_state_dict().items() if k.startswith("encoder.")}
+    assert trained
+
+    reloaded = SpeechLLM.from_pretrained(export_model(tmp_path / "run", tmp_path / "export"))
+    params = dict(reloaded.named_parameters())
+    for name, value in trained.items():
+        assert params[name].requires_grad and torch.equal(params[name], value)

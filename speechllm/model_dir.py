@@ -24,6 +24,7 @@ from speechllm.errors import CheckpointError, SpeechLLMError
 
 TRAINED_WEIGHTS = "trainable.safetensors"
 MODEL_CONFIG = "config.yaml"
+INSIDE = "./"  # a component path that starts with it is relative to the model directory
 
 
 class UntrustedImportsError(SpeechLLMError, PermissionError):
@@ -81,6 +82,7 @@ def read_model_dir(
     """
     directory = check_model_dir(directory)
     model_config, imports, import_dirs = _read_config(directory / MODEL_CONFIG, overrides)
+    _paths_inside(model_config, directory)
     trusted = set(imports) if trust_imports is True else set(trust_imports or [])
     untrusted = [name for name in imports if name not in trusted]
     if untrusted:
@@ -92,6 +94,16 @@ def read_model_dir(
     tensors = _read_tensors(directory / TRAINED_WEIGHTS)
     # A list trusts module names the user gave, not the directories this file names.
     return SavedModel(directory, model_config, imports, tensors, import_dirs if trust_imports is True else {})
+
+
+def _paths_inside(model: DictConfig, directory: Path) -> None:
+    """A component ``path`` written ``./name`` (an export's ``./llm``) is read inside ``directory``,
+    wherever the directory was moved to."""
+    for kind in ("encoder", "llm"):
+        section = model.get(kind)
+        path = section.get("path") if isinstance(section, DictConfig) else None
+        if isinstance(path, str) and path.startswith(INSIDE):
+            section.path = str(directory.resolve() / path[len(INSIDE) :])
 
 
 def check_model_dir(directory: str | Path, what: str = "") -> Path:

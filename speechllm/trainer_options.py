@@ -45,7 +45,8 @@ def prepare_model_config(cfg: DictConfig) -> DictConfig:
       device runs bf16 natively, ``32`` where it does not.
     - ``precision: bf16-true`` builds the frozen encoder and LLM with ``dtype: bfloat16`` (their
       own option; the encoder's dtype is also part of its cache key). The trained adapter and LoRA
-      stay fp32 and the step runs under bf16 autocast (see :func:`lightning_precision`).
+      stay fp32 and the step runs under bf16 autocast (see :func:`lightning_precision`). An
+      encoder with ``unfreeze_top_layers`` stays float32: its trained layers are float32.
     - ``activation_checkpointing: true`` sets the LLM's ``gradient_checkpointing``.
 
     Returns a copy; raises :class:`ConfigError` when a component cannot honour the option.
@@ -54,6 +55,8 @@ def prepare_model_config(cfg: DictConfig) -> DictConfig:
     cfg.trainer.precision = precision = resolve_precision(cfg)[0]
     if precision == "bf16-true":
         for kind, registry in (("encoder", ENCODERS), ("llm", LLMS)):
+            if kind == "encoder" and cfg.model.encoder.get("unfreeze_top_layers"):
+                continue
             _set_component_option(cfg, kind, registry, "dtype", "bfloat16", "trainer.precision=bf16-true")
     if cfg.trainer.activation_checkpointing:
         _set_component_option(

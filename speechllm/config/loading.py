@@ -22,7 +22,13 @@ from omegaconf.errors import OmegaConfBaseException
 from speechllm.config.paths import anchor_paths, join_path
 from speechllm.config.schema import Config
 from speechllm.config.trainer_values import validate_trainer_values
-from speechllm.config.validation import check_keys, validate_components, validate_prealign, validate_values
+from speechllm.config.validation import (
+    check_keys,
+    validate_components,
+    validate_encoder_cache,
+    validate_prealign,
+    validate_values,
+)
 from speechllm.deprecations import upgrade_config, upgrade_override
 from speechllm.errors import ConfigError
 
@@ -57,6 +63,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         validate_components(cfg)
         validate_prealign(cfg)
         validate_values(cfg)
+        validate_encoder_cache(cfg)
         validate_trainer_values(cfg)
         _check_prompt(cfg)
     except ConfigError as err:

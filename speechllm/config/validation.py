@@ -49,6 +49,20 @@ def validate_values(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value}: must be {what}")
 
 
+def validate_encoder_cache(cfg: DictConfig) -> None:
+    """An encoder-output cache serves a frozen encoder only: refuse it with a trained one (LoRA or
+    unfrozen layers), naming both keys, before anything loads."""
+    from speechllm.encoders.trainable import trainable_option_keys
+
+    encoder = cfg.model.encoder
+    keys = trainable_option_keys(encoder.get("lora"), int(encoder.get("unfreeze_top_layers") or 0))
+    if keys and cfg.data.encoder_cache:
+        raise ConfigError(
+            f"data.encoder_cache={cfg.data.encoder_cache} cannot serve a trained encoder "
+            f"({' and '.join(keys)}): its outputs change with every step; remove one or the other"
+        )
+
+
 def validate_components(cfg: DictConfig, require_options: bool = False) -> None:
     """Each component's name is registered and each of its options is a constructor argument.
 

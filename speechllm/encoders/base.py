@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from speechllm.dtypes import resolve_dtype
+from speechllm.encoders.trainable import add_encoder_lora, trainable_option_keys, unfreeze_top
+from speechllm.errors import ConfigError
 from speechllm.masking import lengths_to_mask
 
 
@@ -28,7 +32,10 @@ class SpeechEncoder(nn.Module):
 
     Subclasses load their weights, set ``dim`` and ``frame_rate_hz``, call :meth:`freeze` at the end
     of ``__init__`` and implement :meth:`encode` and :meth:`output_lengths`. The encoder computes its
-    own features in torch on the batch's device.
+    own features in torch on the batch's device. A subclass that offers the trainable options
+    (``lora``, ``unfreeze_top_layers``: :mod:`speechllm.encoders.trainable`) passes them to this
+    constructor and implements :meth:`layer_stack` (and :meth:`modules_above_layers`); with either
+    set, those parameters train and the forward pass keeps their gradients.
 
     Frozen means: no parameter requires grad, the module stays in eval mode whatever ``.train()``
     is called with (a Lightning module's ``.train()`` reaches it), and the forward pass runs under
@@ -40,18 +47,54 @@ class SpeechEncoder(nn.Module):
     name: str = "encoder"  # the registry name, first field of the cache key
     dim: int
     frame_rate_hz: float
+    lora_targets: tuple[str, ...] = ()  # the attention projections encoder LoRA goes on by default
 
-    def __init__(self, path: str, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        path: str,
+        dtype: str = "float32",
+        lora: Mapping[str, Any] | None = None,
+        unfreeze_top_layers: int = 0,
+    ) -> None:
         super().__init__()
         self.path = path
         self.dtype_name = dtype
         self.weight_dtype = parse_dtype(dtype)
+        self.lora_options = dict(lora) if lora else None
+        self.unfreeze_top_layers = int(unfreeze_top_layers)
+        if self.unfreeze_top_layers < 0:
+            raise ValueError(f"model.encoder.unfreeze_top_layers={unfreeze_top_layers}: must be >= 0")
+        if self.unfreeze_top_layers and self.weight_dtype != torch.float32:
+            # Trained parameters are kept in float32 (the LightningModule casts them); a layer
+            # half bf16, half float32 cannot run.
+            raise ValueError(
+                "model.encoder.unfreeze_top_layers needs model.encoder.dtype: float32 (trained layers "
+                "stay float32); use model.encoder.lora with a bfloat16 encoder"
+            )
+
+    @property
+    def trainable_keys(self) -> list[str]:
+        """The config keys that make this encoder trainable (``model.encoder.lora`` …); empty: frozen."""
+        return trainable_option_keys(self.lora_options, self.unfreeze_top_layers)
+
+    def layer_stack(self) -> nn.ModuleList:
+        """The encoder's transformer layers, bottom to top (what ``unfreeze_top_layers`` counts)."""
+        raise NotImplementedError(f"{type(self).__name__} does not offer trainable layers")
+
+    def modules_above_layers(self) -> list[nn.Module]:
+        """Modules between the top layer and the output (a final norm): trained with the top layers."""
+        return []
 
     def freeze(self) -> None:
-        """Stop gradients to every parameter and switch to eval mode (for good)."""
+        """Stop gradients to every parameter and switch to eval mode (for good), then make the
+        parts that the ``lora`` and ``unfreeze_top_layers`` options name trainable."""
         for parameter in self.parameters():
             parameter.requires_grad_(False)
         super().train(False)
+        if self.lora_options:
+            add_encoder_lora(self.layer_stack(), self.lora_options, self.lora_targets)
+        if self.unfreeze_top_layers:
+            unfreeze_top(self.layer_stack(), self.modules_above_layers(), self.unfreeze_top_layers)
 
     def train(self, mode: bool = True) -> SpeechEncoder:
         """Stay in eval mode: dropout and layer drop of a frozen encoder must stay off in training."""
@@ -69,7 +112,18 @@ class SpeechEncoder(nn.Module):
         weights=3f2a…|chunk_long_audio=False|dtype=float32|pad_to_30s=True``. The weights are
         named by their content (:meth:`weights_digest`), not only by their path: other weights
         saved at the same path give another key, so a stale cache is never served.
+
+        Raises:
+            ConfigError: the encoder is trained (``lora``, ``unfreeze_top_layers``): its outputs
+                change with every step, so no cache may serve them (naming the keys).
         """
+        if self.trainable_keys:
+            keys = " and ".join(self.trainable_keys)
+            raise ConfigError(
+                f"{keys} make the speech encoder trainable, so its outputs cannot be cached or read "
+                "from an encoder cache (they change with every training step); remove "
+                f"data.encoder_cache (and Shar outputs attached by `speechllm cache`), or {keys}"
+            )
         options = "|".join(f"{key}={value}" for key, value in sorted(self.options().items()))
         return f"{self.name}|{path_identity(self.path)}|weights={self.weights_digest()}|{options}"
 
@@ -124,6 +178,8 @@ class SpeechEncoder(nn.Module):
         # Autocast off: the encoder runs in its own weight dtype (the `dtype` option, part of the
         # cache key), not in whatever precision a surrounding bf16-mixed training step picks, and
         # the features stay in full precision.
-        with torch.no_grad(), torch.autocast(device_type=audio.device.type, enabled=False):
+        # A trained encoder keeps its graph (when the caller's grad mode is on: training).
+        keep_graph = contextlib.nullcontext() if self.trainable_keys else torch.no_grad()
+        with keep_graph, torch.autocast(device_type=audio.device.type, enabled=False):
             hidden, lens = self.encode(audio, audio_lens)
         return hidden.float(), lens

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from transformers.masking_utils import create_bidirectional_mask
@@ -59,12 +61,23 @@ class SeamlessSpeechEncoder(SpeechEncoder):
     Args:
         path: hub name or local directory of a SeamlessM4T v2 checkpoint.
         dtype: weight dtype, ``"float32"`` or ``"bfloat16"``; features stay float32.
+        lora: LoRA on the conformer layers' attention (``linear_q``, ``linear_k``, ``linear_v``,
+            ``linear_out``): ``{r, alpha, dropout, target_modules}`` (:mod:`speechllm.encoders.trainable`).
+        unfreeze_top_layers: train the last N conformer layers and everything after them (the
+            final norm, the intermediate FFN, the length adaptor).
     """
 
     name = "seamless"
+    lora_targets = ("linear_q", "linear_k", "linear_v", "linear_out")
 
-    def __init__(self, path: str = "facebook/seamless-m4t-v2-large", dtype: str = "float32") -> None:
-        super().__init__(path=path, dtype=dtype)
+    def __init__(
+        self,
+        path: str = "facebook/seamless-m4t-v2-large",
+        dtype: str = "float32",
+        lora: dict[str, Any] | None = None,
+        unfreeze_top_layers: int = 0,
+    ) -> None:
+        super().__init__(path=path, dtype=dtype, lora=lora, unfreeze_top_layers=unfreeze_top_layers)
         self.model = load_seamless_speech_encoder(path, self.weight_dtype)
         config = self.model.config
         self.features = SeamlessFbank(num_mel_bins=config.feature_projection_input_dim // 2, stride=2)
@@ -73,6 +86,14 @@ class SeamlessSpeechEncoder(SpeechEncoder):
         adaptor_stride = config.adaptor_stride**config.num_adapter_layers if config.add_adapter else 1
         self.frame_rate_hz = stacked_rate / adaptor_stride
         self.freeze()
+
+    def layer_stack(self) -> nn.ModuleList:
+        return self.model.encoder.layers
+
+    def modules_above_layers(self) -> list[nn.Module]:
+        model = self.model
+        above = [model.encoder.layer_norm, model.intermediate_ffn, model.inner_layer_norm]
+        return above + ([model.adapter] if model.adapter is not None else [])
 
     def _adapter_layers(self) -> list[SeamlessM4Tv2ConformerAdapterLayer]:
         return list(self.model.adapter.layers) if self.model.adapter is not None else []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from transformers.masking_utils import create_bidirectional_mask
@@ -63,10 +65,14 @@ class WhisperSpeechEncoder(SpeechEncoder):
         chunk_long_audio: encode clips longer than 30 s as consecutive 30 s windows whose frames are
             concatenated; otherwise such a clip is an error.
         dtype: weight dtype, ``"float32"`` or ``"bfloat16"``; features stay float32.
+        lora: LoRA on the layers' attention (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``):
+            ``{r, alpha, dropout, target_modules}``; None: none (:mod:`speechllm.encoders.trainable`).
+        unfreeze_top_layers: train the last N transformer layers and the final layer norm.
     """
 
     name = "whisper"
     frame_rate_hz = 50.0
+    lora_targets = ("q_proj", "k_proj", "v_proj", "out_proj")
 
     def __init__(
         self,
@@ -74,8 +80,10 @@ class WhisperSpeechEncoder(SpeechEncoder):
         pad_to_30s: bool = True,
         chunk_long_audio: bool = False,
         dtype: str = "float32",
+        lora: dict[str, Any] | None = None,
+        unfreeze_top_layers: int = 0,
     ) -> None:
-        super().__init__(path=path, dtype=dtype)
+        super().__init__(path=path, dtype=dtype, lora=lora, unfreeze_top_layers=unfreeze_top_layers)
         self.pad_to_30s = pad_to_30s
         self.chunk_long_audio = chunk_long_audio
         self.model = load_whisper_encoder(path, self.weight_dtype)
@@ -91,6 +99,12 @@ class WhisperSpeechEncoder(SpeechEncoder):
         self.features = WhisperLogMel(num_mel_bins=config.num_mel_bins)
         self.dim = int(config.d_model)
         self.freeze()
+
+    def layer_stack(self) -> nn.ModuleList:
+        return self.model.layers
+
+    def modules_above_layers(self) -> list[nn.Module]:
+        return [self.model.layer_norm]
 
     def options(self) -> dict[str, object]:
         return {**super().options(), "pad_to_30s": self.pad_to_30s, "chunk_long_audio": self.chunk_long_audio}

@@ -136,6 +136,15 @@ def test_auto_keeps_a_frozen_dtype_the_config_sets(forced, tiny_model_overrides)
     assert cfg.trainer.precision == "bf16-mixed" and cfg.model.llm.dtype == "float32"
 
 
+def test_an_encoder_with_unfrozen_layers_stays_float32_on_the_bf16_branch(forced, tiny_model_overrides):
+    forced("1")
+    unfrozen = [*tiny_model_overrides, "model.encoder.unfreeze_top_layers=1"]
+    cfg = prepare_model_config(load_config(None, unfrozen))
+    assert cfg.trainer.precision == "bf16-true" and cfg.model.llm.dtype == "bfloat16"
+    assert cfg.model.encoder.get("dtype") is None  # the default, float32: trained layers stay float32
+    ENCODERS.build(dict(cfg.model.encoder))  # builds (a bfloat16 encoder with trained layers would not)
+
+
 def test_the_encoder_cache_key_differs_between_the_branches(forced, tiny_model_overrides):
     keys = {}
     for branch in ("1", "0"):

@@ -1,6 +1,6 @@
 """Real speech for evaluation only: the voiced dialogs of the game Fish Fillets NG (Debian).
 
-Sources (GPL-2+, see docs/data.md): ``fillets-ng-data`` (the scripts and ~190 English clips),
+Sources (GPL-2, see docs/data.md): ``fillets-ng-data`` (the scripts and ~190 English clips),
 ``fillets-ng-data-nl`` (Dutch voice actors) and ``fillets-ng-data-cs`` (the Czech original
 voices), unpacked from ``usr/share/games/fillets-ng/``:
 
@@ -155,7 +155,10 @@ def read_lines(
             known.add(key)
             reason = usable_text(spoken)
             if reason is not None:
-                skips.add(line.where, line.dialog_id, f"{reason}: {spoken!r}"[:200])
+                clip = sound_dir / lang / f"{line.dialog_id}.ogg"  # named where there is one
+                skips.add(
+                    line.where, str(clip) if clip.is_file() else line.dialog_id, f"{reason}: {spoken!r}"[:200]
+                )
             elif key in usable and _spoken(lang, usable[key][1]) != spoken:
                 conflicts.add(key)
                 skips.add(line.where, line.dialog_id, "conflict: dialog id repeated with a different text")

@@ -15,6 +15,11 @@ LANGUAGE_NAMES: dict[str, str] = {
     "it": "Italian",
 }
 
+# Languages of evaluation-only real speech (speechllm.prepare.fillets: nl→en, cs→en). Whisper's own
+# decoder (speechllm whisper-baseline) takes them; no recipe trains on them, so they are kept out of
+# LANGUAGE_NAMES, which check_language, the LLM prompts and the training dataset accept.
+EVALUATION_LANGUAGE_NAMES: dict[str, str] = {"nl": "Dutch", "cs": "Czech"}
+
 TASKS: tuple[str, ...] = ("asr", "st")  # speech recognition, speech translation
 # What decodes a task: the LLM, or the adapter alone through the pre-alignment head (ASR).
 DECODERS: tuple[str, ...] = ("llm", "prealign")

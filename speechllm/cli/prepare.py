@@ -1,4 +1,5 @@
-"""``speechllm prepare {covost2,synthetic,realspeech,manifest,tones,shar}``: data on disk -> manifests.
+"""``speechllm prepare {covost2,synthetic,realspeech,fillets,manifest,tones,shar}``: data on disk →
+manifests.
 
 Each subcommand forwards its flags to the recipe's ``prepare_*`` function of the same parameter
 names; handlers import their recipe lazily so ``speechllm --help`` stays fast.
@@ -82,6 +83,12 @@ def _run_realspeech(args: argparse.Namespace) -> None:
     _summary(call_with_args(prepare_realspeech, args, max_duration=args.max_cut_duration))
 
 
+def _run_fillets(args: argparse.Namespace) -> None:
+    from speechllm.prepare.fillets import prepare_fillets
+
+    _summary(call_with_args(prepare_fillets, args, max_duration=args.max_cut_duration))
+
+
 def _run_manifest(args: argparse.Namespace) -> None:
     from speechllm.prepare.manifest_import import import_manifest
 
@@ -101,10 +108,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Turn corpora on disk into lhotse manifests (and Shar shards).",
     )
     commands = prepare.add_subparsers(
-        dest="prepare_command", metavar="{covost2,synthetic,realspeech,manifest,tones,shar}"
+        dest="prepare_command", metavar="{covost2,synthetic,realspeech,fillets,manifest,tones,shar}"
     )
     commands.required = True
-    for add in (_add_covost, _add_synthetic, _add_real, _add_manifest, _add_tones, add_shar_command):
+    for add in (
+        _add_covost,
+        _add_synthetic,
+        _add_real,
+        _add_fillets,
+        _add_manifest,
+        _add_tones,
+        add_shar_command,
+    ):
         add(commands)
 
 
@@ -179,6 +194,27 @@ def _add_real(commands: argparse._SubParsersAction) -> None:
     _add_cut_duration_arguments(real, "prompts", minimum=False)
     _add_num_jobs_argument(real)
     real.set_defaults(func=_run_realspeech)
+
+
+def _add_fillets(commands: argparse._SubParsersAction) -> None:
+    fillets = commands.add_parser(
+        "fillets", help="evaluation-only real speech (Fish Fillets NG voices: nl/cs with English, en)"
+    )
+    fillets.add_argument("output_dir")
+    fillets.add_argument(
+        "--languages",
+        nargs="+",
+        default=["nl", "cs"],
+        choices=["nl", "cs", "en"],
+        help="voices to read (default: nl cs; en: the few texted clips of the English package)",
+    )
+    fillets.add_argument("--cache-dir", default=None, help="Debian packages (default: <output_dir>/debian)")
+    fillets.add_argument(
+        "--package-root", default=None, help="already unpacked packages (skips apt-get download)"
+    )
+    _add_cut_duration_arguments(fillets, "clips", minimum=False)
+    _add_num_jobs_argument(fillets)
+    fillets.set_defaults(func=_run_fillets)
 
 
 def _add_manifest(commands: argparse._SubParsersAction) -> None:

@@ -124,6 +124,8 @@ def test_whisper_base_is_multilingual_and_transcribes_and_translates_spanish(
     config = json.loads((Path(whisper_base.model.name_or_path) / "config.json").read_text())
     assert config["vocab_size"] == 51865 and config["num_mel_bins"] == 80
     assert whisper_base.multilingual and {"en", "es", "fr", "it", "de"} <= whisper_base.languages
+    for language in ("nl", "cs"):  # the evaluation-only languages of the fillets set
+        whisper_base.check_language(language, "translate")
     text, translation = "el perro negro duerme en la casa grande", "the black dog sleeps in the big house"
     cut = _espeak_cut(text, "es", "es", tmp_path, translation)
     manifest = tmp_path / "es.jsonl.gz"

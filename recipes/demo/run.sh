@@ -23,6 +23,8 @@
 #   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy),
 #   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.52 / 0.10: each adapter's share of DEMO_MINUTES),
 #   DEMO_FLOOR_CLIPS (default 20: clips spread over each test set that the untrained floors decode),
+#   DEMO_ENGINES (default "espeak-ng": the synthetic corpus's speech engines, any of espeak-ng festival
+#   flite piper; measured in docs/demo.md, "Training voices"),
 #   SPEECHLLM_BF16 (unset: bf16 where the CPU runs it natively, else float32; 0 or 1 forces it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,14 +53,16 @@ num_train="${DEMO_TRAIN_SENTENCES:-6000}"
 num_st_train="${DEMO_ST_SENTENCES:-500}"
 guard="${DEMO_NO_REPEAT:-3}"
 floor_cuts="${DEMO_FLOOR_CLIPS:-20}"
+engines="${DEMO_ENGINES:-espeak-ng}"
 echo "demo: ${minutes} min budget; adapters: ${adapters} (each ${pre_minutes} min pre-alignment +" \
     "${asr_minutes} min with the LLM); ST ${st_minutes} min; ${threads} thread(s); seed ${seed}"
 SECONDS=0
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-    echo "== stage 0: synthetic corpus ($num_train English and $num_st_train de/es/fr/it train sentences) and real speech"
+    echo "== stage 0: synthetic corpus ($num_train English and $num_st_train de/es/fr/it train sentences; voices: $engines) and real speech"
     "$SPEECHLLM" prepare synthetic "$data/synthetic" --languages en de es fr it \
-        --num-train "$num_st_train" "en=$num_train" --num-dev 40 --num-test 100 --num-jobs "$(nproc)"
+        --num-train "$num_st_train" "en=$num_train" --num-dev 40 --num-test 100 --num-jobs "$(nproc)" \
+        --engines $engines
     "$SPEECHLLM" prepare realspeech "$data/realspeech" --languages en --cache-dir "$data/synthetic/debian"
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then

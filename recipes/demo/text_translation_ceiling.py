@@ -20,15 +20,15 @@ import torch
 from lhotse import load_manifest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from speechllm.languages import LANGUAGE_NAMES
+from speechllm.languages import EVALUATION_LANGUAGE_NAMES, LANGUAGE_NAMES
 from speechllm.metrics.bleu import corpus_bleu
 from speechllm.presets import resolve_model_path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("manifests", nargs="+", help="cut manifests whose supervisions carry an English translation")
-    parser.add_argument("--per-language", type=int, default=20, help="sentences per source language (first N)")
+    parser.add_argument("manifests", nargs="+", help="cut manifests with English translations")
+    parser.add_argument("--per-language", type=int, default=20, help="first N sentences per language")
     parser.add_argument("--llm", default="smollm2-135m-instruct", help="preset or transformers directory")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     args = parser.parse_args()
@@ -47,16 +47,19 @@ def main() -> None:
     for lang, pairs in sorted(by_lang.items()):
         hyps = []
         for source, _ in pairs:
-            prompt = f"Translate this {LANGUAGE_NAMES[lang]} sentence into English: {source}"
+            name = {**LANGUAGE_NAMES, **EVALUATION_LANGUAGE_NAMES}[lang]
+            prompt = f"Translate this {name} sentence into English: {source}"
+            messages = [{"role": "user", "content": prompt}]
             ids = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )["input_ids"]
             with torch.no_grad():
                 out = model.generate(ids, max_new_tokens=args.max_new_tokens, do_sample=False)
             text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
             hyps.append(text.split("\n")[0])
         refs = [reference for _, reference in pairs]
-        results[lang] = {"sentences": len(pairs), "bleu": round(corpus_bleu(refs, hyps), 1), "sample": hyps[:3]}
+        bleu = round(corpus_bleu(refs, hyps), 1)
+        results[lang] = {"sentences": len(pairs), "bleu": bleu, "sample": hyps[:3]}
         print(f"{lang}→en from gold transcripts: BLEU {results[lang]['bleu']} on {len(pairs)} sentences")
     print(json.dumps(results, ensure_ascii=False, indent=1))
 

@@ -140,6 +140,12 @@ def add_model_dir_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="a trained model directory (save_pretrained; a training run's <output_dir>/model)",
     )
+    add_import_arguments(parser)
+
+
+def add_import_arguments(parser: argparse.ArgumentParser) -> None:
+    """The two ways to import the user modules a model directory lists: ``--imports`` (these,
+    trusted) and ``--trust-imports`` (all it lists)."""
     parser.add_argument(
         "--imports",
         action="extend",

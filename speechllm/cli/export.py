@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.cli._args import module_names
+from speechllm.cli._args import add_import_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,19 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="evaluated run directories for the model card, besides those found in RUN_DIR",
     )
-    parser.add_argument(
-        "--imports",
-        action="extend",
-        type=module_names,
-        default=[],
-        metavar="MODULE[,MODULE]",
-        help="modules registering user components, imported and trusted; repeatable",
-    )
-    parser.add_argument(
-        "--trust-imports",
-        action="store_true",
-        help="import every module the model directory lists under imports: (their code runs)",
-    )
+    add_import_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="write into a directory that holds files")
     parser.set_defaults(func=run)
 

@@ -27,8 +27,12 @@ from speechllm.evaluation.decoding import (
     group_decoded,
     warn_capped,
 )
+from speechllm.evaluation.listening import ClipSample, listening_check
 from speechllm.evaluation.scoring import run_names, score_groups, write_run_dir
+from speechllm.evaluation.speed import DecodeClock
 from speechllm.languages import TASKS
+from speechllm.metrics.listening import DEFAULT_LISTENING_CLIPS, listening_verdict
+from speechllm.metrics.normalizers import PAPER, check_normalizer
 from speechllm.precision import decode_precision, resolve_device
 from speechllm.progress import progress
 from speechllm.rundir import Compression, RunInfo, check_run_dir
@@ -88,9 +92,12 @@ def _decode_manifests(
     decoder: str,
     device: torch.device,
     trust_sources: bool = False,
+    clock: DecodeClock | None = None,
+    sample: ClipSample | None = None,
 ) -> tuple[list[DecodedSentence], list[str], int]:
     """Decode every usable cut of ``paths``; returns (decoded sentences, ids of the cuts skipped,
-    cuts in all).
+    cuts in all). ``clock`` times the loop and counts the audio; ``sample`` keeps clips for the
+    listening check.
 
     Each manifest is read by the data module's own test loader (:func:`evaluation_data`), the one
     that training's test split uses. ``batching``: ``max_duration``, ``max_cuts`` and
@@ -102,17 +109,25 @@ def _decode_manifests(
     for path in paths:
         data = evaluation_data(model, path, task, batching, trust_sources)
         decoded_before = len(decoded)
-        cut_ids = [cut.id for cut in data.cuts(data.config.test, train=False)]  # manifests only, no audio
+        # manifests only, no audio
+        durations = {cut.id: float(cut.duration) for cut in data.cuts(data.config.test, train=False)}
+        cut_ids = list(durations)
         in_manifest = len(cut_ids)
+        clock = clock if clock is not None else DecodeClock(device)
         # A bar that moves as each clip finishes (a terminal), or a summary line (a pipe).
-        with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance:
+        with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance, clock:
             for batch in data.test_dataloader():
                 if batch is None or not batch.cut_ids:  # every cut of the batch was unusable
                     continue
                 batch = batch.to(device)
-                decoded += decode_batch(
+                done = decode_batch(
                     model, batch, task=task, decoder=decoder, on_clip_done=advance, **decoding
                 )
+                seconds = sum(durations.get(sentence.cut_id, 0.0) for sentence in done)
+                clock.add(seconds, len(done), sum(sentence.num_tokens for sentence in done))
+                if sample is not None:
+                    sample.add(batch, done)
+                decoded += done
         # Unusable cuts (audio, no translation, unknown language) are skipped by the dataset (in its
         # worker processes, so its own counter is not visible here): name what did not come back.
         total += in_manifest
@@ -123,6 +138,28 @@ def _decode_manifests(
     if not decoded:
         raise UsageError(f"no usable cuts in {', '.join(str(p) for p in paths)}")
     return decoded, skipped, total
+
+
+def _listening(
+    model: Any,
+    sample: ClipSample | None,
+    device: torch.device,
+    batch_size: int,
+    seed: int,
+    generation: dict[str, Any],
+    decoder: str,
+) -> dict[str, Any] | None:
+    """The listening check's record (None when not asked for or with fewer than 2 clips); the
+    verdict goes to the log, as a warning when the model is flagged."""
+    if sample is None:
+        return None
+    record = listening_check(model, sample, device, batch_size, seed, decoder=decoder, **generation)
+    if record is None:
+        log.warning("listening check: fewer than 2 clips decoded, nothing to swap")
+        return None
+    flagged, words = listening_verdict(record)
+    (log.warning if flagged else log.info)("listening check: %s", words)
+    return record
 
 
 def evaluation_data(
@@ -222,6 +259,10 @@ def evaluate(
     trust_imports: bool = False,
     decoding: dict[str, Any] | None = None,
     trust_manifest_sources: bool = False,
+    normalizer: str = PAPER,
+    listening: bool = False,
+    listening_clips: int = DEFAULT_LISTENING_CLIPS,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Decode ``manifests`` with ``model``, score, and write a run directory; returns its metrics.
 
@@ -255,11 +296,25 @@ def evaluate(
             hypotheses stopped at their limit (``metrics.json``: ``num_capped_<group>``).
         trust_manifest_sources: read audio from recording sources that run a command or fetch a
             URL (refused otherwise, before the model loads: manifests are untrusted input).
+        normalizer: ``paper`` (default), ``whisper_english`` or ``whisper_basic``
+            (:mod:`speechllm.metrics.normalizers`): ASR is also scored under this one
+            (``metrics.json``: ``asr_wer_<normalizer>_<lang>``); ``run.json`` records it.
+        listening: run the listening check (:mod:`speechllm.evaluation.listening`) on the first
+            ``listening_clips`` clips, with the derangement seeded by ``seed``; ``run.json``
+            records it as ``listening_check_<task>`` and the verdict is logged.
+
+    ``run.json`` also records the decoding speed as ``speed_<task>`` (RTFx, clips and tokens per
+    second, device and precision; :mod:`speechllm.evaluation.speed`).
 
     Returns:
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
     """
     decoder = decoder_name(decoder)
+    check_normalizer(normalizer, "evaluate: normalizer")
+    if listening_clips < 2:
+        raise UsageError(
+            f"listening_clips must be at least 2 (clips to swap audio between), got {listening_clips}"
+        )
     paths = _manifest_list(manifests, task, batch_size, max_duration)
     for path in paths:  # a bad, empty or untrusted manifest fails before the model loads
         if not check_manifest_path(path, trust_manifest_sources):
@@ -276,13 +331,32 @@ def evaluate(
     comet = _comet_scorer(comet_model if task == "st" else None, comet_batch_size, run_device)
 
     batching = {"max_duration": max_duration, "max_cuts": batch_size, "num_workers": num_workers}
-    with count_adapter_lengths(model) as tally, precision_context:
-        generation = decoding_settings(max_new_tokens, decoding)
-        decoded, skipped, total = _decode_manifests(
-            model, paths, task, batching, generation, decoder, run_device, trust_manifest_sources
-        )
-    _check_complete(skipped, total, paths, allow_missing)
-    scored = score_groups(group_decoded(decoded, where=", ".join(str(p) for p in paths)), comet)
+    generation = decoding_settings(max_new_tokens, decoding)
+    clock, sample = DecodeClock(run_device), ClipSample(listening_clips) if listening else None
+    with precision_context:
+        with count_adapter_lengths(model) as tally:
+            decoded, skipped, total = _decode_manifests(
+                model,
+                paths,
+                task,
+                batching,
+                generation,
+                decoder,
+                run_device,
+                trust_manifest_sources,
+                clock,
+                sample,
+            )
+        _check_complete(skipped, total, paths, allow_missing)
+        checked = _listening(model, sample, run_device, batch_size or 8, seed, generation, decoder)
+    speed = clock.record(precision_used["precision"])
+    log.info(
+        "decoding speed: RTFx %.1f, %.2f clips/s on %s",
+        speed["rtfx"],
+        speed["clips_per_second"],
+        speed["device"],
+    )
+    scored = score_groups(group_decoded(decoded, where=", ".join(str(p) for p in paths)), comet, normalizer)
     settings = {
         "model_dir": None if model_dir is None else str(model_dir),
         **_test_set(task, paths, len(skipped), total),
@@ -290,6 +364,9 @@ def evaluate(
         "capped_hypotheses": warn_capped(decoded, ", ".join(str(p) for p in paths)),
         "precision": precision_used,
         "comet_model": None if comet_model is None else str(comet_model),
+        "normalizer": normalizer,
+        f"speed_{task}": speed,
+        **({f"listening_check_{task}": checked} if listening else {}),
         "model_config": model.config,
     }
     info = RunInfo(**names, tasks=[task], extra=settings)

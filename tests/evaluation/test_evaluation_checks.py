@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.deaf_adapter import DeafAdapter
 from lhotse import load_manifest
 
-from speechllm.adapters.base_adapter import BaseAdapter
-from speechllm.adapters.interface import AdapterOutput
 from speechllm.cli import main
 from speechllm.config import load_config
 from speechllm.errors import ConfigError
@@ -23,21 +22,6 @@ from speechllm.rundir import read_hypotheses
 
 MAX_NEW_TOKENS = 5
 COMMON = {"max_new_tokens": MAX_NEW_TOKENS, "device": "cpu", "precision": "32", "batch_size": 3}
-
-
-class DeafAdapter(BaseAdapter):
-    """The Base adapter, but the LLM gets one zero vector per clip whatever was said: a model that
-    cannot hear (what a training that collapsed onto the prompt ends up as)."""
-
-    def forward(self, hidden, lens, targets=None) -> AdapterOutput:
-        out = super().forward(hidden, lens, targets)
-        embeds = torch.zeros_like(out.embeds[:, :1])
-        return AdapterOutput(
-            embeds,
-            torch.ones_like(out.lens),
-            out.aux_loss,
-            {**out.stats, "out_lens": torch.ones_like(out.lens)},
-        )
 
 
 @pytest.fixture(scope="module")

@@ -92,6 +92,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"clips the listening check decodes twice more (default {DEFAULT_LISTENING_CLIPS})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the listening check's audio swap")
+    parser.add_argument(
+        "--devices",
+        type=positive_int,
+        default=1,
+        help="decode on this many devices (GPUs, or CPU processes with --device cpu), one process "
+        "each through Lightning; one run directory (default 1)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("ddp", "ddp_spawn"),
+        default="ddp",
+        help="how Lightning starts the processes of --devices (default ddp)",
+    )
     add_decoding_arguments(parser)
     add_trust_manifest_argument(parser)
     parser.set_defaults(func=run)
@@ -102,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     decoding = decoding_arguments(args)
     metrics = call_with_args(evaluate, args, manifests=args.manifest, out_dir=args.out, decoding=decoding)
+    if not metrics:  # a rank other than 0 of a several-device evaluation: rank 0 reports
+        return 0
     out = args.out if args.out is not None else Path(args.model) / "eval"
     for key in sorted(metrics):
         if not key.startswith("num_"):  # counts (sentences, capped hypotheses): in run.json and the log

@@ -12,6 +12,7 @@ only: an encoder cache holds no silence), and scores the three decodings with
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from torch import Tensor
 
 from speechllm.data.batch import Batch
 from speechllm.evaluation.decoding import DecodedSentence
-from speechllm.metrics.listening import DEFAULT_LISTENING_CLIPS, listening_scores
+from speechllm.metrics.listening import DEFAULT_LISTENING_CLIPS, listening_scores, listening_verdict
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -152,3 +155,25 @@ def listening_check(
         silence = decode_signals(model, clips, quiet, cached, batch_size, device, **decoding)
     record = listening_scores([c.reference for c in clips], [c.hypothesis for c in clips], swapped, silence)
     return {**record, "seed": seed, "signal": "encoder outputs" if cached else "audio"}
+
+
+def checked_listening(
+    model: Any,
+    sample: ClipSample | None,
+    device: torch.device,
+    batch_size: int,
+    seed: int,
+    generation: dict[str, Any],
+    decoder: str,
+) -> dict[str, Any] | None:
+    """The listening check's record (None when not asked for or with fewer than 2 clips); the
+    verdict goes to the log, as a warning when the model is flagged."""
+    if sample is None:
+        return None
+    record = listening_check(model, sample, device, batch_size, seed, decoder=decoder, **generation)
+    if record is None:
+        log.warning("listening check: fewer than 2 clips decoded, nothing to swap")
+        return None
+    flagged, words = listening_verdict(record)
+    (log.warning if flagged else log.info)("listening check: %s", words)
+    return record

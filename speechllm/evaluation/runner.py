@@ -27,11 +27,12 @@ from speechllm.evaluation.decoding import (
     group_decoded,
     warn_capped,
 )
-from speechllm.evaluation.listening import ClipSample, listening_check
+from speechllm.evaluation.distributed import drop_padding_copies, gather_shards, launch, rank_and_world_size
+from speechllm.evaluation.listening import ClipSample, checked_listening
 from speechllm.evaluation.scoring import run_names, score_groups, write_run_dir
 from speechllm.evaluation.speed import DecodeClock
 from speechllm.languages import TASKS
-from speechllm.metrics.listening import DEFAULT_LISTENING_CLIPS, listening_verdict
+from speechllm.metrics.listening import DEFAULT_LISTENING_CLIPS
 from speechllm.metrics.normalizers import PAPER, check_normalizer
 from speechllm.precision import decode_precision, resolve_device
 from speechllm.progress import progress
@@ -94,25 +95,23 @@ def _decode_manifests(
     trust_sources: bool = False,
     clock: DecodeClock | None = None,
     sample: ClipSample | None = None,
-) -> tuple[list[DecodedSentence], list[str], int]:
-    """Decode every usable cut of ``paths``; returns (decoded sentences, ids of the cuts skipped,
-    cuts in all). ``clock`` times the loop and counts the audio; ``sample`` keeps clips for the
-    listening check.
+) -> tuple[list[DecodedSentence], list[list[str]]]:
+    """Decode this rank's share of the usable cuts of ``paths``; returns (decoded sentences, the
+    cut ids of each manifest). ``clock`` times the loop and counts the audio; ``sample`` keeps
+    clips for the listening check.
 
     Each manifest is read by the data module's own test loader (:func:`evaluation_data`), the one
     that training's test split uses. ``batching``: ``max_duration``, ``max_cuts`` and
     ``num_workers``; ``decoding``: ``max_new_tokens`` and the other ``model.generate`` options.
     """
     decoded: list[DecodedSentence] = []
-    skipped: list[str] = []
-    total = 0
+    manifest_ids: list[list[str]] = []
     for path in paths:
         data = evaluation_data(model, path, task, batching, trust_sources)
-        decoded_before = len(decoded)
         # manifests only, no audio
         durations = {cut.id: float(cut.duration) for cut in data.cuts(data.config.test, train=False)}
-        cut_ids = list(durations)
-        in_manifest = len(cut_ids)
+        manifest_ids.append(list(durations))
+        in_manifest = len(durations)
         clock = clock if clock is not None else DecodeClock(device)
         # A bar that moves as each clip finishes (a terminal), or a summary line (a pipe).
         with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance, clock:
@@ -128,38 +127,27 @@ def _decode_manifests(
                 if sample is not None:
                     sample.add(batch, done)
                 decoded += done
-        # Unusable cuts (audio, no translation, unknown language) are skipped by the dataset (in its
-        # worker processes, so its own counter is not visible here): name what did not come back.
-        total += in_manifest
-        came_back = {sentence.cut_id for sentence in decoded[decoded_before:]}
-        skipped += [cut_id for cut_id in cut_ids if cut_id not in came_back]
+    return decoded, manifest_ids
+
+
+def _skipped(
+    decoded: list[DecodedSentence], manifest_ids: list[list[str]], paths: Sequence[Any]
+) -> tuple[list[DecodedSentence], list[str], int]:
+    """(the sentences of the manifests' cuts, each once; ids of the cuts that did not come back;
+    cuts in all), over every rank's sentences.
+
+    Unusable cuts (audio, no translation, unknown language) are skipped by the dataset (in its
+    worker processes, so its own counter is not visible here): name what did not come back.
+    """
+    every_id = {cut_id for ids in manifest_ids for cut_id in ids}
+    decoded = drop_padding_copies(decoded, every_id)
+    came_back = {sentence.cut_id for sentence in decoded}
+    skipped = [cut_id for ids in manifest_ids for cut_id in ids if cut_id not in came_back]
     if skipped:
         log.warning("%d cut(s) were unusable and not evaluated (see the warnings above)", len(skipped))
     if not decoded:
         raise UsageError(f"no usable cuts in {', '.join(str(p) for p in paths)}")
-    return decoded, skipped, total
-
-
-def _listening(
-    model: Any,
-    sample: ClipSample | None,
-    device: torch.device,
-    batch_size: int,
-    seed: int,
-    generation: dict[str, Any],
-    decoder: str,
-) -> dict[str, Any] | None:
-    """The listening check's record (None when not asked for or with fewer than 2 clips); the
-    verdict goes to the log, as a warning when the model is flagged."""
-    if sample is None:
-        return None
-    record = listening_check(model, sample, device, batch_size, seed, decoder=decoder, **generation)
-    if record is None:
-        log.warning("listening check: fewer than 2 clips decoded, nothing to swap")
-        return None
-    flagged, words = listening_verdict(record)
-    (log.warning if flagged else log.info)("listening check: %s", words)
-    return record
+    return decoded, skipped, sum(len(ids) for ids in manifest_ids)
 
 
 def evaluation_data(
@@ -181,7 +169,8 @@ def evaluation_data(
         max_cut_duration=float("inf"),
         trust_manifest_sources=trust_sources,
     )
-    return SpeechDataModule(config, model.llm.prompts)
+    rank, world_size = rank_and_world_size()  # each rank decodes its shard (every W-th batch)
+    return SpeechDataModule(config, model.llm.prompts, rank=rank, world_size=world_size)
 
 
 def _compression(model: Any, tally: LengthTally, adapter: str) -> Compression | None:
@@ -263,6 +252,9 @@ def evaluate(
     listening: bool = False,
     listening_clips: int = DEFAULT_LISTENING_CLIPS,
     seed: int = 0,
+    devices: int = 1,
+    accelerator: str = "auto",
+    strategy: str = "ddp",
 ) -> dict[str, float]:
     """Decode ``manifests`` with ``model``, score, and write a run directory; returns its metrics.
 
@@ -302,6 +294,10 @@ def evaluate(
         listening: run the listening check (:mod:`speechllm.evaluation.listening`) on the first
             ``listening_clips`` clips, with the derangement seeded by ``seed``; ``run.json``
             records it as ``listening_check_<task>`` and the verdict is logged.
+        devices: decode on this many devices of ``accelerator`` (``cpu``, ``cuda``, ``auto``), one
+            process each, launched by Lightning with ``strategy`` (``ddp``, ``ddp_spawn``; see
+            :mod:`speechllm.evaluation.distributed`); ``model`` must then be a directory. The run
+            directory and the scores are those of one process.
 
     ``run.json`` also records the decoding speed as ``speed_<task>`` (RTFx, clips and tokens per
     second, device and precision; :mod:`speechllm.evaluation.speed`).
@@ -309,6 +305,16 @@ def evaluate(
     Returns:
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
     """
+    arguments = {
+        k: v for k, v in locals().items() if k not in ("device", "devices", "accelerator", "strategy")
+    }
+    if devices < 1:
+        raise UsageError(f"devices must be at least 1, got {devices}")
+    if devices > 1:
+        if accelerator == "auto" and device not in (None, "auto"):
+            accelerator = torch.device(device).type  # --device cpu --devices 2: two CPU processes
+        return launch(devices, accelerator, strategy, arguments)
+    rank, _ = rank_and_world_size()
     decoder = decoder_name(decoder)
     check_normalizer(normalizer, "evaluate: normalizer")
     if listening_clips < 2:
@@ -322,20 +328,22 @@ def evaluate(
     model, model_dir = _load_model(model, imports, trust_imports)
     out_dir = Path(out_dir) if out_dir is not None else (model_dir or Path(".")) / "eval"
     names = run_names(model.config, sfm=sfm, llm=llm, adapter=adapter)
-    check_run_dir(out_dir, names)  # before decoding, not after
-    _check_writable(out_dir)
+    if rank == 0:
+        check_run_dir(out_dir, names)  # before decoding, not after
+        _check_writable(out_dir)
     run_device = resolve_device(device)
     model = model.to(run_device).eval()
     model, precision_context, precision_used = decode_precision(model, run_device, precision)
     log.info("decoding precision %s (%s)", precision_used["precision"], precision_used["reason"])
-    comet = _comet_scorer(comet_model if task == "st" else None, comet_batch_size, run_device)
+    comet = _comet_scorer(comet_model if task == "st" and rank == 0 else None, comet_batch_size, run_device)
 
     batching = {"max_duration": max_duration, "max_cuts": batch_size, "num_workers": num_workers}
     generation = decoding_settings(max_new_tokens, decoding)
-    clock, sample = DecodeClock(run_device), ClipSample(listening_clips) if listening else None
+    # the listening check: on rank 0's clips
+    clock, sample = DecodeClock(run_device), ClipSample(listening_clips) if listening and rank == 0 else None
     with precision_context:
         with count_adapter_lengths(model) as tally:
-            decoded, skipped, total = _decode_manifests(
+            decoded, manifest_ids = _decode_manifests(
                 model,
                 paths,
                 task,
@@ -347,8 +355,12 @@ def evaluate(
                 clock,
                 sample,
             )
+        decoded, clock, tally = gather_shards(decoded, clock, tally)
+        decoded, skipped, total = _skipped(decoded, manifest_ids, paths)
         _check_complete(skipped, total, paths, allow_missing)
-        checked = _listening(model, sample, run_device, batch_size or 8, seed, generation, decoder)
+        if rank != 0:  # rank 0 scores and writes the run directory, and returns its metrics
+            return {}
+        checked = checked_listening(model, sample, run_device, batch_size or 8, seed, generation, decoder)
     speed = clock.record(precision_used["precision"])
     log.info(
         "decoding speed: RTFx %.1f, %.2f clips/s on %s",

@@ -38,7 +38,7 @@ def model(tiny_model_overrides: list[str]) -> SpeechLLM:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory, model: SpeechLLM, test_manifest: Path) -> Path:
     out = tmp_path_factory.mktemp("checks") / "run"
-    evaluate(model, test_manifest, out_dir=out, normalizer="whisper_english", listening=True, **COMMON)
+    evaluate(model, test_manifest, out_dir=out, normalizer="whisper_basic", listening=True, **COMMON)
     return out
 
 
@@ -55,8 +55,8 @@ def test_run_json_records_rtfx_throughput_device_and_precision(run_dir: Path, te
 def test_the_chosen_normalizer_is_recorded_and_scored_beside_the_papers(run_dir: Path) -> None:
     info = json.loads((run_dir / "run.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert info["normalizer"] == "whisper_english"
-    assert {"asr_wer_en", "asr_wer_whisper_english_en"} <= set(metrics)
+    assert info["normalizer"] == "whisper_basic"
+    assert {"asr_wer_en", "asr_wer_whisper_basic_en"} <= set(metrics)
 
 
 def test_degenerate_counts_match_the_hypotheses(run_dir: Path) -> None:
@@ -76,7 +76,7 @@ def test_the_report_shows_both_normalizers_speed_degenerate_counts_and_the_check
         "## Listening check",
     ):
         assert heading in markdown
-    assert "| paper | whisper_english |" in markdown
+    assert "| paper | whisper_basic |" in markdown
 
 
 def test_a_model_that_cannot_hear_is_flagged_in_plain_words(

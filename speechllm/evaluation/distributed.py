@@ -17,7 +17,7 @@ rank 0's clips only.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -74,17 +74,24 @@ def drop_padding_copies(decoded: Sequence[DecodedSentence], cut_ids: set[str]) -
     return kept
 
 
-def _rank_main(fabric: Any, kwargs: dict[str, Any]) -> dict[str, float]:
+def _rank_main(
+    fabric: Any, evaluate: Callable[..., dict[str, float]], kwargs: dict[str, Any]
+) -> dict[str, float]:
     """One rank's evaluation (``evaluate`` finds the process group Fabric set up)."""
-    from speechllm.evaluation.runner import evaluate
-
     if fabric.device.type == "cpu":  # one decoding process per device: share the cores
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // fabric.world_size))
     return evaluate(**kwargs, device=fabric.device, devices=1)
 
 
-def launch(devices: int, accelerator: str, strategy: str, kwargs: dict[str, Any]) -> dict[str, float]:
-    """Run :func:`~speechllm.evaluation.runner.evaluate` on ``devices`` processes; rank 0's metrics.
+def launch(
+    evaluate: Callable[..., dict[str, float]],
+    devices: int,
+    accelerator: str,
+    strategy: str,
+    kwargs: dict[str, Any],
+) -> dict[str, float]:
+    """Run ``evaluate`` (:func:`speechllm.evaluation.runner.evaluate`, passed in: the runner imports
+    this module) on ``devices`` processes; rank 0's metrics.
 
     Args:
         accelerator: ``cpu``, ``cuda`` / ``gpu`` or ``auto``.
@@ -102,4 +109,4 @@ def launch(devices: int, accelerator: str, strategy: str, kwargs: dict[str, Any]
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     fabric = Fabric(accelerator=accelerator, devices=devices, strategy=strategy)
-    return fabric.launch(_rank_main, kwargs)
+    return fabric.launch(_rank_main, evaluate, kwargs)

@@ -313,7 +313,7 @@ def evaluate(
     if devices > 1:
         if accelerator == "auto" and device not in (None, "auto"):
             accelerator = torch.device(device).type  # --device cpu --devices 2: two CPU processes
-        return launch(devices, accelerator, strategy, arguments)
+        return launch(evaluate, devices, accelerator, strategy, arguments)
     rank, _ = rank_and_world_size()
     decoder = decoder_name(decoder)
     check_normalizer(normalizer, "evaluate: normalizer")

@@ -53,6 +53,11 @@ fi
 say "installing speechllm[$EXTRAS] (editable)"
 "${PIP[@]}" install -e ".[$EXTRAS]"
 
+# Whisper's English normalizer (speechllm.metrics.normalizers) reads the spelling table this package
+# ships; its own dependencies (numba, triton) are not needed for that, so none are installed.
+say "installing openai-whisper without its dependencies (Whisper's English spelling table)"
+"${PIP[@]}" install --no-deps "openai-whisper==20250625"
+
 case ",$EXTRAS," in
     *,comet,*)
         say "installing unbabel-comet==$COMET_VERSION and entmax without their dependencies (see DESIGN.md)"

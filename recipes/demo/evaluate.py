@@ -68,6 +68,18 @@ def main() -> None:
         choices=["auto", "bf16", "32"],
         help="auto: bf16 where the CPU runs it natively, else float32 (SPEECHLLM_BF16=0/1 forces it)",
     )
+    parser.add_argument(
+        "--normalizer",
+        default="paper",
+        choices=["paper", "whisper_english", "whisper_basic"],
+        help="also score WER under this normalizer (docs/evaluation-checks.md)",
+    )
+    parser.add_argument(
+        "--listening-clips",
+        type=int,
+        default=0,
+        help="run the listening check on this many clips per set (0: off; docs/evaluation-checks.md)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,6 +103,9 @@ def main() -> None:
             precision=args.precision,
             decoder=args.decoder,
             decoding={"num_beams": args.num_beams, "no_repeat_ngram_size": args.no_repeat_ngram_size},
+            normalizer=args.normalizer,
+            listening=args.listening_clips > 0,
+            listening_clips=max(args.listening_clips, 2),
         )
         scores = {k: round(v, 2) for k, v in metrics.items() if k.startswith(("asr_wer", "st_bleu"))}
         print(f"{args.model} on {name}: {scores} ({time.perf_counter() - started:.0f} s)")

@@ -18,6 +18,8 @@ from speechllm.cli._args import (
     positive_float,
     positive_int,
 )
+from speechllm.metrics.listening import DEFAULT_LISTENING_CLIPS
+from speechllm.metrics.normalizers import NORMALIZERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,6 +70,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score a test set some of whose audio is missing or unusable (the count is recorded)",
     )
+    parser.add_argument(
+        "--normalizer",
+        choices=NORMALIZERS,
+        default="paper",
+        help="also score ASR under this text normalizer (default paper: the paper's only; "
+        "whisper_english: Whisper's English normalizer, numbers and spellings; whisper_basic: its "
+        "multilingual one); Table 3's WER stays the paper's",
+    )
+    parser.add_argument(
+        "--listening-check",
+        dest="listening",
+        action="store_true",
+        help="decode the first --listening-clips clips again with another clip's audio and with "
+        "silence, and say whether the model's output depends on the audio",
+    )
+    parser.add_argument(
+        "--listening-clips",
+        type=positive_int,
+        default=DEFAULT_LISTENING_CLIPS,
+        help=f"clips the listening check decodes twice more (default {DEFAULT_LISTENING_CLIPS})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the listening check's audio swap")
+    parser.add_argument(
+        "--devices",
+        type=positive_int,
+        default=1,
+        help="decode on this many devices (GPUs, or CPU processes with --device cpu), one process "
+        "each through Lightning; one run directory (default 1)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("ddp", "ddp_spawn"),
+        default="ddp",
+        help="how Lightning starts the processes of --devices (default ddp)",
+    )
     add_decoding_arguments(parser)
     add_trust_manifest_argument(parser)
     parser.set_defaults(func=run)
@@ -78,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     decoding = decoding_arguments(args)
     metrics = call_with_args(evaluate, args, manifests=args.manifest, out_dir=args.out, decoding=decoding)
+    if not metrics:  # a rank other than 0 of a several-device evaluation: rank 0 reports
+        return 0
     out = args.out if args.out is not None else Path(args.model) / "eval"
     for key in sorted(metrics):
         if not key.startswith("num_"):  # counts (sentences, capped hypotheses): in run.json and the log

@@ -179,6 +179,13 @@ class EvalConfig:
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
+    # Also score WER under this normalizer: paper | whisper_english | whisper_basic
+    # (speechllm.metrics.normalizers; Table 3's WER stays the paper's)
+    normalizer: str = "paper"
+    # Decode the first listening_clips validation clips again with another clip's audio and with
+    # silence, and say whether the output depends on the audio (docs/evaluation-checks.md)
+    listening_check: bool = False
+    listening_clips: int = 32
 
 
 @dataclass

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from speechllm.adapters import build_context
 from speechllm.config.schema import ManifestConfig
 from speechllm.errors import ConfigError
+from speechllm.metrics.normalizers import NORMALIZERS
 from speechllm.registry import ADAPTERS, ENCODERS, LLMS, Registry, constructor_options, required_options
 
 # The adapter first: its module imports torch only, the encoders' and LLMs' also transformers
@@ -38,6 +39,8 @@ _VALUE_RULES: tuple[tuple[str, Any, str], ...] = (
     ("prealign.max_duration", lambda v: v > 0, "> 0"),
     ("eval.max_new_tokens", lambda v: v >= 1, ">= 1"),
     ("eval.max_new_tokens_per_second", lambda v: v is None or v > 0, "> 0 or null (no duration limit)"),
+    ("eval.normalizer", lambda v: v in NORMALIZERS, "one of " + ", ".join(NORMALIZERS)),
+    ("eval.listening_clips", lambda v: v >= 2, ">= 2 (clips to swap audio between)"),
 )
 
 

@@ -47,6 +47,7 @@ class SentenceRecords:
     hypotheses: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     capped: list[bool] = field(default_factory=list)  # stopped at its token limit, not by a stop token
+    prompts: list[str] = field(default_factory=list)  # the instruction each was decoded with ("": unknown)
 
     @property
     def label(self) -> str:
@@ -68,6 +69,8 @@ class DecodedSentence:
         hypothesis: what was decoded.
         source: the source transcript (COMET's source; the reference again for ASR).
         capped: decoding stopped at the clip's token limit, not at a stop token (a runaway).
+        prompt: the instruction it was decoded with ("" where there was none: the Whisper baseline).
+        num_tokens: the new tokens it took (0 where not counted).
     """
 
     task: str
@@ -78,6 +81,8 @@ class DecodedSentence:
     hypothesis: str
     source: str
     capped: bool = False
+    prompt: str = ""
+    num_tokens: int = 0
 
     @property
     def group(self) -> str:
@@ -137,11 +142,25 @@ def decode_batch(
             on_clip_done=on_clip_done,
             **decoding,
         )
-        for i, text, capped in zip(rows, decoded.texts, decoded.capped):
+        for i, text, capped, tokens in zip(rows, decoded.texts, decoded.capped, decoded.num_tokens):
             tgt = batch.tgt_lang[i] if current == "st" else None
             src, cut_id, source = batch.src_lang[i], batch.cut_ids[i], batch.source_text[i]
-            out.append(DecodedSentence(current, src, tgt, cut_id, batch.reference[i], text, source, capped))
+            prompt = instruction_text(model, current, src, tgt)
+            out.append(
+                DecodedSentence(
+                    current, src, tgt, cut_id, batch.reference[i], text, source, capped, prompt, int(tokens)
+                )
+            )
     return out
+
+
+def instruction_text(model: Any, task: str, src_lang: str, tgt_lang: str | None) -> str:
+    """The fixed evaluation instruction of a clip (what a prompt-copying output repeats); "" for a
+    model without the library's prompt builder."""
+    prompts = getattr(getattr(model, "llm", None), "prompts", None)
+    if prompts is None or not hasattr(prompts, "instruction"):
+        return ""
+    return prompts.instruction(task, src_lang, tgt_lang, None)
 
 
 def group_decoded(
@@ -162,6 +181,7 @@ def group_decoded(
         records.hypotheses.append(sentence.hypothesis)
         records.sources.append(sentence.source)
         records.capped.append(sentence.capped)
+        records.prompts.append(sentence.prompt)
     return groups
 
 

@@ -27,8 +27,13 @@ from speechllm.evaluation.decoding import (
     group_decoded,
     warn_capped,
 )
+from speechllm.evaluation.distributed import drop_padding_copies, gather_shards, launch, rank_and_world_size
+from speechllm.evaluation.listening import ClipSample, checked_listening
 from speechllm.evaluation.scoring import run_names, score_groups, write_run_dir
+from speechllm.evaluation.speed import DecodeClock
 from speechllm.languages import TASKS
+from speechllm.metrics.listening import DEFAULT_LISTENING_CLIPS
+from speechllm.metrics.normalizers import PAPER, check_normalizer
 from speechllm.precision import decode_precision, resolve_device
 from speechllm.progress import progress
 from speechllm.rundir import Compression, RunInfo, check_run_dir
@@ -88,41 +93,61 @@ def _decode_manifests(
     decoder: str,
     device: torch.device,
     trust_sources: bool = False,
-) -> tuple[list[DecodedSentence], list[str], int]:
-    """Decode every usable cut of ``paths``; returns (decoded sentences, ids of the cuts skipped,
-    cuts in all).
+    clock: DecodeClock | None = None,
+    sample: ClipSample | None = None,
+) -> tuple[list[DecodedSentence], list[list[str]]]:
+    """Decode this rank's share of the usable cuts of ``paths``; returns (decoded sentences, the
+    cut ids of each manifest). ``clock`` times the loop and counts the audio; ``sample`` keeps
+    clips for the listening check.
 
     Each manifest is read by the data module's own test loader (:func:`evaluation_data`), the one
     that training's test split uses. ``batching``: ``max_duration``, ``max_cuts`` and
     ``num_workers``; ``decoding``: ``max_new_tokens`` and the other ``model.generate`` options.
     """
     decoded: list[DecodedSentence] = []
-    skipped: list[str] = []
-    total = 0
+    manifest_ids: list[list[str]] = []
     for path in paths:
         data = evaluation_data(model, path, task, batching, trust_sources)
-        decoded_before = len(decoded)
-        cut_ids = [cut.id for cut in data.cuts(data.config.test, train=False)]  # manifests only, no audio
-        in_manifest = len(cut_ids)
+        # manifests only, no audio
+        durations = {cut.id: float(cut.duration) for cut in data.cuts(data.config.test, train=False)}
+        manifest_ids.append(list(durations))
+        in_manifest = len(durations)
+        clock = clock if clock is not None else DecodeClock(device)
         # A bar that moves as each clip finishes (a terminal), or a summary line (a pipe).
-        with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance:
+        with progress(f"evaluate {Path(path).name}", in_manifest, unit="cuts") as advance, clock:
             for batch in data.test_dataloader():
                 if batch is None or not batch.cut_ids:  # every cut of the batch was unusable
                     continue
                 batch = batch.to(device)
-                decoded += decode_batch(
+                done = decode_batch(
                     model, batch, task=task, decoder=decoder, on_clip_done=advance, **decoding
                 )
-        # Unusable cuts (audio, no translation, unknown language) are skipped by the dataset (in its
-        # worker processes, so its own counter is not visible here): name what did not come back.
-        total += in_manifest
-        came_back = {sentence.cut_id for sentence in decoded[decoded_before:]}
-        skipped += [cut_id for cut_id in cut_ids if cut_id not in came_back]
+                seconds = sum(durations.get(sentence.cut_id, 0.0) for sentence in done)
+                clock.add(seconds, len(done), sum(sentence.num_tokens for sentence in done))
+                if sample is not None:
+                    sample.add(batch, done)
+                decoded += done
+    return decoded, manifest_ids
+
+
+def _skipped(
+    decoded: list[DecodedSentence], manifest_ids: list[list[str]], paths: Sequence[Any]
+) -> tuple[list[DecodedSentence], list[str], int]:
+    """(the sentences of the manifests' cuts, each once; ids of the cuts that did not come back;
+    cuts in all), over every rank's sentences.
+
+    Unusable cuts (audio, no translation, unknown language) are skipped by the dataset (in its
+    worker processes, so its own counter is not visible here): name what did not come back.
+    """
+    every_id = {cut_id for ids in manifest_ids for cut_id in ids}
+    decoded = drop_padding_copies(decoded, every_id)
+    came_back = {sentence.cut_id for sentence in decoded}
+    skipped = [cut_id for ids in manifest_ids for cut_id in ids if cut_id not in came_back]
     if skipped:
         log.warning("%d cut(s) were unusable and not evaluated (see the warnings above)", len(skipped))
     if not decoded:
         raise UsageError(f"no usable cuts in {', '.join(str(p) for p in paths)}")
-    return decoded, skipped, total
+    return decoded, skipped, sum(len(ids) for ids in manifest_ids)
 
 
 def evaluation_data(
@@ -144,7 +169,8 @@ def evaluation_data(
         max_cut_duration=float("inf"),
         trust_manifest_sources=trust_sources,
     )
-    return SpeechDataModule(config, model.llm.prompts)
+    rank, world_size = rank_and_world_size()  # each rank decodes its shard (every W-th batch)
+    return SpeechDataModule(config, model.llm.prompts, rank=rank, world_size=world_size)
 
 
 def _compression(model: Any, tally: LengthTally, adapter: str) -> Compression | None:
@@ -222,6 +248,13 @@ def evaluate(
     trust_imports: bool = False,
     decoding: dict[str, Any] | None = None,
     trust_manifest_sources: bool = False,
+    normalizer: str = PAPER,
+    listening: bool = False,
+    listening_clips: int = DEFAULT_LISTENING_CLIPS,
+    seed: int = 0,
+    devices: int = 1,
+    accelerator: str = "auto",
+    strategy: str = "ddp",
 ) -> dict[str, float]:
     """Decode ``manifests`` with ``model``, score, and write a run directory; returns its metrics.
 
@@ -255,11 +288,39 @@ def evaluate(
             hypotheses stopped at their limit (``metrics.json``: ``num_capped_<group>``).
         trust_manifest_sources: read audio from recording sources that run a command or fetch a
             URL (refused otherwise, before the model loads: manifests are untrusted input).
+        normalizer: ``paper`` (default), ``whisper_english`` or ``whisper_basic``
+            (:mod:`speechllm.metrics.normalizers`): ASR is also scored under this one
+            (``metrics.json``: ``asr_wer_<normalizer>_<lang>``); ``run.json`` records it.
+        listening: run the listening check (:mod:`speechllm.evaluation.listening`) on the first
+            ``listening_clips`` clips, with the derangement seeded by ``seed``; ``run.json``
+            records it as ``listening_check_<task>`` and the verdict is logged.
+        devices: decode on this many devices of ``accelerator`` (``cpu``, ``cuda``, ``auto``), one
+            process each, launched by Lightning with ``strategy`` (``ddp``, ``ddp_spawn``; see
+            :mod:`speechllm.evaluation.distributed`); ``model`` must then be a directory. The run
+            directory and the scores are those of one process.
+
+    ``run.json`` also records the decoding speed as ``speed_<task>`` (RTFx, clips and tokens per
+    second, device and precision; :mod:`speechllm.evaluation.speed`).
 
     Returns:
         The run directory's ``metrics.json`` content (including earlier evaluations in it).
     """
+    arguments = {
+        k: v for k, v in locals().items() if k not in ("device", "devices", "accelerator", "strategy")
+    }
+    if devices < 1:
+        raise UsageError(f"devices must be at least 1, got {devices}")
+    if devices > 1:
+        if accelerator == "auto" and device not in (None, "auto"):
+            accelerator = torch.device(device).type  # --device cpu --devices 2: two CPU processes
+        return launch(evaluate, devices, accelerator, strategy, arguments)
+    rank, _ = rank_and_world_size()
     decoder = decoder_name(decoder)
+    check_normalizer(normalizer, "evaluate: normalizer")
+    if listening_clips < 2:
+        raise UsageError(
+            f"listening_clips must be at least 2 (clips to swap audio between), got {listening_clips}"
+        )
     paths = _manifest_list(manifests, task, batch_size, max_duration)
     for path in paths:  # a bad, empty or untrusted manifest fails before the model loads
         if not check_manifest_path(path, trust_manifest_sources):
@@ -267,22 +328,47 @@ def evaluate(
     model, model_dir = _load_model(model, imports, trust_imports)
     out_dir = Path(out_dir) if out_dir is not None else (model_dir or Path(".")) / "eval"
     names = run_names(model.config, sfm=sfm, llm=llm, adapter=adapter)
-    check_run_dir(out_dir, names)  # before decoding, not after
-    _check_writable(out_dir)
+    if rank == 0:
+        check_run_dir(out_dir, names)  # before decoding, not after
+        _check_writable(out_dir)
     run_device = resolve_device(device)
     model = model.to(run_device).eval()
     model, precision_context, precision_used = decode_precision(model, run_device, precision)
     log.info("decoding precision %s (%s)", precision_used["precision"], precision_used["reason"])
-    comet = _comet_scorer(comet_model if task == "st" else None, comet_batch_size, run_device)
+    comet = _comet_scorer(comet_model if task == "st" and rank == 0 else None, comet_batch_size, run_device)
 
     batching = {"max_duration": max_duration, "max_cuts": batch_size, "num_workers": num_workers}
-    with count_adapter_lengths(model) as tally, precision_context:
-        generation = decoding_settings(max_new_tokens, decoding)
-        decoded, skipped, total = _decode_manifests(
-            model, paths, task, batching, generation, decoder, run_device, trust_manifest_sources
-        )
-    _check_complete(skipped, total, paths, allow_missing)
-    scored = score_groups(group_decoded(decoded, where=", ".join(str(p) for p in paths)), comet)
+    generation = decoding_settings(max_new_tokens, decoding)
+    # the listening check: on rank 0's clips
+    clock, sample = DecodeClock(run_device), ClipSample(listening_clips) if listening and rank == 0 else None
+    with precision_context:
+        with count_adapter_lengths(model) as tally:
+            decoded, manifest_ids = _decode_manifests(
+                model,
+                paths,
+                task,
+                batching,
+                generation,
+                decoder,
+                run_device,
+                trust_manifest_sources,
+                clock,
+                sample,
+            )
+        decoded, clock, tally = gather_shards(decoded, clock, tally)
+        decoded, skipped, total = _skipped(decoded, manifest_ids, paths)
+        _check_complete(skipped, total, paths, allow_missing)
+        if rank != 0:  # rank 0 scores and writes the run directory, and returns its metrics
+            return {}
+        checked = checked_listening(model, sample, run_device, batch_size or 8, seed, generation, decoder)
+    speed = clock.record(precision_used["precision"])
+    log.info(
+        "decoding speed: RTFx %.1f, %.2f clips/s on %s",
+        speed["rtfx"],
+        speed["clips_per_second"],
+        speed["device"],
+    )
+    scored = score_groups(group_decoded(decoded, where=", ".join(str(p) for p in paths)), comet, normalizer)
     settings = {
         "model_dir": None if model_dir is None else str(model_dir),
         **_test_set(task, paths, len(skipped), total),
@@ -290,6 +376,9 @@ def evaluate(
         "capped_hypotheses": warn_capped(decoded, ", ".join(str(p) for p in paths)),
         "precision": precision_used,
         "comet_model": None if comet_model is None else str(comet_model),
+        "normalizer": normalizer,
+        f"speed_{task}": speed,
+        **({f"listening_check_{task}": checked} if listening else {}),
         "model_config": model.config,
     }
     info = RunInfo(**names, tasks=[task], extra=settings)

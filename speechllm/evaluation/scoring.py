@@ -15,6 +15,8 @@ from typing import Any
 
 from speechllm.evaluation.decoding import SentenceRecords
 from speechllm.metrics.bleu import corpus_bleu, corpus_chrf, sentence_bleus
+from speechllm.metrics.degenerate import count_degenerate
+from speechllm.metrics.normalizers import PAPER, get_normalizer
 from speechllm.metrics.wer import corpus_wer, sentence_wers
 from speechllm.rundir import (
     Compression,
@@ -44,21 +46,38 @@ class GroupScores:
         ]
 
 
-def score_group(records: SentenceRecords, comet: Any = None) -> GroupScores:
-    """WER (ASR) or BLEU/chrF and, given a :class:`~speechllm.metrics.comet.CometScorer`, COMET (ST)."""
+def _wer_pair(records: SentenceRecords, normalize: Any) -> tuple[float, list[float]]:
+    """(corpus WER, per-sentence WERs) under one normalizer."""
+    wers = sentence_wers(records.references, records.hypotheses, normalize)
+    try:
+        return corpus_wer(records.references, records.hypotheses, normalize), wers
+    except ValueError:  # every reference empty: only the per-sentence convention applies
+        return sum(wers) / len(wers), wers
+
+
+def score_group(records: SentenceRecords, comet: Any = None, normalizer: str = PAPER) -> GroupScores:
+    """WER (ASR) or BLEU/chrF and, given a :class:`~speechllm.metrics.comet.CometScorer`, COMET (ST).
+
+    ASR is always scored under the paper's normalizer (``asr_wer_<lang>``, Table 3's column and
+    the hypotheses TSV); another ``normalizer`` (:mod:`speechllm.metrics.normalizers`) adds
+    ``asr_wer_<normalizer>_<lang>`` and ``asr_mean_sentence_wer_<normalizer>_<lang>``. Every group
+    also gets its degenerate-output counts (:mod:`speechllm.metrics.degenerate`).
+    """
     label = records.label
+    group = f"{records.task}_{label}"
+    prompts = records.prompts if len(records.prompts) == len(records) and any(records.prompts) else None
     count = {
-        f"num_sentences_{records.task}_{label}": float(len(records)),
-        # hypotheses stopped by their token limit (speechllm.search.token_limits), not a stop token
-        f"num_capped_{records.task}_{label}": float(sum(records.capped)),
+        f"num_sentences_{group}": float(len(records)),
+        # capped: stopped by the token limit (speechllm.search.token_limits), not a stop token
+        **count_degenerate(records.hypotheses, prompts, records.capped).as_metrics(group),
     }
     if records.task == "asr":
-        wers = sentence_wers(records.references, records.hypotheses)
-        try:
-            wer = corpus_wer(records.references, records.hypotheses)
-        except ValueError:  # every reference empty: only the per-sentence convention applies
-            wer = sum(wers) / len(wers)
+        wer, wers = _wer_pair(records, True)
         metrics = {f"asr_wer_{label}": wer, f"asr_mean_sentence_wer_{label}": sum(wers) / len(wers)}
+        if normalizer != PAPER:
+            other, others = _wer_pair(records, get_normalizer(normalizer))
+            metrics[f"asr_wer_{normalizer}_{label}"] = other
+            metrics[f"asr_mean_sentence_wer_{normalizer}_{label}"] = sum(others) / len(others)
         return GroupScores(records, {**metrics, **count}, {hyps_file_name("asr", label): wers})
     metrics = {
         f"st_bleu_{label}": corpus_bleu(records.references, records.hypotheses),
@@ -75,9 +94,11 @@ def score_group(records: SentenceRecords, comet: Any = None) -> GroupScores:
     return GroupScores(records, {**metrics, **count}, files)
 
 
-def score_groups(groups: dict[str, SentenceRecords], comet: Any = None) -> list[GroupScores]:
+def score_groups(
+    groups: dict[str, SentenceRecords], comet: Any = None, normalizer: str = PAPER
+) -> list[GroupScores]:
     """:func:`score_group` for each group, in sorted group order."""
-    return [score_group(groups[key], comet) for key in sorted(groups)]
+    return [score_group(groups[key], comet, normalizer) for key in sorted(groups)]
 
 
 def run_names(

@@ -36,6 +36,7 @@ import torch.distributed as dist
 
 from speechllm.evaluation.decoding import DecodedSentence, decode_batch, group_decoded, warn_capped
 from speechllm.evaluation.scoring import GroupScores, run_names, score_groups, write_run_dir
+from speechllm.metrics.normalizers import PAPER, check_normalizer
 from speechllm.rundir import RunInfo
 from speechllm.search import DecodingOptions
 
@@ -54,12 +55,14 @@ class _GenerationMetrics(L.Callback):
         on_validation: bool = True,
         on_test: bool = True,
         decoding: dict[str, Any] | None = None,
+        normalizer: str = PAPER,
     ) -> None:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.max_new_tokens = max_new_tokens
         self.decoding = dict(decoding or {})  # beams, repetition guard (SpeechLLM.generate)
+        self.normalizer = check_normalizer(normalizer)
         self.stages = {stage for stage, on in (("val", on_validation), ("test", on_test)) if on}
         self._decoded: list[DecodedSentence] = []
         self.last_metrics: dict[str, float] = {}
@@ -130,7 +133,7 @@ class _GenerationMetrics(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, decoded: list[DecodedSentence]
     ) -> dict[str, float]:
         groups = group_decoded(decoded, where=f"{stage} set")
-        scored = score_groups(groups, self._comet(pl_module))
+        scored = score_groups(groups, self._comet(pl_module), self.normalizer)
         config = getattr(_speech_llm(pl_module), "config", None)
         settings = {
             "stage": stage,
@@ -140,6 +143,7 @@ class _GenerationMetrics(L.Callback):
             # every setting, the defaults too (the duration limit applies unless turned off)
             "decoding": {**DecodingOptions(self.max_new_tokens).as_dict(), **self.decoding},
             "capped_hypotheses": warn_capped(decoded, f"{stage} set"),
+            "normalizer": self.normalizer,
             "model_config": config,
         }
         info = RunInfo(**run_names(config), tasks=[self.task], extra=settings)
@@ -158,6 +162,8 @@ class ASRMetrics(_GenerationMetrics):
         output_dir: where run directories go (default ``<trainer.default_root_dir>/eval``).
         max_new_tokens: greedy decoding limit (the paper: 200).
         on_validation, on_test: decode at the end of validation / test epochs.
+        normalizer: also score WER under this normalizer (``whisper_english``, ``whisper_basic``;
+            logged as ``<stage>/wer_<normalizer>_<lang>``), see :mod:`speechllm.metrics.normalizers`.
     """
 
     task = "asr"

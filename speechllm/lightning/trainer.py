@@ -166,11 +166,26 @@ def default_callbacks(cfg: DictConfig, export: bool = True) -> list[L.Callback]:
     # eval.num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty
     decoding = {f.name: cfg.eval[f.name] for f in fields(DecodingOptions) if f.name != "max_new_tokens"}
     if cfg.eval.asr_metrics:
-        callbacks.append(ASRMetrics(max_new_tokens=cfg.eval.max_new_tokens, decoding=decoding))
+        callbacks.append(
+            ASRMetrics(
+                max_new_tokens=cfg.eval.max_new_tokens, decoding=decoding, normalizer=cfg.eval.normalizer
+            )
+        )
     if cfg.eval.st_metrics:
         comet = cfg.eval.comet_model
         callbacks.append(
             STMetrics(max_new_tokens=cfg.eval.max_new_tokens, comet_model=comet, decoding=decoding)
+        )
+    if cfg.eval.listening_check:
+        from speechllm.lightning.listening_callback import ListeningCheck
+
+        callbacks.append(
+            ListeningCheck(
+                max_clips=cfg.eval.listening_clips,
+                seed=cfg.seed,
+                max_new_tokens=cfg.eval.max_new_tokens,
+                decoding=decoding,
+            )
         )
     if trainer_cfg.enable_progress_bar and importlib.util.find_spec("rich") is not None:
         from speechllm.lightning.progress_bar import RunProgressBar

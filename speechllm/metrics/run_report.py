@@ -9,7 +9,8 @@ optionally ``metrics.json`` (corpus-level scores under Table 3's column names, `
 :func:`load_run` reads one directory; :func:`build_report` computes the tables
 (:mod:`speechllm.metrics.tables`), plots them (:mod:`speechllm.metrics.plots`) and writes
 ``report.md``, ``table3.csv`` and ``table1.csv``. The marks: **bold** the best of each (SFM, LLM)
-group, ``†`` the best overall, ``*`` a difference from Base that is not significant.
+group, ``†`` the best overall, ``*`` a difference from Base that is not significant. The
+evaluation checks the runs recorded follow (:mod:`speechllm.metrics.checks_report`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from speechllm.deprecations import decoder_name
 from speechllm.io import atomic_write
+from speechllm.metrics.checks_report import checks_sections
 from speechllm.metrics.paper import canonical_adapter, canonical_llm, canonical_sfm
 from speechllm.metrics.plots import write_plots
 from speechllm.metrics.significance import DEFAULT_ALPHA, DEFAULT_RESAMPLES
@@ -142,6 +144,8 @@ def _markdown(
     ]
     if shrunk:
         sections += ["## Smaller test sets", "\n".join(shrunk)]
+    # WER by normalizer, decoding speed, degenerate outputs, listening check (where recorded)
+    sections += checks_sections(run_dirs)
     if plot_files:
         sections += ["## Plots"] + [f"![{p.stem}]({p.name})" for p in plot_files]
     return "\n\n".join(sections) + "\n"

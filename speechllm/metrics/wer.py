@@ -21,7 +21,7 @@ references are all empty has no defined WER and raises ``ValueError``.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jiwer
@@ -81,12 +81,19 @@ def _check_pairs(refs: Sequence[str], hyps: Sequence[str]) -> None:
         raise ValueError(f"got {len(refs)} references but {len(hyps)} hypotheses")
 
 
-def sentence_errors(refs: Sequence[str], hyps: Sequence[str], normalize: bool = True) -> list[WordErrors]:
+# True: the paper's normalize_text; False: none; a function: that normalizer (speechllm.metrics.normalizers).
+Normalize = bool | Callable[[str], str]
+
+
+def sentence_errors(
+    refs: Sequence[str], hyps: Sequence[str], normalize: Normalize = True
+) -> list[WordErrors]:
     """Per-sentence edit counts after (optional) normalization, in input order."""
     _check_pairs(refs, hyps)
     if normalize:
-        refs = [normalize_text(r) for r in refs]
-        hyps = [normalize_text(h) for h in hyps]
+        rule = normalize_text if normalize is True else normalize
+        refs = [rule(r) for r in refs]
+        hyps = [rule(h) for h in hyps]
     errors: list[WordErrors | None] = [None] * len(refs)
     scored = [i for i, ref in enumerate(refs) if ref.split()]
     for i, ref in enumerate(refs):
@@ -108,7 +115,7 @@ def sentence_errors(refs: Sequence[str], hyps: Sequence[str], normalize: bool = 
     return [e for e in errors if e is not None]
 
 
-def corpus_wer(refs: Sequence[str], hyps: Sequence[str], normalize: bool = True) -> float:
+def corpus_wer(refs: Sequence[str], hyps: Sequence[str], normalize: Normalize = True) -> float:
     """Corpus WER in percent: 100 × (S + D + I) / reference words, summed over all sentences."""
     errors = sentence_errors(refs, hyps, normalize)
     ref_words = sum(e.ref_words for e in errors)
@@ -117,7 +124,7 @@ def corpus_wer(refs: Sequence[str], hyps: Sequence[str], normalize: bool = True)
     return 100.0 * sum(e.edits for e in errors) / ref_words
 
 
-def sentence_wers(refs: Sequence[str], hyps: Sequence[str], normalize: bool = True) -> list[float]:
+def sentence_wers(refs: Sequence[str], hyps: Sequence[str], normalize: Normalize = True) -> list[float]:
     """Per-sentence WER in percent (empty reference: 0 if the hypothesis is empty, else 100)."""
     wers = []
     for e in sentence_errors(refs, hyps, normalize):
@@ -128,7 +135,7 @@ def sentence_wers(refs: Sequence[str], hyps: Sequence[str], normalize: bool = Tr
     return wers
 
 
-def mean_sentence_wer(refs: Sequence[str], hyps: Sequence[str], normalize: bool = True) -> float:
+def mean_sentence_wer(refs: Sequence[str], hyps: Sequence[str], normalize: Normalize = True) -> float:
     """The paper's mean per-sentence WER in percent."""
     wers = sentence_wers(refs, hyps, normalize)
     if not wers:

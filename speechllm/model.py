@@ -348,9 +348,11 @@ class SpeechLLM(nn.Module):
             state.update({f"prealign.{k}": v.detach() for k, v in self.prealign.state_dict().items()})
         return state
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``trainable.safetensors`` + ``config.yaml`` (frozen parts are rebuilt from their paths)."""
-        tensors = {k: v.contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+    def save_pretrained(self, directory: str | Path, tensors: dict[str, Tensor] | None = None) -> Path:
+        """Write ``trainable.safetensors`` + ``config.yaml`` (frozen parts are rebuilt from their paths);
+        ``tensors``: trained parameters the caller gathered (FSDP2), else :meth:`trainable_state_dict`."""
+        state = self.trainable_state_dict() if tensors is None else tensors
+        tensors = {k: v.contiguous().cpu() for k, v in state.items()}
         return write_model_dir(directory, tensors, self.imports, self.config)
 
     @classmethod

@@ -129,6 +129,7 @@ def _train(
     prealign_callbacks: list[L.Callback] | None,
 ) -> Path:
     from speechllm.data.datamodule import SpeechDataModule
+    from speechllm.data.token_batching import configured_rate_hz
 
     requested = cfg
     cfg = prepare_model_config(cfg)
@@ -136,7 +137,11 @@ def _train(
     module = build_module(cfg)
     if cfg.prealign.objective != "none" or cfg.prealign.init:
         run_prealign(cfg, module.model, resume=resume is not None, callbacks=prealign_callbacks)
-    data = SpeechDataModule(cfg.data, module.model.llm.prompts, seed=cfg.seed, encoder=module.model.encoder)
+    encoder = module.model.encoder
+    rate = configured_rate_hz(cfg.data, cfg.model, float(encoder.frame_rate_hz))
+    data = SpeechDataModule(
+        cfg.data, module.model.llm.prompts, seed=cfg.seed, encoder=encoder, llm_rate_hz=rate
+    )
     trainer = build_trainer(cfg, callbacks, model=module.model)
     fit(trainer, module, data, ckpt_path)
     return Path(cfg.output_dir) / "model"

@@ -32,6 +32,11 @@ class DataConfig:
             bucketing sampler (more: better shuffling, more memory; from Shar each buffered cut
             holds its audio, in every dataloader worker: lower it for Shar streams).
         min_cut_duration / max_cut_duration: cuts outside are skipped and reported.
+        max_llm_tokens: fill batches by LLM input tokens instead of audio seconds: a batch's clips
+            × its longest clip's prompt + adapter outputs + target tokens stay within this
+            (``max_duration`` is then unused; a clip alone over it is skipped and reported).
+        llm_rate_hz: adapter outputs per second of audio for ``max_llm_tokens`` (None: from the
+            adapter and encoder, see :func:`speechllm.data.token_batching.adapter_rate_hz`).
         encoder_cache: a ``speechllm cache`` directory; batches then carry encoder outputs.
         skip_report: TSV (``cut_id<TAB>reason``) listing every skipped cut.
     """
@@ -41,6 +46,8 @@ class DataConfig:
     test: list[ManifestConfig] = field(default_factory=list)
     max_duration: float = 200.0  # seconds of audio per batch (bucketing sampler)
     max_cuts: int | None = None  # and at most this many cuts per batch (None: no limit)
+    max_llm_tokens: int | None = None  # batches by LLM input tokens instead (docs/data.md)
+    llm_rate_hz: float | None = None  # adapter outputs per second for max_llm_tokens (None: derived)
     num_buckets: int = 30  # 30: ~97% real frames on CoVoST-like 1-15 s clips (10: ~91%)
     bucket_buffer_size: int = 20000
     shuffle: bool = True

@@ -28,6 +28,8 @@ _VALUE_RULES: tuple[tuple[str, Any, str], ...] = (
     ("optim.warmup_ratio", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("data.max_duration", lambda v: v > 0, "> 0 (seconds of audio per batch)"),
     ("data.max_cuts", lambda v: v is None or v >= 1, ">= 1 or null"),
+    ("data.max_llm_tokens", lambda v: v is None or v >= 1, ">= 1 or null (batches by audio seconds)"),
+    ("data.llm_rate_hz", lambda v: v is None or v > 0, "> 0 or null (derived from the adapter)"),
     ("data.num_buckets", lambda v: v >= 1, ">= 1"),
     ("data.num_workers", lambda v: v >= 0, ">= 0"),
     ("data.min_cut_duration", lambda v: v >= 0, ">= 0"),

@@ -43,6 +43,13 @@ from speechllm.data.dataset import SkipReport, SpeechDataset
 from speechllm.data.encoder_cache import ATTACHED_FIELD, EncoderCache
 from speechllm.data.samplers import DurationFilter, ResumableSampler
 from speechllm.data.shar_reader import ShardSubset, is_shar_dir, shar_fields
+from speechllm.data.token_batching import (
+    LLMLength,
+    LLMTokenConstraint,
+    TokenBucketingSampler,
+    TokenBudgetFilter,
+    TokenCutSampler,
+)
 from speechllm.languages import TASKS
 from speechllm.llms.prompts import PromptBuilder
 
@@ -69,6 +76,8 @@ class SpeechDataModule(L.LightningDataModule):
             Shar cuts.
         rank, world_size: override the trainer's (tests, custom loops); by default they are the
             attached trainer's ``global_rank`` and ``world_size``, or 0 and 1 without a trainer.
+        llm_rate_hz: the adapter's outputs per second, for ``data.max_llm_tokens`` (batches by LLM
+            input tokens, :mod:`speechllm.data.token_batching`); ``data.llm_rate_hz`` wins.
     """
 
     def __init__(
@@ -79,6 +88,7 @@ class SpeechDataModule(L.LightningDataModule):
         encoder: torch.nn.Module | None = None,
         rank: int | None = None,
         world_size: int | None = None,
+        llm_rate_hz: float | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -86,6 +96,8 @@ class SpeechDataModule(L.LightningDataModule):
         self.seed = seed
         self.encoder = encoder
         self._rank, self._world_size = rank, world_size
+        self.llm_rate_hz = llm_rate_hz
+        self._lengths: dict[tuple[str, bool], LLMLength] = {}
         self.report = SkipReport(config.skip_report)
         self._batch_skips: Counter[str] = Counter()
         self._train_sampler: ResumableSampler | None = None
@@ -145,7 +157,21 @@ class SpeechDataModule(L.LightningDataModule):
             else CutSet.mux(*parts, weights=[m.weight for m in manifests], seed=self.seed)
         )
         lo, hi = self.config.min_cut_duration, self.config.max_cut_duration
-        return cuts.filter(DurationFilter(lo, hi, self.report))
+        cuts = cuts.filter(DurationFilter(lo, hi, self.report))
+        length = self.llm_length(manifests[0].task, train)
+        if length is not None:  # a clip alone over the token budget: skipped and reported
+            cuts = cuts.filter(TokenBudgetFilter(length, int(self.config.max_llm_tokens), self.report))
+        return cuts
+
+    def llm_length(self, task: str, train: bool) -> LLMLength | None:
+        """A clip's LLM input length under ``data.max_llm_tokens``; None when batching by seconds."""
+        if getattr(self.config, "max_llm_tokens", None) is None:
+            return None
+        if (task, train) not in self._lengths:  # one per (task, train): its cache is shared
+            self._lengths[task, train] = LLMLength.for_data(
+                self.config, self.prompts, self.llm_rate_hz, self.encoder, task, train, self.seed
+            )
+        return self._lengths[task, train]
 
     def _loader(self, manifests: list[ManifestConfig], train: bool) -> DataLoader:
         rank, world_size = self.rank_and_world_size()
@@ -161,14 +187,16 @@ class SpeechDataModule(L.LightningDataModule):
             max_text_tokens=self.config.max_text_tokens if train else None,
         )
         cuts = self.cuts(manifests, train=train)
+        length = self.llm_length(manifests[0].task, train)
         workers = self.config.num_workers
         if is_shar_dir(manifests[0].path):
             # Shards are already split by rank (and by worker inside ShardSubset): the sampler runs
             # in each worker and must not split again.
-            sampler = self._sampler(cuts, train, world_size=1, rank=0, manifests=manifests)
+            sampler = self._sampler(cuts, train, world_size=1, rank=0, manifests=manifests, length=length)
             stream = IterableDatasetWrapper(dataset, sampler)
             return DataLoader(stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
-        resumable = ResumableSampler(self._sampler(cuts, train, world_size=world_size, rank=rank))
+        sampler = self._sampler(cuts, train, world_size=world_size, rank=rank, length=length)
+        resumable = ResumableSampler(sampler)
         if train:
             self._train_sampler = resumable
             self._apply_pending_state(world_size)
@@ -183,11 +211,21 @@ class SpeechDataModule(L.LightningDataModule):
         world_size: int,
         rank: int,
         manifests: list[ManifestConfig] | None = None,
+        length: LLMLength | None = None,
     ) -> CutSampler:
-        """Duration-bucketing sampler (``num_buckets`` > 1) or plain one; ``manifests`` marks Shar input."""
+        """Duration-bucketing sampler (``num_buckets`` > 1) or plain one; ``manifests`` marks Shar input.
+
+        With ``length`` (``data.max_llm_tokens``) batches are filled, and buckets cut, by LLM input
+        tokens instead of seconds.
+        """
+        max_cuts = getattr(self.config, "max_cuts", None)
+        limits: dict[str, Any] = {"max_duration": self.config.max_duration, "max_cuts": max_cuts}
+        if length is not None:
+            budget = int(self.config.max_llm_tokens)
+            constraint = LLMTokenConstraint(max_tokens=budget, max_examples=max_cuts, length=length)
+            limits = {"constraint": constraint}
         common = {
-            "max_duration": self.config.max_duration,
-            "max_cuts": getattr(self.config, "max_cuts", None),
+            **limits,
             "shuffle": train and self.config.shuffle,
             "drop_last": False,
             "world_size": world_size,
@@ -199,11 +237,14 @@ class SpeechDataModule(L.LightningDataModule):
             sample = shar_cut_sample(manifests) if manifests else list(islice(cuts, BINS_SAMPLE))
             num_buckets = min(self.config.num_buckets, len(sample))  # tiny corpora have few cuts
             if num_buckets > 1:
-                constraint = TimeConstraint(max_duration=self.config.max_duration)
+                constraint = limits.get("constraint") or TimeConstraint(max_duration=self.config.max_duration)
                 bins = estimate_duration_buckets(sample, num_buckets=num_buckets, constraint=constraint)
-                return DynamicBucketingSampler(
+                bucketing = DynamicBucketingSampler if length is None else TokenBucketingSampler
+                return bucketing(
                     cuts, duration_bins=bins, buffer_size=self.config.bucket_buffer_size, **common
                 )
+        if length is not None:  # SimpleCutSampler takes no constraint
+            return TokenCutSampler(cuts, **common)
         return SimpleCutSampler(cuts, **common)  # no bucketing: batches in manifest (or shuffled) order
 
     def _encoder_cache(self, manifests: list[ManifestConfig]) -> EncoderCache | None:

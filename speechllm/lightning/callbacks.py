@@ -18,6 +18,7 @@ import torch
 
 from speechllm.audio import SAMPLE_RATE
 from speechllm.errors import UsageError
+from speechllm.lightning.fsdp2 import full_tensors, is_sharded
 from speechllm.rundir import COMPRESSION_FILE, Compression, write_compression
 
 log = logging.getLogger(__name__)
@@ -210,8 +211,8 @@ class EmptyEpochGuard(L.Callback):
 class ExportTrainable(L.Callback):
     """At the end of fit, ``save_pretrained`` the trained parameters to ``<output_dir>/model``.
 
-    Under FSDP the parameters are sharded: all ranks gather them (``summon_full_params``) and the
-    first rank writes.
+    Under FSDP the parameters are sharded: all ranks gather them (``summon_full_params``, or each
+    trained DTensor's ``full_tensor()`` under FSDP2) and the first rank writes.
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -227,6 +228,10 @@ class ExportTrainable(L.Callback):
             with FSDP.summon_full_params(trainer.strategy.model, writeback=False, offload_to_cpu=True):
                 if trainer.is_global_zero:
                     model.save_pretrained(self.directory)
+        elif is_sharded(model):  # fsdp2: gather each trained shard (every rank), the first rank writes
+            tensors = full_tensors(model.trainable_state_dict())
+            if trainer.is_global_zero:
+                model.save_pretrained(self.directory, tensors)
         elif trainer.is_global_zero:
             model.save_pretrained(self.directory)
         if trainer.is_global_zero:

@@ -75,6 +75,12 @@ class SpeechLLMModule(L.LightningModule):
         for param in self.model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
+        # trainer.strategy=fsdp2 shards here (Lightning's ModelParallelStrategy asks for it in this
+        # hook), after the cast: FSDP2 shards the parameters as they are, and the optimizer built next
+        # holds the trained shards.
+        shard = getattr(self._trainer.strategy, "shard_model", None) if self._trainer is not None else None
+        if shard is not None:
+            shard(self.model)
 
     def training_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
         if batch is None:  # Lightning skips None batches before this; see on_train_batch_end

@@ -1,7 +1,8 @@
 """``cfg.trainer`` → a Lightning ``Trainer``: precision, strategy, loggers, callbacks, checkpoints.
 
 The trainer is Lightning's own; this module only turns ``cfg.trainer`` into its arguments:
-precision, strategy (``ddp``, ``fsdp`` wrapping the LLM's decoder layers, ``deepspeed_stage_2``),
+precision, strategy (``ddp``, ``fsdp`` wrapping the LLM's decoder layers, ``fsdp2`` sharding them
+(also on CPUs), ``deepspeed_stage_2``),
 loggers, callbacks and the atomic, trainable-only checkpoints. Both training stages
 (:mod:`speechllm.prealign.stage`, :mod:`speechllm.training`) build their trainer here. See
 docs/training.md.
@@ -42,7 +43,7 @@ OWN_TRAINER_KEYS = (
     "save_top_k",
     "max_bad_steps",
 )
-STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed_stage_2")
+STRATEGIES = ("auto", "ddp", "fsdp", "fsdp2", "deepspeed_stage_2")
 LOGGERS = ("csv", "tensorboard", "wandb", "none")
 
 
@@ -64,6 +65,12 @@ def check_strategy(cfg: DictConfig) -> str:
         raise ConfigError(
             "trainer.strategy=deepspeed_stage_2 needs DeepSpeed: pip install 'speechllm[deepspeed]'"
         )
+    if name in ("fsdp", "fsdp2") and str(cfg.trainer.precision) == "bf16-true":
+        raise ConfigError(
+            f"trainer.precision=bf16-true cannot be used with trainer.strategy={name} (an FSDP unit needs "
+            "one dtype for frozen and trained parameters); use bf16-mixed, which computes in bf16 over "
+            "fp32 weights"
+        )
     if name == "fsdp":
         accelerator = str(cfg.trainer.accelerator)
         if accelerator not in ("gpu", "cuda", "auto") or (
@@ -71,13 +78,7 @@ def check_strategy(cfg: DictConfig) -> str:
         ):
             raise ConfigError(
                 f"trainer.strategy=fsdp needs CUDA GPUs (Lightning's FSDPStrategy refuses the "
-                f"{accelerator!r} accelerator); use ddp on CPU"
-            )
-        if str(cfg.trainer.precision) == "bf16-true":
-            raise ConfigError(
-                "trainer.precision=bf16-true cannot be used with trainer.strategy=fsdp (an FSDP unit needs "
-                "one dtype for frozen and trained parameters); use bf16-mixed, whose FSDP MixedPrecision "
-                "computes in bf16 over fp32 weights"
+                f"{accelerator!r} accelerator); use fsdp2 (or ddp) on CPU"
             )
     return name
 
@@ -85,13 +86,20 @@ def check_strategy(cfg: DictConfig) -> str:
 def build_strategy(cfg: DictConfig, model: SpeechLLM | None = None) -> Any:
     """``cfg.trainer.strategy`` → a Lightning strategy (object or name).
 
-    ``fsdp`` wraps each of the LLM's decoder layers in its own FSDP unit (see :func:`fsdp_strategy`).
+    ``fsdp`` wraps each of the LLM's decoder layers in its own FSDP unit (see :func:`fsdp_strategy`);
+    ``fsdp2`` shards each of them with ``fully_shard`` (:class:`~speechllm.lightning.fsdp2.FSDP2Strategy`).
     """
     name = check_strategy(cfg)
-    if name != "fsdp":
+    if name not in ("fsdp", "fsdp2"):
         return name
     if model is None:
-        raise ValueError("build_strategy: strategy fsdp needs the model (to find the LLM's decoder layers)")
+        raise ValueError(
+            f"build_strategy: strategy {name} needs the model (to find the LLM's decoder layers)"
+        )
+    if name == "fsdp2":
+        from speechllm.lightning.fsdp2 import FSDP2Strategy
+
+        return FSDP2Strategy(_checked_layer_classes(model, name))
     return fsdp_strategy(model, bool(cfg.trainer.activation_checkpointing))
 
 
@@ -103,18 +111,23 @@ def fsdp_strategy(model: SpeechLLM, activation_checkpointing: bool = False) -> A
     """
     from lightning.pytorch.strategies import FSDPStrategy
 
-    layer_classes = decoder_layer_classes(model)
-    if not layer_classes:
-        raise ConfigError(
-            f"trainer.strategy=fsdp: found no decoder-layer class in {type(model.llm).__name__} "
-            "(its HF model lists none in _no_split_modules)"
-        )
+    layer_classes = _checked_layer_classes(model, "fsdp")
     return FSDPStrategy(
         auto_wrap_policy=layer_classes,
         use_orig_params=True,
         state_dict_type="full",
         activation_checkpointing_policy=layer_classes if activation_checkpointing else None,
     )
+
+
+def _checked_layer_classes(model: SpeechLLM, strategy: str) -> set[type[torch.nn.Module]]:
+    layer_classes = decoder_layer_classes(model)
+    if not layer_classes:
+        raise ConfigError(
+            f"trainer.strategy={strategy}: found no decoder-layer class in {type(model.llm).__name__} "
+            "(its HF model lists none in _no_split_modules)"
+        )
+    return layer_classes
 
 
 def decoder_layer_classes(model: SpeechLLM) -> set[type[torch.nn.Module]]:
@@ -205,7 +218,7 @@ def build_trainer(
     Args:
         cfg: the full config (``trainer``, ``output_dir``, ``model``).
         callbacks: extra callbacks, after :func:`default_callbacks`.
-        model: the built model, needed by ``strategy: fsdp`` to find the LLM's decoder layers.
+        model: the built model, needed by ``strategy: fsdp`` / ``fsdp2`` to find the LLM's decoder layers.
         export: ``save_pretrained`` the trained parameters to ``<output_dir>/model`` at the end.
     """
     options: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]

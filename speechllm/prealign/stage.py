@@ -139,7 +139,8 @@ def _prealign_stage_config(cfg: DictConfig, out: Path) -> DictConfig:
         cfg,
         {
             "output_dir": str(out),
-            "data": {"max_duration": pre.max_duration},
+            # No LLM runs in this stage: batches go by audio seconds, whatever data.max_llm_tokens says.
+            "data": {"max_duration": pre.max_duration, "max_llm_tokens": None},
             "eval": {"asr_metrics": False, "st_metrics": False},
             "trainer": {
                 "max_steps": pre.steps if pre.steps > 0 else -1,

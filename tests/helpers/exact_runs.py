@@ -1,8 +1,10 @@
 """Overrides that make the tiny recipe an exact, small training run (shared by the resume, DDP,
-kill -9 and non-finite-step tests)."""
+FSDP2, kill -9 and non-finite-step tests), and reading back the losses such a run logged."""
 
 from __future__ import annotations
 
+import csv
+import socket
 from pathlib import Path
 
 
@@ -32,3 +34,21 @@ def exact_run_overrides(
         "trainer.log_every_n_steps=1",
         *extra,
     ]
+
+
+def step_losses(output_dir: Path) -> dict[int, float]:
+    """``{step: train/loss}`` over all CSV log versions of a run directory."""
+    losses: dict[int, float] = {}
+    for metrics in sorted(output_dir.glob("logs/version_*/metrics.csv")):
+        with metrics.open() as handle:
+            for row in csv.DictReader(handle):
+                if row.get("train/loss"):
+                    losses[int(row["step"])] = float(row["train/loss"])
+    return losses
+
+
+def free_port() -> int:
+    """A free TCP port on localhost (for ``MASTER_PORT`` of a multi-process run)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -6,10 +6,8 @@ accumulated batches, a checkpoint every step) is shared by the tests below.
 
 from __future__ import annotations
 
-import csv
 import os
 import pickle
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers.exact_runs import exact_run_overrides
+from helpers.exact_runs import exact_run_overrides, free_port, step_losses
 from helpers.paths import TINY_RECIPE
 from safetensors.torch import load_file
 
@@ -32,17 +30,6 @@ STEPS = 4
 def overrides_for(tiny_dirs: dict[str, Path], tones_dir: Path, out: Path, *extra: str) -> list[str]:
     """An exact tiny run of STEPS optimizer steps of 2 accumulated batches each."""
     return exact_run_overrides(tiny_dirs, tones_dir, out, STEPS, "trainer.accumulate_grad_batches=2", *extra)
-
-
-def step_losses(output_dir: Path) -> dict[int, float]:
-    """``{step: train/loss}`` over all CSV log versions of a run directory."""
-    losses: dict[int, float] = {}
-    for metrics in sorted(output_dir.glob("logs/version_*/metrics.csv")):
-        with metrics.open() as handle:
-            for row in csv.DictReader(handle):
-                if row.get("train/loss"):
-                    losses[int(row["step"])] = float(row["train/loss"])
-    return losses
 
 
 class CutRecorder(L.Callback):
@@ -116,7 +103,7 @@ def test_ddp_two_processes_match_one_process_accumulating_the_same_batches(
     out = tmp_path / "ddp"
     args = overrides_for(tiny_dirs, tones_dir, out, "trainer.strategy=ddp", "trainer.devices=2")
     args = [a for a in args if not a.startswith("trainer.accumulate_grad_batches")]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "speechllm.cli", "train", str(TINY_RECIPE), *args],
         env=env,
@@ -264,9 +251,3 @@ def test_resume_last_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     code = main(["train", str(TINY_RECIPE), f"output_dir={tmp_path}", "--resume", "last"])
     assert code == 2
     assert f"{tmp_path}/checkpoints/last.ckpt" in capsys.readouterr().err
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -19,6 +19,7 @@ TINY_ARGS = {
     "cif.py": ["--batch", "2", "--frames", "200", "--dim", "32", "--repeats", "1"],
     "ctc.py": ["--batch", "2", "--frames", "200", "--dim", "32", "--repeats", "1"],
     "bucketing.py": ["--tiny", "--repeats", "1"],
+    "token_batching.py": ["--tiny", "--repeats", "1"],
     "whisper_padding.py": ["--tiny", "--batch", "1", "--repeats", "1"],
     "encoder_cache_sweep.py": ["--tiny", "--steps", "2", "--train_cuts", "8", "--repeats", "1"],
     "train_step_vs_voxtral.py": ["--size", "tiny", "--repeats", "1", "--no_memory", "--precision", "32"],

@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--num-probe", type=int, default=16, help="training clips decoded after training")
     parser.add_argument("--max-train-duration", type=float, default=10.0, help="seconds (longer: left out)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--asr-only", action="store_true", help="no ST sets (an English-only corpus)")
     args = parser.parse_args()
 
     synthetic = args.data_dir / "synthetic"
@@ -79,6 +80,8 @@ def main() -> None:
         "st_dev": per_language(st["dev"], max(1, args.num_dev // len(ST_SOURCES)), args.seed),
         "st_test": per_language(st["test"], args.num_st_test, args.seed),
     }
+    if args.asr_only:
+        subsets = {name: cuts for name, cuts in subsets.items() if not name.startswith("st_")}
     real = args.data_dir / "realspeech" / "realspeech_cuts_test.jsonl.gz"
     if real.is_file():
         real_en = [c for c in load_manifest(real) if _language(c) == "en"]

@@ -14,11 +14,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from speechllm.cli import baseline, cache, evaluate, prepare, report, train, transcribe
+from speechllm.cli import baseline, cache, evaluate, plan, prepare, report, train, transcribe
 from speechllm.errors import SpeechLLMError
 from speechllm.logs import quiet_third_party
 
-COMMANDS = (train, evaluate, transcribe, prepare, cache, report, baseline)
+COMMANDS = (train, evaluate, transcribe, prepare, cache, report, baseline, plan)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -93,11 +94,12 @@ def encoder_frames(model: MetaSpeechLLM, samples: int) -> int:
 def _encode(model: MetaSpeechLLM, batch: int, samples: int) -> Tensor:
     """The frozen encoder's matrix products: features (the mel projection) and the network."""
     config, enc = model.encoder_config, model.encoder
+    device = next(enc.parameters()).device
     dtype = next(enc.parameters()).dtype
     if model.encoder_name == "whisper":
         mel_frames = 3000 if model.pad_to_30s else samples // 160
-        power = torch.empty(batch, 201, mel_frames, device=META)  # |STFT|² of n_fft 400
-        features = (torch.empty(config.num_mel_bins, 201, device=META) @ power).to(dtype)
+        power = torch.empty(batch, 201, mel_frames, device=device)  # |STFT|² of n_fft 400
+        features = (torch.empty(config.num_mel_bins, 201, device=device) @ power).to(dtype)
         if model.pad_to_30s:
             hidden = enc(features).last_hidden_state
         else:  # WhisperSpeechEncoder._true_length_forward's modules
@@ -108,9 +110,9 @@ def _encode(model: MetaSpeechLLM, batch: int, samples: int) -> Tensor:
             hidden = enc.layer_norm(hidden)
         return hidden[:, : encoder_frames(model, samples)]
     fbank_frames = 1 + (samples - 400) // 160
-    spectrum = torch.empty(batch, fbank_frames, 257, device=META, dtype=torch.float64)
+    spectrum = torch.empty(batch, fbank_frames, 257, device=device, dtype=torch.float64)
     fbank = spectrum @ torch.empty(
-        257, config.feature_projection_input_dim // 2, device=META, dtype=torch.float64
+        257, config.feature_projection_input_dim // 2, device=device, dtype=torch.float64
     )
     stacked = fbank[:, : fbank_frames // 2 * 2].reshape(batch, fbank_frames // 2, -1).to(dtype)
     return enc(stacked).last_hidden_state
@@ -139,12 +141,19 @@ def _adapt(model: MetaSpeechLLM, hidden: Tensor, shape: StepShape) -> tuple[Tens
     """The adapter on the encoder frames → (B, audio_tokens, D) embeds, and the FLOPs counted by hand
     (forward + backward of a data-dependent length stage, see :func:`_stage_flops`)."""
     if static_audio_tokens(model, hidden.shape[1]) == shape.audio_tokens:
-        lens = torch.full((shape.batch,), hidden.shape[1], device=META, dtype=torch.long)
+        lens = torch.full((shape.batch,), hidden.shape[1], device=hidden.device, dtype=torch.long)
         return model.adapter(hidden.float(), lens).embeds, 0
     stage_in = model.adapter.modality.in_proj.in_features
-    staged = torch.empty(shape.batch, shape.audio_tokens, stage_in, device=META, requires_grad=True)
-    out_lens = torch.full((shape.batch,), shape.audio_tokens, device=META, dtype=torch.long)
+    staged = torch.empty(shape.batch, shape.audio_tokens, stage_in, device=hidden.device, requires_grad=True)
+    out_lens = torch.full((shape.batch,), shape.audio_tokens, device=hidden.device, dtype=torch.long)
     return model.adapter.modality(staged, out_lens), 3 * _stage_flops(model, shape.batch, hidden.shape[1])
+
+
+class _NoCount(nullcontext):
+    """In place of a FLOP counter when a real step is only timed."""
+
+    def get_total_flops(self) -> int:
+        return 0
 
 
 class _SavedTensors:
@@ -180,12 +189,12 @@ def _all_parameters(model: MetaSpeechLLM) -> list[nn.Parameter]:
     return [*model.encoder.parameters(), *model.adapter.parameters(), *model.llm.parameters()]
 
 
-def _positions(batch: int, queries: int, keys: int) -> dict[str, Tensor]:
+def _positions(batch: int, queries: int, keys: int, device: torch.device = META) -> dict[str, Tensor]:
     """A 4-D causal mask (B, 1, queries, keys) and the positions of the last ``queries`` of ``keys``
     tokens. Real steps pass a 2-D padding mask (:func:`speechllm.masking.splice`) that transformers
     turns into this; from a 2-D mask it would read the mask's values, which ``meta`` has not."""
-    causal = torch.ones(queries, keys, dtype=torch.bool, device=META).tril(keys - queries)
-    positions = torch.arange(keys - queries, keys, device=META).expand(batch, -1)
+    causal = torch.ones(queries, keys, dtype=torch.bool, device=device).tril(keys - queries)
+    positions = torch.arange(keys - queries, keys, device=device).expand(batch, -1)
     return {"attention_mask": causal.expand(batch, 1, -1, -1), "position_ids": positions}
 
 
@@ -198,13 +207,17 @@ def _base_llm(model: MetaSpeechLLM) -> nn.Module:
     return model.llm.get_base_model() if model.lora else model.llm
 
 
-def training_step(model: MetaSpeechLLM, shape: StepShape) -> StepCount:
-    """Count one training step of ``shape`` (no memory is used: every tensor is on ``meta``)."""
+def training_step(model: MetaSpeechLLM, shape: StepShape, counting: bool = True) -> StepCount:
+    """Count one training step of ``shape``. On a ``meta`` model no memory is used; a model moved to
+    a real device (``benchmarks/gpu.sh``) runs the same step for real, and with ``counting=False``
+    without the counters' per-operator overhead (the counts are then 0)."""
     count, saved = StepCount(), _SavedTensors(model)
     base = _base_llm(model)
+    device = base.get_input_embeddings().weight.device
+    count_flops = (lambda: FlopCounterMode(display=False)) if counting else _NoCount
     dim, vocab = model.llm_config.hidden_size, base.get_output_embeddings().out_features
     llm_dtype = base.get_input_embeddings().weight.dtype
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    with count_flops() as counter, torch.no_grad():
         hidden = _encode(model, shape.batch, shape.samples)
     count.flops["encoder"] = counter.get_total_flops()
     hooks = []
@@ -212,26 +225,26 @@ def training_step(model: MetaSpeechLLM, shape: StepShape) -> StepCount:
         hooks.append(layer.register_forward_pre_hook(saved.enter_layer))
         hooks.append(layer.register_forward_hook(saved.leave_layer))
     try:
-        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
-            with FlopCounterMode(display=False) as counter:
+        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t) if counting else nullcontext():
+            with count_flops() as counter:
                 embeds, by_hand = _adapt(model, hidden, shape)
-                prefix = torch.empty(shape.batch, shape.prompt_tokens, dim, device=META, dtype=llm_dtype)
-                target = torch.empty(shape.batch, shape.target_tokens, dim, device=META, dtype=llm_dtype)
+                prefix = torch.empty(shape.batch, shape.prompt_tokens, dim, device=device, dtype=llm_dtype)
+                target = torch.empty(shape.batch, shape.target_tokens, dim, device=device, dtype=llm_dtype)
                 sequence = torch.cat([prefix, embeds.to(llm_dtype), target], dim=1)
-                with FlopCounterMode(display=False) as llm_counter:
+                with count_flops() as llm_counter:
                     out = base.get_decoder()(
                         inputs_embeds=sequence,
                         use_cache=False,
-                        **_positions(shape.batch, sequence.shape[1], sequence.shape[1]),
+                        **_positions(shape.batch, sequence.shape[1], sequence.shape[1], device),
                     ).last_hidden_state
                 # Position p predicts token p + 1: the target_tokens positions before the last.
                 rows = out[:, -shape.target_tokens - 1 : -1].reshape(-1, dim)
                 logits = base.get_output_embeddings()(rows).float()
-                labels = torch.zeros(rows.shape[0], dtype=torch.long, device=META)
+                labels = torch.zeros(rows.shape[0], dtype=torch.long, device=device)
                 loss = F.cross_entropy(logits, labels)
             count.flops["forward"] = counter.get_total_flops() + by_hand // 3
             count.llm_forward_flops = llm_counter.get_total_flops()
-            with FlopCounterMode(display=False) as counter:
+            with count_flops() as counter:
                 loss.backward()
             count.flops["backward"] = counter.get_total_flops() + by_hand - by_hand // 3
     finally:
@@ -254,11 +267,12 @@ def decoding_flops(model: MetaSpeechLLM, shape: StepShape) -> int:
         context = torch.empty(
             shape.batch, shape.prompt_tokens + shape.audio_tokens, dim, device=META, dtype=dtype
         )
-        cache = base(
+        prefill = base(
             inputs_embeds=context,
             use_cache=True,
             **_positions(shape.batch, context.shape[1], context.shape[1]),
-        ).past_key_values
+        )
+        cache = getattr(prefill, "cache", None) or prefill.past_key_values
         step = torch.empty(shape.batch, 1, dim, device=META, dtype=dtype)
         with FlopCounterMode(display=False) as counter:
             base(

@@ -60,10 +60,11 @@ def test_planned_flops_equal_the_counted_flops_of_a_real_step(tiny_model_overrid
 
 def test_activation_bytes_grow_with_the_batch(tiny_model_overrides):
     """The saved activations of twice the clips are twice as many bytes (what the largest batch
-    that fits is computed from)."""
+    that fits is computed from), but for a few scalars (the loss)."""
     cfg = load_config(None, [*tiny_model_overrides, "model.adapter.name=base"])
     model = build_meta_model(plain_config(cfg.model))
     one = training_step(model, StepShape(2, 16000, 50, 20, 5))
     two = training_step(model, StepShape(4, 16000, 50, 20, 5))
-    assert sum(two.saved_bytes.values()) == 2 * sum(one.saved_bytes.values())
+    assert two.saved_bytes["llm_layer"] == 2 * one.saved_bytes["llm_layer"]
+    assert sum(two.saved_bytes.values()) == pytest.approx(2 * sum(one.saved_bytes.values()), abs=64)
     assert two.flops["forward"] == 2 * one.flops["forward"]

@@ -19,3 +19,7 @@ timeout 160 "$PY" benchmarks/mfu.py --device "$device" --size "$size" --batch "$
 echo "== training step vs Voxtral (bf16-mixed)"
 timeout 130 "$PY" benchmarks/train_step_vs_voxtral.py --device "$device" --size "$size" --batch "$batch" \
     --repeats "$repeats"
+if [ "$device" = cuda ]; then
+    echo "== one real-size step beside its plan (Llama 3.1 8B architecture, random bf16 weights, LoRA)"
+    timeout 240 "$PY" benchmarks/plan_vs_gpu.py --batch 8 --seconds 10
+fi

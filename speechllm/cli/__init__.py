@@ -14,11 +14,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from speechllm.cli import average, baseline, cache, evaluate, export, prepare, report, train, transcribe
+from speechllm.cli import average, baseline, cache, evaluate, export, plan, prepare, report, train, transcribe
 from speechllm.errors import SpeechLLMError
 from speechllm.logs import quiet_third_party
 
-COMMANDS = (train, evaluate, transcribe, prepare, cache, report, baseline, average, export)
+COMMANDS = (train, evaluate, transcribe, prepare, cache, report, baseline, average, export, plan)
 
 
 def build_parser() -> argparse.ArgumentParser:

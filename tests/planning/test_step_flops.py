@@ -1,0 +1,70 @@
+"""The planner's FLOPs are the FLOP counter's on a real step: the tiny models, built for real and
+trained one step on equal-length clips, count exactly what the same config built on ``meta``
+counts for the planned step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from speechllm.config import load_config
+from speechllm.config.loading import plain_config
+from speechllm.model import SpeechLLM
+from speechllm.planning.meta_model import build_meta_model
+from speechllm.planning.step import StepShape, training_step
+
+
+def _real_step_flops(model: SpeechLLM, batch: int, samples: int) -> tuple[int, StepShape]:
+    """One training step (forward + backward) of ``batch`` clips of ``samples``, counted."""
+    prefix, suffix = model.llm.prompts.prompt_ids("asr", "en", None)
+    target = [5, 6, 7, model.llm.prompts.stop_ids[0]]
+
+    def rows(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.tensor([ids] * batch), torch.full((batch,), len(ids))
+
+    inputs = {"audio": torch.randn(batch, samples) * 0.1, "audio_lens": torch.full((batch,), samples)}
+    for name, ids in (
+        ("prefix", prefix),
+        ("suffix", suffix),
+        ("target", target),
+        ("transcript", target[:-1]),
+    ):
+        inputs[f"{name}_ids"], inputs[f"{name}_lens"] = rows(ids)
+    model.train()
+    # The math kernel: CPU's fused attention kernel is not one the FLOP counter knows, and on
+    # ``meta`` attention runs as the math kernel's matrix products (what a GPU kernel is counted as).
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        out = model(inputs)
+        out.loss.backward()
+    audio_tokens = int(out.stats["out_lens"][0])
+    shape = StepShape(batch, samples, audio_tokens, len(prefix) + len(suffix), len(target))
+    return counter.get_total_flops(), shape
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_planned_flops_equal_the_counted_flops_of_a_real_step(tiny_model_overrides, lora):
+    lora_override = (
+        "model.llm.lora={r: 4, target_modules: [q_proj, v_proj, gate_proj]}"
+        if lora
+        else "model.llm.lora=null"
+    )
+    cfg = load_config(None, [*tiny_model_overrides, "model.adapter.name=base", lora_override])
+    torch.manual_seed(0)
+    real, shape = _real_step_flops(SpeechLLM.from_config(cfg.model), batch=2, samples=16000)
+    planned = training_step(build_meta_model(plain_config(cfg.model)), shape)
+    assert real > 0
+    assert planned.total_flops == real
+
+
+def test_activation_bytes_grow_with_the_batch(tiny_model_overrides):
+    """The saved activations of twice the clips are twice as many bytes (what the largest batch
+    that fits is computed from), but for a few scalars (the loss)."""
+    cfg = load_config(None, [*tiny_model_overrides, "model.adapter.name=base"])
+    model = build_meta_model(plain_config(cfg.model))
+    one = training_step(model, StepShape(2, 16000, 50, 20, 5))
+    two = training_step(model, StepShape(4, 16000, 50, 20, 5))
+    assert two.saved_bytes["llm_layer"] == 2 * one.saved_bytes["llm_layer"]
+    assert sum(two.saved_bytes.values()) == pytest.approx(2 * sum(one.saved_bytes.values()), abs=64)
+    assert two.flops["forward"] == 2 * one.flops["forward"]

@@ -44,7 +44,7 @@ def main() -> None:
     layers = len(model.decoder_layers)
     plan_bytes = sum(p["bytes"] for p in counts.values()) + 4 * sum(p["trained"] for p in counts.values())
     plan_bytes += activation_bytes(planned, layers, checkpointing=False)
-    for module in (model.encoder, model.adapter, model.llm):
+    for module in (model.encoder, model.adapter, model.causal_lm):
         module.to_empty(device="cuda")
         with torch.no_grad():
             for param in module.parameters():

@@ -123,7 +123,7 @@ def merged_llm(model: SpeechLLM) -> Any:
     inner = getattr(llm, "model", None)
     if inner is None or not hasattr(inner, "save_pretrained"):
         raise UsageError(
-            f"export: the LLM {type(llm).__name__} is not a Hugging Face model (model.llm.name: hf_causal_lm)"
+            f"export: the LLM {type(llm).__name__} is not a Hugging Face model (model.llm: name hf_causal_lm)"
         )
     if getattr(llm, "lora_config", None):
         return inner.merge_and_unload()

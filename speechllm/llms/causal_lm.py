@@ -56,7 +56,7 @@ class CausalLM(nn.Module):
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.lora_config = dict(lora) if lora else None
         if self.lora_config:
-            model = _add_lora(model, self.lora_config)
+            model = add_lora(model, self.lora_config)
         self.model = model
         self.prompt_config = PromptConfig(**(prompt or {}))
         self.prompts = PromptBuilder(self.tokenizer, self.prompt_config, stop_ids=self._stop_ids())
@@ -175,7 +175,7 @@ class CausalLM(nn.Module):
         return [i for i in ids if i is not None]
 
 
-def _add_lora(model: nn.Module, options: dict[str, Any]) -> nn.Module:
+def add_lora(model: nn.Module, options: dict[str, Any]) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     valid = {"r", "alpha", "dropout", "target_modules"}

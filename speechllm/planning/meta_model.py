@@ -3,7 +3,7 @@
 The planner cannot build :class:`~speechllm.model.SpeechLLM` itself: its wrappers load weights and
 a tokenizer. It builds the same modules from configs instead: the Hugging Face encoder that the
 encoder wrapper holds, the registered adapter (by :func:`~speechllm.builders.build_adapter`, from
-the same config), and the causal LM (with peft LoRA when ``llm.lora`` is set), all under
+the same config), and the causal LM (with peft LoRA when ``model.llm``'s ``lora`` is set), all under
 ``torch.device("meta")``. A paper configuration (Whisper large-v3 + Llama 3.1 8B) builds in a
 couple of seconds on a CPU.
 """
@@ -37,7 +37,7 @@ class MetaSpeechLLM:
         pad_to_30s: Whisper runs on 30 s windows (the paper's setting) or on the true length.
         frame_rate_hz: encoder output frames per second (50 or 6.25).
         adapter: the registered adapter, trained (float32, as the paper's adapter).
-        llm: the causal LM (peft-wrapped with LoRA), frozen but for LoRA.
+        causal_lm: the causal LM (peft-wrapped with LoRA), frozen but for LoRA.
         lora: whether LoRA matrices are trained.
     """
 
@@ -47,17 +47,17 @@ class MetaSpeechLLM:
     pad_to_30s: bool
     frame_rate_hz: float
     adapter: nn.Module
-    llm: nn.Module
+    causal_lm: nn.Module
     lora: bool
 
     @property
     def llm_config(self) -> Any:
-        return self.llm.config
+        return self.causal_lm.config
 
     @property
     def decoder_layers(self) -> nn.ModuleList:
         """The LLM's decoder layers (the activation-checkpointing and FSDP units)."""
-        base = self.llm.get_base_model() if self.lora else self.llm
+        base = self.causal_lm.get_base_model() if self.lora else self.causal_lm
         return base.get_decoder().layers
 
 
@@ -84,7 +84,7 @@ def build_meta_model(model_cfg: Mapping[str, Any]) -> MetaSpeechLLM:
     if name not in ("whisper", "seamless"):
         raise ValueError(f"model.encoder.name: the planner builds whisper or seamless, not {name!r}")
     if llm_cfg.get("name", "hf_causal_lm") != "hf_causal_lm":
-        raise ValueError(f"model.llm.name: the planner builds hf_causal_lm, not {llm_cfg.get('name')!r}")
+        raise ValueError(f"model.llm: the planner builds name hf_causal_lm, not {llm_cfg.get('name')!r}")
     default_path = {"whisper": "openai/whisper-large-v3", "seamless": "facebook/seamless-m4t-v2-large"}[name]
     enc_config = architecture_config(enc_cfg.get("path") or default_path)
     encoder = meta_speech_encoder(enc_config).to(
@@ -92,16 +92,16 @@ def build_meta_model(model_cfg: Mapping[str, Any]) -> MetaSpeechLLM:
     )
     encoder.requires_grad_(False).eval()  # frozen as the wrappers keep it: no dropout, no layer drop
     llm_config = architecture_config(llm_cfg["path"])
-    llm = meta_causal_lm(llm_config, resolve_dtype(llm_cfg.get("dtype", "float32"), "llm dtype"))
-    llm.requires_grad_(False)
+    causal_lm = meta_causal_lm(llm_config, resolve_dtype(llm_cfg.get("dtype", "float32"), "llm dtype"))
+    causal_lm.requires_grad_(False)
     if not llm_cfg.get("lora"):
-        llm.eval()  # CausalLM.train keeps a frozen LLM in eval mode
+        causal_lm.eval()  # CausalLM.train keeps a frozen LLM in eval mode
     lora = llm_cfg.get("lora")
     if lora:
-        from speechllm.llms.causal_lm import _add_lora
+        from speechllm.llms.causal_lm import add_lora
 
         with torch.device("meta"):
-            llm = _add_lora(llm, dict(lora))
+            causal_lm = add_lora(causal_lm, dict(lora))
     rate = _encoder_rate(name, enc_config)
     pad_id = llm_config.pad_token_id if llm_config.pad_token_id is not None else llm_config.eos_token_id
     facts_enc = SimpleNamespace(dim=_width(enc_config), frame_rate_hz=rate)
@@ -113,7 +113,7 @@ def build_meta_model(model_cfg: Mapping[str, Any]) -> MetaSpeechLLM:
     with torch.device("meta"):
         adapter = build_adapter(dict(model_cfg["adapter"]), facts_enc, facts_llm)
     return MetaSpeechLLM(
-        name, encoder, enc_config, bool(enc_cfg.get("pad_to_30s", True)), rate, adapter, llm, bool(lora)
+        name, encoder, enc_config, bool(enc_cfg.get("pad_to_30s", True)), rate, adapter, causal_lm, bool(lora)
     )
 
 
@@ -127,7 +127,7 @@ def parameter_counts(model: MetaSpeechLLM) -> dict[str, dict[str, int]]:
     ``bytes`` is the memory of the component's parameters in their dtypes (frozen LLM in bf16, the
     trained adapter and LoRA matrices in float32, as peft and the paper keep them)."""
     counts: dict[str, dict[str, int]] = {}
-    llm_params = list(model.llm.named_parameters())
+    llm_params = list(model.causal_lm.named_parameters())
     parts = {
         "encoder": list(model.encoder.named_parameters()),
         "adapter": list(model.adapter.named_parameters()),

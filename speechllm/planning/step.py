@@ -186,7 +186,7 @@ class _SavedTensors:
 
 
 def _all_parameters(model: MetaSpeechLLM) -> list[nn.Parameter]:
-    return [*model.encoder.parameters(), *model.adapter.parameters(), *model.llm.parameters()]
+    return [*model.encoder.parameters(), *model.adapter.parameters(), *model.causal_lm.parameters()]
 
 
 def _positions(batch: int, queries: int, keys: int, device: torch.device = META) -> dict[str, Tensor]:
@@ -204,7 +204,7 @@ def _cache_keyword(base: nn.Module) -> str:
 
 
 def _base_llm(model: MetaSpeechLLM) -> nn.Module:
-    return model.llm.get_base_model() if model.lora else model.llm
+    return model.causal_lm.get_base_model() if model.lora else model.causal_lm
 
 
 def training_step(model: MetaSpeechLLM, shape: StepShape, counting: bool = True) -> StepCount:

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from speechllm.io import atomic_write
+from speechllm.metrics.checks_report import checks_sections
 from speechllm.metrics.paper import paper_compression
 from speechllm.metrics.run_report import decoding_label
 from speechllm.rundir import hyps_file_name, read_compression, read_hypotheses, read_metrics, read_run_info
@@ -343,6 +344,11 @@ def main() -> None:
     summary: dict = {"asr": rows, "st": st, "wall_seconds": args.wall_seconds}
     summary_lines = headline(rows, st, summary)
     lines += st_table(st)
+    # Whisper's normalizer beside the paper's, decoding speed, degenerate outputs, listening check
+    # (docs/evaluation-checks.md), as recorded by each evaluated run directory
+    evaluated = sorted(path.parent for path in (out / "eval").glob("*/*/run.json"))
+    names = [str(path.relative_to(out / "eval")) for path in evaluated]
+    lines += ["", *checks_sections(evaluated, names)]
     lines += ["", "## Sample transcripts (synthetic test set)", "", *samples(out, args.adapters)]
     figures = plot(out, args.adapters, rows)
     if figures:

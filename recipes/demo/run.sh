@@ -23,6 +23,8 @@
 #   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy),
 #   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.52 / 0.10: each adapter's share of DEMO_MINUTES),
 #   DEMO_FLOOR_CLIPS (default 20: clips spread over each test set that the untrained floors decode),
+#   DEMO_LISTENING_CLIPS (default 20: clips of each ASR test set decoded again with another clip's
+#   audio and with silence, the listening check),
 #   DEMO_ENGINES (default "espeak-ng": the synthetic corpus's speech engines, any of espeak-ng festival
 #   flite piper; measured in docs/demo.md, "Training voices"),
 #   SPEECHLLM_BF16 (unset: bf16 where the CPU runs it natively, else float32; 0 or 1 forces it).
@@ -100,17 +102,20 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     "$PY" recipes/demo/train.py "recipes/demo/conf/asr_${first}.yaml" --minutes 0 --untrained \
         output_dir="$out/runs/asr_${first}_untrained" seed="$seed"
 fi
+# Whisper's English normalizer beside the paper's, and the listening check (each set decoded again
+# with another clip's audio and with silence) on DEMO_LISTENING_CLIPS clips: docs/evaluation-checks.md
+checks="--normalizer whisper_english --listening-clips ${DEMO_LISTENING_CLIPS:-20}"
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     first=${adapters%% *}
     for run in $(for a in $adapters; do echo "asr_$a"; done); do
         echo "== stage 4: evaluate $run"
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/model" --out "$out/eval/$run" \
-            --threads "$threads" --no-repeat-ngram-size "$guard" \
+            --threads "$threads" --no-repeat-ngram-size "$guard" $checks \
             asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz" \
             train_probe="$sets/asr_train_probe.jsonl.gz"
         echo "== stage 4: the pre-aligned $run adapter decoded alone (CTC greedy, no LLM)"
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/prealign/model" --out "$out/eval/${run}_alone" \
-            --threads "$threads" --decoder prealign asr_test="$sets/asr_test.jsonl.gz" \
+            --threads "$threads" --decoder prealign --normalizer whisper_english asr_test="$sets/asr_test.jsonl.gz" \
             real_en="$sets/real_en.jsonl.gz"
     done
     # The untrained contrast writes up to --max-new-tokens of unrelated text per clip, the slowest
@@ -119,7 +124,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     echo "== stage 4: evaluate asr_${first}_untrained ($floor_cuts clips per set, <= 32 tokens)"
     "$PY" recipes/demo/evaluate.py --model "$out/runs/asr_${first}_untrained/model" \
         --out "$out/eval/asr_${first}_untrained" --threads "$threads" --max-new-tokens 32 --no-repeat-ngram-size "$guard" \
-        --max-cuts "$floor_cuts" asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz"
+        --max-cuts "$floor_cuts" $checks asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz"
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     echo "== stage 5: ST de/es/fr/it → en (${st_minutes} min)"

@@ -45,15 +45,15 @@ def _normalizer_rows(name: str, metrics: dict[str, float]) -> tuple[list[str], l
     return seen, [[name, lang, *(wers.get(n) for n in NORMALIZERS)] for lang, wers in sorted(by_lang.items())]
 
 
-def checks_sections(run_dirs: Sequence[str | Path]) -> list[str]:
-    """The Markdown sections (headings and tables) of the checks the runs recorded."""
+def checks_sections(run_dirs: Sequence[str | Path], names: Sequence[str] | None = None) -> list[str]:
+    """The Markdown sections (headings and tables) of the checks the runs recorded; each run is
+    named by its path, or by ``names`` (same order) when given."""
     normalized: list[list[Any]] = []
     normalizers_seen: set[str] = set()
     speed: list[list[Any]] = []
     degenerate: list[list[Any]] = []
     listening: list[list[Any]] = []
-    for run_dir in run_dirs:
-        name = str(run_dir)
+    for run_dir, name in zip(run_dirs, names or [str(run_dir) for run_dir in run_dirs], strict=True):
         info, metrics = read_run_info(run_dir), read_metrics(run_dir)
         seen, rows = _normalizer_rows(name, metrics)
         if len(seen) > 1:  # the paper's column alone is Table 3's already

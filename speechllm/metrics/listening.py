@@ -12,9 +12,10 @@ silence, and compares. This module turns those three decodings into numbers and 
   (after normalization) as with their own audio.
 
 Verdict: a model whose output stays the same for at least :data:`MAX_UNCHANGED` of the clips
-does not listen; one whose output changes but is not at least :data:`MIN_WER_GAP` WER points
-closer to the references with the right audio than with another clip's does not yet use what is
-said (an untrained model). Both are flagged.
+does not listen; one whose output changes but whose WER with the right audio is not below its
+WER with another clip's audio by at least :data:`MIN_WER_GAP` points and
+:data:`MIN_WER_GAP_SHARE` of the latter does not yet use what is said (an untrained model). Both
+are flagged.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from speechllm.metrics.wer import corpus_wer, normalize_text, sentence_wers
 
 DEFAULT_LISTENING_CLIPS = 200  # the check decodes these twice more: a bound on its time and memory
 MAX_UNCHANGED = 0.5  # this share of outputs or more unchanged with another clip's audio: deaf
-MIN_WER_GAP = 10.0  # WER points the right audio must beat another clip's audio by
+MIN_WER_GAP = 10.0  # WER points the right audio must beat another clip's audio by, at least...
+# ...and this share of the swapped WER: an untrained model writing 250 % WER of unrelated text
+# drifts by more than 10 points between two decodings without using what is said.
+MIN_WER_GAP_SHARE = 0.25
 
 
 def _wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
@@ -84,7 +88,7 @@ def listening_verdict(record: dict[str, Any]) -> tuple[bool, str]:
             "alone and ignores the audio (train longer, check the adapter's learning rate, or "
             "pre-align the adapter: docs/evaluation-checks.md)."
         )
-    if swapped - true < MIN_WER_GAP:
+    if swapped - true < max(MIN_WER_GAP, MIN_WER_GAP_SHARE * swapped):
         return True, (
             f"NOT FOLLOWING THE AUDIO: the output changes with the audio ({1 - unchanged:.0%} of "
             f"{clips} clips), but it is about as wrong with the right audio (WER {true:.1f} %) as "

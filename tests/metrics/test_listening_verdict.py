@@ -39,3 +39,19 @@ def test_unchanged_share_compares_after_normalization() -> None:
     assert unchanged_share(["Hello, there!", "a"], ["hello there", "b"]) == 0.5
     with pytest.raises(ValueError):
         unchanged_share([], [])
+
+
+@pytest.mark.parametrize(
+    ("true", "swapped", "flagged"),
+    [
+        (238.5, 252.6, True),  # the demo's untrained model: 14 points apart, both far above 100 %
+        (48.5, 121.6, False),  # the demo's trained model on synthetic speech
+        (76.3, 155.6, False),  # ... and on real recorded speech
+        (30.0, 38.0, True),  # under 10 points apart
+    ],
+)
+def test_the_right_audio_must_beat_another_clips_by_10_points_and_a_quarter(
+    true: float, swapped: float, flagged: bool
+) -> None:
+    record = {"clips": 20, "unchanged_swapped": 0.0, "wer_true": true, "wer_swapped": swapped}
+    assert listening_verdict(record)[0] is flagged

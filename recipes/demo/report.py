@@ -348,7 +348,8 @@ def main() -> None:
     # (docs/evaluation-checks.md), as recorded by each evaluated run directory
     evaluated = sorted(path.parent for path in (out / "eval").glob("*/*/run.json"))
     names = [str(path.relative_to(out / "eval")) for path in evaluated]
-    lines += ["", *checks_sections(evaluated, names)]
+    for section in checks_sections(evaluated, names):  # a heading, a table, a caption: blocks apart
+        lines += ["", section]
     lines += ["", "## Sample transcripts (synthetic test set)", "", *samples(out, args.adapters)]
     figures = plot(out, args.adapters, rows)
     if figures:

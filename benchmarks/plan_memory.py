@@ -121,7 +121,7 @@ def main() -> None:
             planned = memory_per_gpu(parameter_counts(meta), step, "fsdp", 1, False, layers).total
             print(
                 f"| {adapter} | {batch} | {shape.llm_tokens} | {planned / MIB:.1f} | {measured / MIB:.1f} "
-                f"| {planned / measured:.2f} | {'yes' if step.total_flops == flops else 'no'} |",
+                f"| {planned / measured:.2f}× | {'yes' if step.total_flops == flops else 'no'} |",
                 flush=True,
             )
 

@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--peak-tflops", type=float, default=989.4, help="the GPU's dense bf16 peak")
     args = parser.parse_args()
+    if not torch.cuda.is_available():  # `make bench` runs every script; this one needs a GPU
+        print("plan_vs_gpu: no CUDA device here; benchmarks/gpu.sh runs it on a GPU machine")
+        return
     cfg = load_config(CONFIG, ["model.encoder.dtype=bfloat16", LORA])
     model = build_meta_model(plain_config(cfg.model))
     shape = step_shape(model, "base", args.seconds, args.seconds * args.batch, batch=args.batch)

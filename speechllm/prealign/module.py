@@ -69,7 +69,10 @@ class PreAlignModule(SpeechLLMModule):
         self._dev: list[tuple[str, list[int]]] = []
         self._started = time.perf_counter()
         head = model.prealign
-        trained = {id(p) for p in [*model.adapter.parameters(), head.blank, head.log_scale]}
+        # A trainable encoder (model.encoder.lora / unfreeze_top_layers) trains here too: fitting it
+        # to the CTC target is the cheap part of adapting it, no LLM runs in this stage.
+        encoder = [p for p in model.encoder.parameters() if p.requires_grad]
+        trained = {id(p) for p in [*model.adapter.parameters(), *encoder, head.blank, head.log_scale]}
         self._restore = {name: p.requires_grad for name, p in model.named_parameters()}
         for param in model.parameters():
             param.requires_grad_(id(param) in trained)

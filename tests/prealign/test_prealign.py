@@ -402,3 +402,41 @@ def test_an_unfinished_prealignment_resumes_from_its_own_checkpoint(
     summary = json.loads((out / PREALIGN_DONE).read_text())
     # Resumed at step 3 and ran the 3 remaining steps: it did not start again.
     assert (counter.first_step, counter.batches, summary["steps"]) == (3, 3, 6)
+
+
+def test_a_trainable_encoder_trains_during_prealignment_and_a_frozen_one_does_not(
+    tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
+) -> None:
+    from speechllm.data.datamodule import SpeechDataModule
+    from speechllm.lightning.trainer import build_module
+    from speechllm.prealign.head import resolve_objective
+    from speechllm.prealign.module import PreAlignModule
+
+    for option, trains in (("model.encoder.unfreeze_top_layers=1", True), ("model.encoder.lora=null", False)):
+        torch.manual_seed(0)
+        cfg = prepare_model_config(
+            _config(
+                tmp_path,
+                tones_dir,
+                tiny_model_overrides,
+                "conv",
+                "prealign.objective=auto",
+                "prealign.steps=1",
+                option,
+            )
+        )
+        model = build_module(cfg).model
+        encoder_trainable = {n for n, p in model.encoder.named_parameters() if p.requires_grad}
+        assert bool(encoder_trainable) is trains
+        stage = PreAlignModule(model, resolve_objective("auto", model.adapter), lr=1e-2, steps=1)
+        optimizer = stage.configure_optimizers()["optimizer"]
+        optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        named = dict(model.encoder.named_parameters())
+        assert {n for n in named if id(named[n]) in optimized} == encoder_trainable
+        batch = next(iter(SpeechDataModule(cfg.data, model.llm.prompts, seed=0).train_dataloader()))
+        before = {n: named[n].detach().clone() for n in encoder_trainable}
+        stage._loss(batch)[0].backward()
+        optimizer.step()
+        changed = {n for n in encoder_trainable if not torch.equal(named[n].detach(), before[n])}
+        assert changed == encoder_trainable
+        stage.release()

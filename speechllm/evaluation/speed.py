@@ -12,21 +12,23 @@ time is the GPU's, not the launch queue's.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from speechllm.precision import cpu_name
+
 
 def device_name(device: torch.device) -> str:
-    """The device in words: ``NVIDIA H100 80GB HBM3 (cuda:0)``, ``cpu (x86_64, 2 threads)``."""
+    """The device in words: ``NVIDIA H100 80GB HBM3 (cuda:0)``, ``Intel(R) Xeon(R) Processor (cpu, 2
+    threads)``: a CPU's speed depends on its model (bf16 is native on some, ~90× slower on others)."""
     if device.type == "cuda" and torch.cuda.is_available():
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"{torch.cuda.get_device_name(index)} (cuda:{index})"
     if device.type == "cpu":
-        return f"cpu ({platform.machine() or 'unknown'}, {torch.get_num_threads()} threads)"
+        return f"{cpu_name()} (cpu, {torch.get_num_threads()} threads)"
     return str(device)
 
 

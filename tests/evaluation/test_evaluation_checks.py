@@ -49,7 +49,7 @@ def test_run_json_records_rtfx_throughput_device_and_precision(run_dir: Path, te
     assert speed["rtfx"] == pytest.approx(audio / speed["decode_seconds"])
     assert speed["clips_per_second"] == pytest.approx(6 / speed["decode_seconds"])
     assert 0 < speed["tokens"] <= 6 * MAX_NEW_TOKENS
-    assert speed["device"].startswith("cpu (") and speed["precision"] == "32"
+    assert "(cpu, " in speed["device"] and speed["precision"] == "32"
 
 
 def test_the_chosen_normalizer_is_recorded_and_scored_beside_the_papers(run_dir: Path) -> None:
@@ -134,3 +134,11 @@ def test_the_cli_takes_the_normalizer_and_the_listening_check(model, test_manife
 def test_an_unknown_normalizer_in_the_config_names_the_key(tiny_model_overrides: list[str]) -> None:
     with pytest.raises(ConfigError, match="eval.normalizer=nemo: must be one of paper, whisper_english"):
         load_config(None, [*tiny_model_overrides, "eval.normalizer=nemo"])
+
+
+def test_a_cpu_is_named_by_its_model_and_threads() -> None:
+    from speechllm.evaluation.speed import device_name
+    from speechllm.precision import cpu_name
+
+    name = device_name(torch.device("cpu"))
+    assert name.startswith(cpu_name()) and f"{torch.get_num_threads()} threads" in name

@@ -31,6 +31,7 @@ from speechllm.model import SpeechLLM
 from speechllm.planning.memory import memory_per_gpu
 from speechllm.planning.meta_model import build_meta_model, parameter_counts
 from speechllm.planning.step import StepShape, training_step
+from speechllm.planning.workload import uniform_batch
 from speechllm.presets import speechllm_cache_dir
 from speechllm.presets.tiny import tiny_preset_dir
 
@@ -70,15 +71,7 @@ def real_step(model: SpeechLLM, batch: int, samples: int) -> tuple[int, int, Ste
     """Peak bytes (parameters and buffers included) and FLOPs of one real step, and its shape."""
     prefix, suffix = model.llm.prompts.prompt_ids("asr", "en", None)
     target = [5, 6, 7, 8, 9, 10, model.llm.prompts.stop_ids[0]]
-    inputs = {"audio": torch.randn(batch, samples) * 0.1, "audio_lens": torch.full((batch,), samples)}
-    for name, ids in (
-        ("prefix", prefix),
-        ("suffix", suffix),
-        ("target", target),
-        ("transcript", target[:-1]),
-    ):
-        inputs[f"{name}_ids"] = torch.tensor([ids] * batch)
-        inputs[f"{name}_lens"] = torch.full((batch,), len(ids))
+    inputs = uniform_batch(model.llm.prompts, batch, samples, target)
     model.train()
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=1e-4)

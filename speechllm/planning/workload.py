@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from speechllm.metrics.paper import paper_compression
 from speechllm.planning.meta_model import MetaSpeechLLM
@@ -105,3 +106,21 @@ def step_shape(
         prompt_tokens=PROMPT_TOKENS,
         target_tokens=math.ceil(seconds * TARGET_TOKENS_PER_SECOND) + 1,
     )
+
+
+def uniform_batch(prompts: Any, batch: int, samples: int, target: Sequence[int]) -> dict[str, Any]:
+    """A real batch of ``batch`` equal clips (``samples`` of quiet noise, the ASR prompt, ``target``
+    ids ending with the stop id, the transcript without it): the static shapes a plan assumes, for
+    checking a plan against a real step. Keys as :meth:`SpeechLLM.forward` reads them."""
+    import torch
+
+    prefix, suffix = prompts.prompt_ids("asr", "en", None)
+    inputs: dict[str, Any] = {
+        "audio": torch.randn(batch, samples) * 0.1,
+        "audio_lens": torch.full((batch,), samples),
+    }
+    rows = {"prefix": prefix, "suffix": suffix, "target": target, "transcript": target[:-1]}
+    for name, ids in rows.items():
+        inputs[f"{name}_ids"] = torch.tensor([list(ids)] * batch)
+        inputs[f"{name}_lens"] = torch.full((batch,), len(ids))
+    return inputs

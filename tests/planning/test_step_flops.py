@@ -14,24 +14,14 @@ from speechllm.config.loading import plain_config
 from speechllm.model import SpeechLLM
 from speechllm.planning.meta_model import build_meta_model
 from speechllm.planning.step import StepShape, training_step
+from speechllm.planning.workload import uniform_batch
 
 
 def _real_step_flops(model: SpeechLLM, batch: int, samples: int) -> tuple[int, StepShape]:
     """One training step (forward + backward) of ``batch`` clips of ``samples``, counted."""
     prefix, suffix = model.llm.prompts.prompt_ids("asr", "en", None)
     target = [5, 6, 7, model.llm.prompts.stop_ids[0]]
-
-    def rows(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.tensor([ids] * batch), torch.full((batch,), len(ids))
-
-    inputs = {"audio": torch.randn(batch, samples) * 0.1, "audio_lens": torch.full((batch,), samples)}
-    for name, ids in (
-        ("prefix", prefix),
-        ("suffix", suffix),
-        ("target", target),
-        ("transcript", target[:-1]),
-    ):
-        inputs[f"{name}_ids"], inputs[f"{name}_lens"] = rows(ids)
+    inputs = uniform_batch(model.llm.prompts, batch, samples, target)
     model.train()
     # The math kernel: CPU's fused attention kernel is not one the FLOP counter knows, and on
     # ``meta`` attention runs as the math kernel's matrix products (what a GPU kernel is counted as).

@@ -128,6 +128,27 @@ def parallel_map(
             return results
 
 
+def write_evaluation_set(
+    recordings: Sequence[Recording],
+    supervisions: Sequence[SupervisionSegment],
+    skips: SkipReport,
+    output_dir: str | Path | None,
+    corpus: str,
+    sample_rate: int,
+    empty_error: str,
+) -> dict[str, Any]:
+    """An evaluation-only corpus's ``test`` split: its skip report, then its manifests (cuts
+    resample to ``sample_rate`` on load); no usable clip raises ``ManifestError(empty_error)``."""
+    skips.write(Path(output_dir) if output_dir is not None else None, corpus, "test")
+    if not supervisions:
+        raise ManifestError(empty_error)
+    recording_set = RecordingSet.from_recordings(recordings)
+    supervision_set = SupervisionSet.from_segments(supervisions)
+    return write_manifests(
+        recording_set, supervision_set, output_dir, corpus, "test", resample_to=sample_rate
+    )
+
+
 def probe_recordings(
     entries: Sequence[tuple[str, Path, str]], skips: SkipReport, num_jobs: int = 1
 ) -> dict[str, Recording]:

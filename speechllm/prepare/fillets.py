@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse import Recording, SupervisionSegment
 
 from speechllm.audio import SAMPLE_RATE
 from speechllm.data.manifest_check import ManifestError
@@ -41,7 +41,7 @@ from speechllm.prepare.common import (
     make_supervision,
     parallel_map,
     probe_recordings,
-    write_manifests,
+    write_evaluation_set,
 )
 from speechllm.prepare.debian import fetch_debian_packages
 from speechllm.prepare.lua_dialogs import DialogLine, read_dialog_file
@@ -310,15 +310,8 @@ def prepare_fillets(
             sum(s.duration for s in found) / 3600,
             len(lang_skips.entries),
         )
-    skips.write(Path(output_dir) if output_dir is not None else None, CORPUS, SPLIT)
-    if not supervisions:
-        raise ManifestError(f"{game}: no usable clips for {list(languages)}")
-    manifests = write_manifests(
-        RecordingSet.from_recordings(all_recordings.values()),
-        SupervisionSet.from_segments(supervisions),
-        output_dir,
-        CORPUS,
-        SPLIT,
-        resample_to=SAMPLE_RATE,
-    )
-    return {SPLIT: manifests}
+    empty = f"{game}: no usable clips for {list(languages)}"
+    recordings = list(all_recordings.values())
+    return {
+        SPLIT: write_evaluation_set(recordings, supervisions, skips, output_dir, CORPUS, SAMPLE_RATE, empty)
+    }

@@ -30,12 +30,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse import Recording, SupervisionSegment
 
 from speechllm.audio import SAMPLE_RATE
 from speechllm.data.manifest_check import ManifestError
 from speechllm.languages import check_languages
-from speechllm.prepare.common import SkipReport, make_supervision, probe_recordings, write_manifests
+from speechllm.prepare.common import SkipReport, make_supervision, probe_recordings, write_evaluation_set
 from speechllm.prepare.debian import fetch_debian_packages
 
 logger = logging.getLogger(__name__)
@@ -316,17 +316,9 @@ def prepare_realspeech(
     usable = _usable_transcripts(root, languages, skips)
     recordings = probe_recordings(_audio_entries(root, usable, skips), skips, num_jobs)
     supervisions = _build_supervisions(usable, recordings, max_duration, skips)
-    skips.write(Path(output_dir) if output_dir is not None else None, CORPUS, SPLIT)
-    if not supervisions:
-        raise ManifestError(f"{root}: no usable prompts for {list(languages)}")
-    manifests = write_manifests(
-        RecordingSet.from_recordings(recordings.values()),
-        SupervisionSet.from_segments(supervisions),
-        output_dir,
-        CORPUS,
-        SPLIT,
-        resample_to=SAMPLE_RATE,
-    )
+    empty = f"{root}: no usable prompts for {list(languages)}"
+    found = list(recordings.values())
+    manifests = write_evaluation_set(found, supervisions, skips, output_dir, CORPUS, SAMPLE_RATE, empty)
     logger.info(
         "realspeech: %d prompts (%d with an English translation)",
         len(supervisions),

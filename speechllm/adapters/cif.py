@@ -27,6 +27,42 @@ def cif_out_lens(alpha_sums: Tensor, threshold: float = 1.0, tail_threshold: flo
     return out_lens.long().clamp(min=1)
 
 
+def cif_weights(
+    alphas: Tensor, threshold: float = 1.0, tail_threshold: float = 0.5
+) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+    """The non-zero weights ``w_{k,t}`` of integrate-and-fire (see :func:`cif_integrate`).
+
+    Args:
+        alphas: (B, T) non-negative weights, zero on padding.
+        threshold / tail_threshold: as :func:`cif_integrate`.
+    Returns:
+        row (N,) output index ``b·K + k``, col (N,) frame index ``b·T + t``, weight (N,) fp32 — the
+        entries of a sparse (B·K, B·T) matrix with at most ``span`` per frame —, out_lens (B,) long
+        and K = ``max(out_lens)``.
+    """
+    batch, frames = alphas.shape
+    alphas = alphas.float() / threshold  # integrate in units of β, in fp32 (bf16 cumsums drift)
+    ends = torch.cumsum(alphas, dim=1)  # c_t
+    starts = ends - alphas  # c_{t-1}
+    out_lens = cif_out_lens(ends[:, -1], 1.0, tail_threshold / threshold)
+    max_out = int(out_lens.max())
+    first = torch.floor(starts).long()  # first output each frame feeds
+    span = int((torch.floor(ends).long() - first).max()) + 1
+    frame_index = torch.arange(batch * frames, device=alphas.device).view(batch, frames)
+    clip_offset = torch.arange(batch, device=alphas.device).unsqueeze(1) * max_out
+    rows, cols, values = [], [], []
+    for step in range(span):
+        index = first + step
+        overlap_end = torch.minimum(ends, (index + 1).float())
+        overlap_start = torch.maximum(starts, index.float())
+        weights = (overlap_end - overlap_start).clamp(min=0)  # w_{k,t} for k = index
+        keep = (weights > 0) & (index < out_lens.unsqueeze(1))  # mass past out_lens is a dropped tail
+        rows.append((index + clip_offset)[keep])
+        cols.append(frame_index[keep])
+        values.append(weights[keep])
+    return torch.cat(rows), torch.cat(cols), torch.cat(values), out_lens, max_out
+
+
 def cif_integrate(
     hidden: Tensor, alphas: Tensor, threshold: float = 1.0, tail_threshold: float = 0.5
 ) -> tuple[Tensor, Tensor]:
@@ -41,7 +77,9 @@ def cif_integrate(
     remainder of the frame that crossed it into the next integration" (several fires per frame
     when α > β). Each frame touches outputs floor(c_{t-1}/β) … floor(c_t/β); the only Python loop
     runs over that span (2 for α ≤ β), each step computing the weights of all (B·T) frames at
-    once; the weighted sums are then one sparse matrix product.
+    once (:func:`cif_weights`). Each weight then adds w·h_t to its output: one gather, one scale,
+    one ``index_add``. (A sparse matmul computes the same forward, but its backward forms the dense
+    (B·K, B·T) gradient of the weight matrix: O(B²·K·T·C) work and memory; ``benchmarks/cif.py``.)
 
     Args:
         hidden: (B, T, C) frames.
@@ -52,37 +90,11 @@ def cif_integrate(
         fired (B, K, C) in fp32, zero past ``out_lens``; out_lens (B,) long (see :func:`cif_out_lens`).
     """
     batch, frames, channels = hidden.shape
-    alphas = alphas.float() / threshold  # integrate in units of β, in fp32 (bf16 cumsums drift)
-    ends = torch.cumsum(alphas, dim=1)  # c_t
-    starts = ends - alphas  # c_{t-1}
-    out_lens = cif_out_lens(ends[:, -1], 1.0, tail_threshold / threshold)
-    max_out = int(out_lens.max())
-    first = torch.floor(starts).long()  # first output each frame feeds
-    span = int((torch.floor(ends).long() - first).max()) + 1
-    frame_index = torch.arange(batch * frames, device=hidden.device).view(batch, frames)
-    clip_offset = torch.arange(batch, device=hidden.device).unsqueeze(1) * max_out
-    rows, cols, values = [], [], []
-    for step in range(span):
-        index = first + step
-        overlap_end = torch.minimum(ends, (index + 1).float())
-        overlap_start = torch.maximum(starts, index.float())
-        weights = (overlap_end - overlap_start).clamp(min=0)  # w_{k,t} for k = index
-        keep = (weights > 0) & (index < out_lens.unsqueeze(1))  # mass past out_lens is a dropped tail
-        rows.append((index + clip_offset)[keep])
-        cols.append(frame_index[keep])
-        values.append(weights[keep])
-    # The weights form a sparse (B·K, B·T) matrix with ≤ span entries per frame: one sparse
-    # matmul reads each frame once, where a dense (K, T) weight matrix would cost O(K·T·C).
-    weight_matrix = torch.sparse_coo_tensor(
-        torch.stack([torch.cat(rows), torch.cat(cols)]),
-        torch.cat(values),
-        (batch * max_out, batch * frames),
-        check_invariants=False,
-    )
+    row, col, weight, out_lens, max_out = cif_weights(alphas, threshold, tail_threshold)
+    flat = hidden.float().reshape(batch * frames, channels)
     with torch.autocast(hidden.device.type, enabled=False):
-        fired = torch.sparse.mm(weight_matrix, hidden.float().reshape(batch * frames, channels))
-    fired = fired.view(batch, max_out, channels)
-    return fired, out_lens
+        fired = flat.new_zeros(batch * max_out, channels).index_add(0, row, flat[col] * weight.unsqueeze(1))
+    return fired.view(batch, max_out, channels), out_lens
 
 
 class WeightPredictor(nn.Module):
@@ -134,6 +146,7 @@ class CIFAdapter(Adapter):
     """
 
     prealign_objective = "ce"  # one output per transcript token in training
+    learned_length = True
 
     def __init__(
         self,
@@ -168,3 +181,13 @@ class CIFAdapter(Adapter):
                 alphas = alphas * scale.unsqueeze(1)
         fired, out_lens = cif_integrate(hidden, alphas, self.threshold, self.tail_threshold)
         return Compressed(fired.to(hidden.dtype), out_lens, aux_loss, {"alpha_sum": alpha_sums.detach()})
+
+    def planned_compress(self, hidden: Tensor, lens: Tensor, out_len: int) -> Compressed:
+        """:meth:`compress` for a plan: the weight predictor's products, and K frames that depend
+        on α and the frames as the fired ones do (integration is a sparse product, no dense matrix
+        product), with the quantity loss on α."""
+        alphas = self.weight_predictor(hidden, lens)
+        alpha_sums = alphas.sum(dim=1)
+        fired = (hidden.float().mean(dim=1, keepdim=True) * alpha_sums.view(-1, 1, 1)).expand(-1, out_len, -1)
+        out_lens = torch.full((hidden.shape[0],), out_len, dtype=torch.long, device=hidden.device)
+        return Compressed(fired.to(hidden.dtype), out_lens, self.quantity_weight * alpha_sums.mean())

@@ -83,6 +83,8 @@ class CTCAdapter(Adapter):
     Shapes: hidden (B, T, C) → embeds (B, K, D); stats also hold ``blank_frames`` (B,).
     """
 
+    learned_length = True
+
     def __init__(
         self,
         in_dim: int,
@@ -120,6 +122,16 @@ class CTCAdapter(Adapter):
         valid = lengths_to_mask(lens, hidden.shape[1])
         blank_frames = ((labels == self.blank_id) & valid).sum(dim=1)
         return Compressed(pooled, out_lens, aux_loss, {"blank_frames": blank_frames})
+
+    def planned_compress(self, hidden: Tensor, lens: Tensor, out_len: int) -> Compressed:
+        """:meth:`compress` for a plan: the head's product, and a loss on the logits that reaches the
+        head as the CTC loss does (the loss and the run averaging are no matrix products, and the
+        runs are not differentiable in the head: their labels are an argmax)."""
+        logits = self.head(hidden)
+        aux_loss = self.ctc_weight * logits.float().mean()
+        pooled = hidden.mean(dim=1, keepdim=True).expand(-1, out_len, -1)
+        out_lens = torch.full((hidden.shape[0],), out_len, dtype=torch.long, device=hidden.device)
+        return Compressed(pooled, out_lens, aux_loss)
 
     def ctc_loss(self, logits: Tensor, lens: Tensor, targets: AdapterTargets) -> Tensor:
         """Unweighted CTC loss. logits (B, T, V), lens (B,), targets ids (B, N) / lens (B,) → scalar."""

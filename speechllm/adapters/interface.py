@@ -93,9 +93,14 @@ class Adapter(nn.Module):
         prealign_objective: what ``prealign.objective: auto`` trains this adapter with (see
             :mod:`speechllm.prealign.head`): ``ctc`` (outputs may outnumber the transcript's
             tokens) or ``ce`` (one output per transcript token in training, as CIF).
+
+        learned_length: True when the number of outputs reads the stage's trained outputs (CTC's
+            labels, CIF's α), not only the input lengths; such a stage also implements
+            :meth:`planned_compress`.
     """
 
     prealign_objective: str = "ctc"
+    learned_length: bool = False
 
     def __init__(
         self,
@@ -136,6 +141,17 @@ class Adapter(nn.Module):
             auxiliary loss and no extra stat.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement compress()")
+
+    def planned_compress(self, hidden: Tensor, lens: Tensor, out_len: int) -> Compressed:
+        """The length stage as a plan counts it (:mod:`speechllm.planning.step`, on ``meta``): the
+        same matrix products as :meth:`compress` in training, forward and backward, with ``out_len``
+        outputs per clip in place of the number the trained outputs would decide. Only a stage
+        with :attr:`learned_length` needs it.
+
+        Args: hidden (B, T, C) zero past lens, lens (B,), out_len K.
+        Returns: a :class:`Compressed` of (B, K, C') frames whose gradients reach the same weights.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no planned_compress()")
 
     def forward(self, hidden: Tensor, lens: Tensor, targets: AdapterTargets | None = None) -> AdapterOutput:
         """Args: hidden (B, T, C), lens (B,), targets (optional). Returns :class:`AdapterOutput`."""

@@ -7,9 +7,12 @@ splicing rows of different lengths) have known results, and the same matrix prod
 ``meta`` tensors as on real ones. A real step on equal-length clips counts the same FLOPs
 (``tests/planning/test_step_flops.py`` holds the two against each other on the tiny models).
 
-The length stages of Conv, CIF, CTC and WLQ-former read values (run lengths, window counts) that
-``meta`` tensors do not have; for them the stage is counted as two FLOPs per weight and input
-frame forward, twice that backward (:func:`_stage_flops`), and its output length is the planned one.
+The length stages read values that ``meta`` tensors do not have. Where the clip lengths decide them
+(Conv's strides, WLQ-former's windows), :class:`~speechllm.planning.length_values.LengthValues`
+computes them for real beside ``meta``, so the stage runs as is. Where the trained outputs decide
+them (CTC's labels, CIF's α), the stage's
+:meth:`~speechllm.adapters.interface.Adapter.planned_compress` runs the same products with the
+planned output length. Either way the counts are the real step's (the same test holds all five).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from speechllm.adapters.interface import Compressed
+from speechllm.adapters.interface import AdapterOutput, Compressed, zero_padding
+from speechllm.planning.length_values import LengthValues
 from speechllm.planning.meta_model import MetaSpeechLLM
 
 META = torch.device("meta")
@@ -118,35 +122,32 @@ def _encode(model: MetaSpeechLLM, batch: int, samples: int) -> Tensor:
     return enc(stacked).last_hidden_state
 
 
-def _stage_flops(model: MetaSpeechLLM, batch: int, frames: int) -> int:
-    """Forward FLOPs of a data-dependent length stage: 2 per weight (matrices only) and input frame."""
-    modality = {id(p) for p in model.adapter.modality.parameters()}
-    weights = sum(p.numel() for p in model.adapter.parameters() if id(p) not in modality and p.dim() > 1)
-    return 2 * weights * batch * frames
-
-
 def static_audio_tokens(model: MetaSpeechLLM, frames: int) -> int | None:
-    """The adapter's output length for ``frames`` encoder frames when its length stage runs on
-    ``meta`` (Base), else None (the stage reads values: the planner then uses a rate)."""
-    hidden = torch.empty(1, frames, model.adapter.in_dim, device=META)
-    try:
-        with torch.no_grad():
-            stage = model.adapter.compress(hidden, torch.full((1,), frames, device=META, dtype=torch.long))
-    except (RuntimeError, NotImplementedError):  # `.item()` of a meta tensor: a data-dependent stage
+    """The adapter's output length for ``frames`` encoder frames when the clip length decides it
+    (Base, Conv, WLQ-former: run on ``meta``), else None (CTC, CIF: the trained outputs decide it, so
+    the planner uses a rate)."""
+    if model.adapter.learned_length:
         return None
+    hidden = torch.empty(1, frames, model.adapter.in_dim, device=META)
+    with LengthValues() as values, values.following(), torch.no_grad():
+        stage = model.adapter.compress(hidden, values.known(torch.full((1,), frames)))
     return int((stage.hidden if isinstance(stage, Compressed) else stage[0]).shape[1])
 
 
-def _adapt(model: MetaSpeechLLM, hidden: Tensor, shape: StepShape) -> tuple[Tensor, int]:
-    """The adapter on the encoder frames → (B, audio_tokens, D) embeds, and the FLOPs counted by hand
-    (forward + backward of a data-dependent length stage, see :func:`_stage_flops`)."""
-    if static_audio_tokens(model, hidden.shape[1]) == shape.audio_tokens:
-        lens = torch.full((shape.batch,), hidden.shape[1], device=hidden.device, dtype=torch.long)
-        return model.adapter(hidden.float(), lens).embeds, 0
-    stage_in = model.adapter.modality.in_proj.in_features
-    staged = torch.empty(shape.batch, shape.audio_tokens, stage_in, device=hidden.device, requires_grad=True)
-    out_lens = torch.full((shape.batch,), shape.audio_tokens, device=hidden.device, dtype=torch.long)
-    return model.adapter.modality(staged, out_lens), 3 * _stage_flops(model, shape.batch, hidden.shape[1])
+def _adapt(model: MetaSpeechLLM, hidden: Tensor, shape: StepShape, values: LengthValues) -> AdapterOutput:
+    """The adapter on the encoder frames → (B, audio_tokens, D) embeds. A stage whose length the
+    clip decides runs as is, its length arithmetic followed by ``values``; a learned-length stage
+    runs :meth:`~speechllm.adapters.interface.Adapter.planned_compress` with the planned length."""
+    adapter = model.adapter
+    with values.following():
+        lens = values.known(torch.full((shape.batch,), hidden.shape[1]))
+    hidden = hidden.float()
+    if not adapter.learned_length:
+        with values.following():
+            return adapter(hidden, lens)
+    stage = adapter.planned_compress(zero_padding(hidden, lens), lens, shape.audio_tokens)
+    embeds = adapter.modality(zero_padding(stage.hidden, stage.lens), stage.lens)
+    return AdapterOutput(embeds, stage.lens, stage.aux_loss)
 
 
 class _NoCount(nullcontext):
@@ -225,9 +226,13 @@ def training_step(model: MetaSpeechLLM, shape: StepShape, counting: bool = True)
         hooks.append(layer.register_forward_pre_hook(saved.enter_layer))
         hooks.append(layer.register_forward_hook(saved.leave_layer))
     try:
-        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t) if counting else nullcontext():
+        with (
+            torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t) if counting else nullcontext(),
+            LengthValues() as values,
+        ):
             with count_flops() as counter:
-                embeds, by_hand = _adapt(model, hidden, shape)
+                adapted = _adapt(model, hidden, shape, values)
+                embeds = adapted.embeds
                 prefix = torch.empty(shape.batch, shape.prompt_tokens, dim, device=device, dtype=llm_dtype)
                 target = torch.empty(shape.batch, shape.target_tokens, dim, device=device, dtype=llm_dtype)
                 sequence = torch.cat([prefix, embeds.to(llm_dtype), target], dim=1)
@@ -242,11 +247,13 @@ def training_step(model: MetaSpeechLLM, shape: StepShape, counting: bool = True)
                 logits = base.get_output_embeddings()(rows).float()
                 labels = torch.zeros(rows.shape[0], dtype=torch.long, device=device)
                 loss = F.cross_entropy(logits, labels)
-            count.flops["forward"] = counter.get_total_flops() + by_hand // 3
+                if adapted.aux_loss is not None:
+                    loss = loss + adapted.aux_loss
+            count.flops["forward"] = counter.get_total_flops()
             count.llm_forward_flops = llm_counter.get_total_flops()
             with count_flops() as counter:
                 loss.backward()
-            count.flops["backward"] = counter.get_total_flops() + by_hand - by_hand // 3
+            count.flops["backward"] = counter.get_total_flops()
     finally:
         for hook in hooks:
             hook.remove()

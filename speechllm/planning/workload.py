@@ -68,8 +68,9 @@ def manifest_durations(paths: Sequence[str | Path]) -> Durations | None:
 def audio_tokens(model: MetaSpeechLLM, adapter: str, frames: int, rate_hz: float | None = None) -> int:
     """The adapter's output length for ``frames`` encoder frames.
 
-    Base is built and run on ``meta`` (exact); the other stages read values, so their length
-    comes from ``rate_hz`` when given, else from Table 1's compression ratio for the encoder.
+    Base, Conv and WLQ-former run on ``meta`` (exact: the clip length decides theirs); for CIF and
+    CTC the trained outputs decide it, so it comes from ``rate_hz`` when given, else from Table 1's
+    compression ratio for the encoder.
 
     Raises:
         ValueError: an adapter without a Table 1 row and no ``rate_hz``.

@@ -13,7 +13,7 @@ from speechllm.config import load_config
 from speechllm.config.loading import plain_config
 from speechllm.model import SpeechLLM
 from speechllm.planning.meta_model import build_meta_model
-from speechllm.planning.step import StepShape, training_step
+from speechllm.planning.step import StepShape, static_audio_tokens, training_step
 from speechllm.planning.workload import uniform_batch
 
 
@@ -33,19 +33,41 @@ def _real_step_flops(model: SpeechLLM, batch: int, samples: int) -> tuple[int, S
     return counter.get_total_flops(), shape
 
 
-@pytest.mark.parametrize("lora", [False, True])
-def test_planned_flops_equal_the_counted_flops_of_a_real_step(tiny_model_overrides, lora):
+@pytest.mark.parametrize(
+    ("adapter", "lora"),
+    [("base", False), ("base", True), ("conv", False), ("cif", False), ("ctc", False), ("wlq_former", True)],
+)
+def test_planned_flops_equal_the_counted_flops_of_a_real_step(tiny_model_overrides, adapter, lora):
+    """Every adapter: the clip-decided stages (Base, Conv, WLQ-former) run on ``meta`` with their
+    length arithmetic followed; the learned ones (CIF, CTC) with the real step's output length."""
     lora_override = (
         "model.llm.lora={r: 4, target_modules: [q_proj, v_proj, gate_proj]}"
         if lora
         else "model.llm.lora=null"
     )
-    cfg = load_config(None, [*tiny_model_overrides, "model.adapter.name=base", lora_override])
+    cfg = load_config(None, [*tiny_model_overrides, f"model.adapter.name={adapter}", lora_override])
     torch.manual_seed(0)
     real, shape = _real_step_flops(SpeechLLM.from_config(cfg.model), batch=2, samples=16000)
     planned = training_step(build_meta_model(plain_config(cfg.model)), shape)
     assert real > 0
     assert planned.total_flops == real
+
+
+@pytest.mark.parametrize(
+    ("adapter", "frames", "expected"), [("base", 50, 50), ("conv", 50, 13), ("wlq_former", 50, 4)]
+)
+def test_a_clip_decided_length_is_planned_exactly(tiny_model_overrides, adapter, frames, expected):
+    """Conv (two stride-2 convolutions: 50 → 25 → 13) and WLQ-former (one query per 0.32 s window,
+    16 frames at 50 Hz: 4 windows) give their real length on ``meta``."""
+    cfg = load_config(None, [*tiny_model_overrides, f"model.adapter.name={adapter}"])
+    model = build_meta_model(plain_config(cfg.model))
+    assert static_audio_tokens(model, frames) == expected
+
+
+@pytest.mark.parametrize("adapter", ["cif", "ctc"])
+def test_a_learned_length_has_no_static_plan(tiny_model_overrides, adapter):
+    cfg = load_config(None, [*tiny_model_overrides, f"model.adapter.name={adapter}"])
+    assert static_audio_tokens(build_meta_model(plain_config(cfg.model)), 50) is None
 
 
 def test_activation_bytes_grow_with_the_batch(tiny_model_overrides):

@@ -15,9 +15,10 @@ LANGUAGE_NAMES: dict[str, str] = {
     "it": "Italian",
 }
 
-# Languages of evaluation-only real speech (speechllm.prepare.fillets: nl→en, cs→en). Whisper's own
-# decoder (speechllm whisper-baseline) takes them; no recipe trains on them, so they are kept out of
-# LANGUAGE_NAMES, which check_language, the LLM prompts and the training dataset accept.
+# Languages of evaluation-only real speech (speechllm.prepare.fillets: nl→en, cs→en). No recipe
+# trains on them, so they are kept out of LANGUAGE_NAMES (what check_language and the training
+# dataset accept); evaluation takes them (a model trained on de/es/fr/it → en is asked to translate
+# Dutch: how far its training carries), and the prompts name them (language_name).
 EVALUATION_LANGUAGE_NAMES: dict[str, str] = {"nl": "Dutch", "cs": "Czech"}
 
 TASKS: tuple[str, ...] = ("asr", "st")  # speech recognition, speech translation
@@ -61,9 +62,22 @@ def check_languages(codes: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def check_evaluation_language(code: str) -> str:
+    """Return ``code`` if a test set may hold it (a training language or an evaluation-only one),
+    else raise a ValueError listing both kinds."""
+    if code not in LANGUAGE_NAMES and code not in EVALUATION_LANGUAGE_NAMES:
+        raise ValueError(
+            f"unknown language code {code!r}; supported: {', '.join(sorted(LANGUAGE_NAMES))}; "
+            f"evaluation only: {', '.join(sorted(EVALUATION_LANGUAGE_NAMES))}"
+        )
+    return code
+
+
 def language_name(code: str) -> str:
-    """English name of a language (``"de"`` -> ``"German"``), as the ST instruction says it."""
-    return LANGUAGE_NAMES[check_language(code)]
+    """English name of a language (``"de"`` -> ``"German"``, ``"nl"`` -> ``"Dutch"``), as the ST
+    instruction says it."""
+    check_evaluation_language(code)
+    return LANGUAGE_NAMES.get(code) or EVALUATION_LANGUAGE_NAMES[code]
 
 
 def parse_pair(pair: str | tuple[str, str]) -> tuple[str, str]:

@@ -1,12 +1,16 @@
 """The demo's budget: how DEMO_MINUTES is split between its stages, and its test-set sizes.
 
 Measured split (docs/demo.md): each adapter gets ``prealign_share`` of the budget for
-pre-alignment and ``llm_share`` for the LLM stage (both divided among the adapters), ST training
-7.5 %; the rest goes to data, the encoder cache, Whisper and decoding. Test sets grow with the
-budget, within bounds.
+pre-alignment and ``llm_share`` for the LLM stage (both divided among the adapters); ST (on
+Whisper base) gets ``ST_PREALIGN_SHARE`` for pre-aligning its adapter on the source-language
+transcripts and ``ST_SHARE`` for its LLM stage; the rest goes to data, the encoder caches,
+Whisper's decoders and decoding. Test sets grow with the budget, within bounds: the real-speech
+sets other than English hold ``num_real_other`` clips per language (es/fr/it Asterisk prompts,
+nl/cs Fish Fillets lines).
 
 Run: ``python recipes/demo/budget.py MINUTES "conv cif" [PREALIGN_SHARE LLM_SHARE]`` prints
-``pre_minutes asr_minutes st_minutes num_test num_real num_st_test`` for ``run.sh`` to read.
+``pre_minutes asr_minutes st_pre_minutes st_minutes num_test num_real num_real_other num_st_test``
+for ``run.sh`` to read.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import astuple, dataclass
 
-ST_SHARE = 0.075
+ST_PREALIGN_SHARE = 0.10
+ST_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -23,9 +28,11 @@ class DemoBudget:
 
     prealign_minutes: float
     llm_minutes: float
+    st_prealign_minutes: float
     st_minutes: float
     num_test: int
     num_real: int
+    num_real_other: int
     num_st_test: int
 
 
@@ -35,14 +42,19 @@ def split_budget(
     """Split ``minutes`` of training budget over ``num_adapters`` ASR adapters and ST."""
     if minutes <= 0 or num_adapters < 1:
         raise ValueError(f"a demo needs minutes > 0 and one adapter at least (got {minutes}, {num_adapters})")
-    if not (0 < prealign_share and 0 < llm_share and prealign_share + llm_share + ST_SHARE < 1):
-        raise ValueError(f"shares {prealign_share} + {llm_share} + {ST_SHARE} must be positive and below 1")
+    st_share = ST_PREALIGN_SHARE + ST_SHARE
+    if not (0 < prealign_share and 0 < llm_share and prealign_share + llm_share + st_share < 1):
+        raise ValueError(
+            f"shares {prealign_share} + {llm_share} + {st_share} (ST) must be positive and below 1"
+        )
     return DemoBudget(
         prealign_minutes=round(prealign_share * minutes / num_adapters, 2),
         llm_minutes=round(llm_share * minutes / num_adapters, 2),
+        st_prealign_minutes=round(ST_PREALIGN_SHARE * minutes, 2),
         st_minutes=round(ST_SHARE * minutes, 2),
         num_test=min(100, max(20, int(5 * minutes))),
         num_real=min(50, max(10, int(2.5 * minutes))),
+        num_real_other=min(20, max(5, int(1.25 * minutes))),
         num_st_test=min(25, max(4, int(minutes // 2))),
     )
 

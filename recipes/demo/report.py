@@ -1,9 +1,10 @@
 """The demo's report (stage 6 of recipes/demo/run.sh): tables, curves and sample transcripts.
 
 Reads the run directories the earlier stages wrote under OUT (``eval/<system>/<test set>/``,
-``runs/<run>/curve.tsv``) and writes ``OUT/report.md``, ``OUT/summary.json`` and, when matplotlib
-is installed, ``OUT/curves.png`` (training loss and dev WER against wall-clock time) and
-``OUT/wer_per_adapter.png``. The summary printed at the end holds the two lines docs/demo.md
+``runs/<run>/curve.tsv``, ``eval/text_ceiling.json``) and writes ``OUT/report.md``,
+``OUT/summary.json`` and, when matplotlib is installed, ``OUT/curves.png`` (training loss and dev
+WER against wall-clock time), ``OUT/wer_per_adapter.png`` and ``OUT/languages.png`` (every test
+set per language: :mod:`language_table`). The summary printed at the end holds the two lines docs/demo.md
 quotes: ``best adapter WER: N%`` and ``whisper tiny.en WER: M%`` (synthetic test set).
 
 Usage: python recipes/demo/report.py OUT --adapters wlq_former conv [--wall-seconds S]
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from language_table import language_rows, language_summary, language_table, plot_languages
 
 from speechllm.io import atomic_write
 from speechllm.metrics.checks_report import checks_sections
@@ -280,7 +283,7 @@ def prealign_table(rows: list[dict]) -> list[str]:
 def st_table(st: list[dict]) -> list[str]:
     if not st:
         return []
-    lines = ["", "## ST (de/es/fr/it → en), BLEU (higher is better)", ""]
+    lines = ["", "## ST on the synthetic test set (de/es/fr/it → en), BLEU (higher is better)", ""]
     pairs = sorted(st[0]["bleu"])
     lines += ["| system | " + " | ".join(pairs) + " | average |", "|---" * (len(pairs) + 2) + "|"]
     for r in st:
@@ -336,14 +339,20 @@ def main() -> None:
     out: Path = args.out
     rows = asr_rows(out, args.adapters)
     st = st_rows(out)
-    lines = ["# speechllm demo: Whisper tiny.en → adapter → SmolLM2-135M-Instruct", ""]
+    lines = [
+        "# speechllm demo: Whisper tiny.en (ASR) / Whisper base (ST) → adapter → SmolLM2-135M-Instruct",
+        "",
+    ]
     if args.wall_seconds is not None:
         lines += [f"Wall time of the whole run: {args.wall_seconds / 60:.1f} min.", ""]
     decoding = run_decoding(out / "eval" / f"asr_{args.adapters[0]}" / "asr_test")
     lines += asr_table(rows, decoding) + rate_table(rate_rows(out, args.adapters)) + prealign_table(rows)
     summary: dict = {"asr": rows, "st": st, "wall_seconds": args.wall_seconds}
     summary_lines = headline(rows, st, summary)
-    lines += st_table(st)
+    languages = language_rows(out, args.adapters[0])
+    summary["languages"] = languages
+    summary_lines += language_summary(languages)
+    lines += st_table(st) + language_table(languages)
     # Whisper's normalizer beside the paper's, decoding speed, degenerate outputs, listening check
     # (docs/evaluation-checks.md), as recorded by each evaluated run directory
     evaluated = sorted(path.parent for path in (out / "eval").glob("*/*/run.json"))
@@ -351,7 +360,7 @@ def main() -> None:
     for section in checks_sections(evaluated, names):  # a heading, a table, a caption: blocks apart
         lines += ["", section]
     lines += ["", "## Sample transcripts (synthetic test set)", "", *samples(out, args.adapters)]
-    figures = plot(out, args.adapters, rows)
+    figures = plot(out, args.adapters, rows) + [p for p in [plot_languages(out, languages)] if p is not None]
     if figures:
         lines += ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     lines += ["", "## Summary", "", *[f"    {h}" for h in summary_lines], ""]

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# The demo: a real pretrained speech encoder (Whisper tiny.en) connected to a real pretrained LLM
-# (SmolLM2-135M-Instruct) through trained adapters, on a CPU, offline. See docs/demo.md.
+# The demo: real pretrained speech encoders (Whisper tiny.en for English ASR, Whisper base for ST)
+# connected to a real pretrained LLM (SmolLM2-135M-Instruct) through trained adapters, on a CPU,
+# offline. See docs/demo.md.
 #
-#   stage 0  prepare the synthetic espeak-ng corpus (en, de, es, fr, it) and the real Asterisk prompts
-#   stage 1  cut the demo's train / dev / test sets
-#   stage 2  Whisper tiny.en's own decoder on the English test sets (the anchor)
+#   stage 0  prepare the synthetic espeak-ng corpus (en, de, es, fr, it) and the evaluation-only real
+#            speech: Asterisk prompts (en, es, fr, it) and Fish Fillets NG lines (nl, cs)
+#   stage 1  cut the demo's train / dev / test sets, and the real-speech sets (real_en, real_asr:
+#            es/fr/it, real_st: es/fr/it/nl/cs → en)
+#   stage 2  the anchors: Whisper tiny.en's own decoder on the English test sets, Whisper base's on
+#            the real sets (transcribe; translate → en), SmolLM2 translating the gold source text
 #   stage 3  ASR: cache Whisper tiny.en's outputs, then for each adapter in ADAPTERS: pre-align it
 #            to SmolLM2's input embeddings (no LLM), then train it with the LLM (LoRA); plus an
 #            untrained one
 #   stage 4  ASR: evaluate them on the synthetic test set, real speech and a few training clips,
 #            and each pre-aligned adapter decoded alone (CTC greedy, no LLM)
-#   stage 5  ST (de/es/fr/it → en): train one adapter, evaluate it and an untrained one (BLEU)
+#   stage 5  ST (de/es/fr/it → en) on Whisper base: cache its outputs, pre-align a Conv adapter on the
+#            source-language transcripts, then the LLM stage; evaluate it (BLEU, synthetic and real),
+#            its adapter alone as an es/fr/it recognizer (CTC greedy), and an untrained one
 #   stage 6  report to demo_out/ (tables, curves, samples) and print the summary
 #
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage N]
@@ -48,7 +54,7 @@ out="${DEMO_OUT:-demo_out}"
 data="${DEMO_DATA:-data/demo}"
 sets="$data/sets"
 # Budget split and test-set sizes (measured, docs/demo.md): recipes/demo/budget.py.
-read -r pre_minutes asr_minutes st_minutes num_test num_real num_st_test < <(
+read -r pre_minutes asr_minutes st_pre_minutes st_minutes num_test num_real num_real_other num_st_test < <(
     "$PY" recipes/demo/budget.py "$minutes" "$adapters" "${DEMO_PREALIGN_SHARE:-0.52}" "${DEMO_LLM_SHARE:-0.10}")
 export OMP_NUM_THREADS="$threads"
 num_train="${DEMO_TRAIN_SENTENCES:-6000}"
@@ -57,7 +63,7 @@ guard="${DEMO_NO_REPEAT:-3}"
 floor_cuts="${DEMO_FLOOR_CLIPS:-20}"
 engines="${DEMO_ENGINES:-espeak-ng}"
 echo "demo: ${minutes} min budget; adapters: ${adapters} (each ${pre_minutes} min pre-alignment +" \
-    "${asr_minutes} min with the LLM); ST ${st_minutes} min; ${threads} thread(s); seed ${seed}"
+    "${asr_minutes} min with the LLM); ST ${st_pre_minutes} + ${st_minutes} min; ${threads} thread(s); seed ${seed}"
 SECONDS=0
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
@@ -65,12 +71,14 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     "$SPEECHLLM" prepare synthetic "$data/synthetic" --languages en de es fr it \
         --num-train "$num_st_train" "en=$num_train" --num-dev 40 --num-test 100 --num-jobs "$(nproc)" \
         --engines $engines
-    "$SPEECHLLM" prepare realspeech "$data/realspeech" --languages en --cache-dir "$data/synthetic/debian"
+    "$SPEECHLLM" prepare realspeech "$data/realspeech" --languages en es fr it --cache-dir "$data/synthetic/debian"
+    "$SPEECHLLM" prepare fillets "$data/fillets" --languages nl cs --cache-dir "$data/synthetic/debian" \
+        --max-cut-duration 30 --num-jobs "$(nproc)"
 fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     echo "== stage 1: demo sets in $sets"
     "$PY" recipes/demo/subsets.py "$data" "$sets" --num-test "$num_test" --num-real "$num_real" \
-        --num-st-test "$num_st_test"
+        --num-real-other "$num_real_other" --num-st-test "$num_st_test"
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     echo "== stage 2: Whisper tiny.en's own greedy decoder"
@@ -78,6 +86,16 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
         "$PY" -m speechllm.cli whisper-baseline --manifest "$sets/$name.jsonl.gz" \
             --out "$out/eval/whisper/$name"
     done
+    echo "== stage 2: Whisper base's own greedy decoder: transcribe en/es/fr/it, translate es/fr/it/nl/cs → en"
+    for name in real_en real_asr; do
+        "$PY" -m speechllm.cli whisper-baseline --model whisper-base --manifest "$sets/$name.jsonl.gz" \
+            --out "$out/eval/whisper_base/$name"
+    done
+    "$PY" -m speechllm.cli whisper-baseline --model whisper-base --task st --manifest "$sets/real_st.jsonl.gz" \
+        --out "$out/eval/whisper_base/real_st"
+    echo "== stage 2: SmolLM2 translating the gold source text (the ceiling of the demo's ST)"
+    "$PY" recipes/demo/text_translation_ceiling.py --threads "$threads" --out "$out/eval/text_ceiling.json" \
+        real_st="$sets/real_st.jsonl.gz" st_test="$sets/st_test.jsonl.gz"
 fi
 # ASR training reads Whisper tiny.en's outputs from a cache: the frozen encoder runs once per clip,
 # not once per step (docs/demo.md). ST trains on audio: its 2 minutes see fewer clips than its
@@ -127,18 +145,35 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
         --max-cuts "$floor_cuts" $checks asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz"
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-    echo "== stage 5: ST de/es/fr/it → en (${st_minutes} min)"
+    st_cache="$data/encoder_cache_base"
+    echo "== stage 5: Whisper base encoder outputs of st_train st_dev -> $st_cache"
+    "$SPEECHLLM" cache recipes/demo/conf/st.yaml --out "$st_cache" \
+        --manifest "$sets/st_train.jsonl.gz" --manifest "$sets/st_dev.jsonl.gz"
+    echo "== stage 5: ST de/es/fr/it → en on Whisper base: pre-align on the source transcripts" \
+        "(${st_pre_minutes} min), then the LLM stage (${st_minutes} min)"
     "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --task st --minutes "$st_minutes" --overwrite \
-        --threads "$threads" output_dir="$out/runs/st" seed="$seed" \
+        --threads "$threads" output_dir="$out/runs/st" seed="$seed" data.encoder_cache="$st_cache" \
+        prealign.minutes="$st_pre_minutes" \
         "data.train=[{path: $sets/st_train.jsonl.gz, task: st}]" \
         "data.val=[{path: $sets/st_dev.jsonl.gz, task: st}]"
     "$PY" recipes/demo/train.py recipes/demo/conf/st.yaml --minutes 0 --untrained output_dir="$out/runs/st_untrained" \
         seed="$seed"
+    echo "== stage 5: evaluate st (synthetic and real X → en)"
     "$PY" recipes/demo/evaluate.py --model "$out/runs/st/model" --out "$out/eval/st" --task st \
-        --threads "$threads" --max-new-tokens 48 --no-repeat-ngram-size "$guard" st_test="$sets/st_test.jsonl.gz"
+        --threads "$threads" --max-new-tokens 48 --no-repeat-ngram-size "$guard" st_test="$sets/st_test.jsonl.gz" \
+        real_st="$sets/real_st.jsonl.gz"
+    # Its pre-aligned adapter, decoded alone, transcribes de/es/fr/it: the demo's only model of
+    # es/fr/it ASR (the English ASR model's encoder is English-only).
+    echo "== stage 5: the pre-aligned st adapter decoded alone (CTC greedy, no LLM): ASR in the source languages"
+    "$PY" recipes/demo/evaluate.py --model "$out/runs/st/prealign/model" --out "$out/eval/st_alone" \
+        --threads "$threads" --decoder prealign st_test="$sets/st_test.jsonl.gz" real_asr="$sets/real_asr.jsonl.gz"
+    echo "== stage 5: evaluate st_untrained ($floor_cuts clips per set, <= 32 tokens)"
     "$PY" recipes/demo/evaluate.py --model "$out/runs/st_untrained/model" --out "$out/eval/st_untrained" --task st \
         --threads "$threads" --max-new-tokens 32 --no-repeat-ngram-size "$guard" --max-cuts "$floor_cuts" \
-        st_test="$sets/st_test.jsonl.gz"
+        st_test="$sets/st_test.jsonl.gz" real_st="$sets/real_st.jsonl.gz"
+    "$PY" recipes/demo/evaluate.py --model "$out/runs/st_untrained/model" --out "$out/eval/st_untrained" \
+        --threads "$threads" --max-new-tokens 32 --no-repeat-ngram-size "$guard" --max-cuts "$floor_cuts" \
+        real_asr="$sets/real_asr.jsonl.gz"
 fi
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     echo "== stage 6: report"

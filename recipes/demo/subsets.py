@@ -8,7 +8,11 @@ Usage: python recipes/demo/subsets.py DATA_DIR OUT_DIR [--num-test N] [--num-rea
 
 Writes to OUT_DIR: ``asr_{train,dev,test}.jsonl.gz`` (English), ``st_{train,dev,test}.jsonl.gz``
 (de/es/fr/it with an English translation), ``asr_train_probe.jsonl.gz`` (training clips decoded
-to show the model fits what it saw) and ``real_en.jsonl.gz`` (real recorded Asterisk prompts).
+to show the model fits what it saw) and, from the evaluation-only real speech where stage 0
+prepared it: ``real_en.jsonl.gz`` (recorded English Asterisk prompts), ``real_asr.jsonl.gz``
+(``--num-real-other`` Spanish, French and Italian Asterisk prompts each, among those with an
+English parallel) and ``real_st.jsonl.gz`` (the same es/fr/it prompts, plus as many Dutch and
+Czech Fish Fillets lines each: real X → en speech translation).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pathlib import Path
 from lhotse import CutSet, load_manifest
 
 ST_SOURCES = ("de", "es", "fr", "it")
+REAL_ASR = ("es", "fr", "it")  # Asterisk prompts with an English parallel
+REAL_ST_ONLY = ("nl", "cs")  # Fish Fillets lines with their English subtitle (evaluation-only languages)
 
 
 def _language(cut) -> str:
@@ -47,6 +53,43 @@ def per_language(cuts: list, count: int | None, seed: int) -> list:
     return out
 
 
+def real_sets(data_dir: Path, num_en: int, num_other: int, seed: int) -> dict[str, list]:
+    """The real-speech test sets (each only where stage 0 prepared its corpus): ``real_en``,
+    ``real_asr`` (es/fr/it) and ``real_st`` (the same es/fr/it clips, then nl/cs), by language.
+
+    Raises:
+        SystemExit: a language of a prepared corpus has no usable clip.
+    """
+    sets: dict[str, list] = {}
+    asterisk = data_dir / "realspeech" / "realspeech_cuts_test.jsonl.gz"
+    if asterisk.is_file():
+        prompts = list(load_manifest(asterisk))
+        sets["real_en"] = sample([c for c in prompts if _language(c) == "en"], num_en, seed)
+        parallel = [c for c in prompts if (c.supervisions[0].custom or {}).get("tgt_lang") == "en"]
+        if any(_language(c) in REAL_ASR for c in parallel):
+            sets["real_asr"] = _each_language(parallel, REAL_ASR, num_other, seed, asterisk)
+            sets["real_st"] = list(sets["real_asr"])
+    fillets = data_dir / "fillets" / "fillets_cuts_test.jsonl.gz"
+    if fillets.is_file():
+        lines = [
+            c for c in load_manifest(fillets) if (c.supervisions[0].custom or {}).get("tgt_lang") == "en"
+        ]
+        sets["real_st"] = sets.get("real_st", []) + _each_language(
+            lines, REAL_ST_ONLY, num_other, seed, fillets
+        )
+    return sets
+
+
+def _each_language(cuts: list, languages: tuple[str, ...], count: int, seed: int, source: Path) -> list:
+    out = []
+    for lang in languages:
+        found = [c for c in cuts if _language(c) == lang]
+        if not found:
+            raise SystemExit(f"subsets.py: {source} has no {lang} clip with an English translation")
+        out += sample(found, count, seed)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="holds synthetic/ and realspeech/")
@@ -54,6 +97,9 @@ def main() -> None:
     parser.add_argument("--num-test", type=int, default=100, help="English synthetic test clips")
     parser.add_argument("--num-dev", type=int, default=8, help="dev clips decoded during training")
     parser.add_argument("--num-real", type=int, default=100, help="real English prompts")
+    parser.add_argument(
+        "--num-real-other", type=int, default=20, help="real es/fr/it prompts and nl/cs lines, each"
+    )
     parser.add_argument("--num-st-test", type=int, default=25, help="ST test clips per source language")
     parser.add_argument("--num-probe", type=int, default=16, help="training clips decoded after training")
     parser.add_argument("--max-train-duration", type=float, default=10.0, help="seconds (longer: left out)")
@@ -82,10 +128,7 @@ def main() -> None:
     }
     if args.asr_only:
         subsets = {name: cuts for name, cuts in subsets.items() if not name.startswith("st_")}
-    real = args.data_dir / "realspeech" / "realspeech_cuts_test.jsonl.gz"
-    if real.is_file():
-        real_en = [c for c in load_manifest(real) if _language(c) == "en"]
-        subsets["real_en"] = sample(real_en, args.num_real, args.seed)
+    subsets.update(real_sets(args.data_dir, args.num_real, args.num_real_other, args.seed))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, cuts in subsets.items():
         if not cuts:

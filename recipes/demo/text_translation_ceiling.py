@@ -1,67 +1,116 @@
 """How well does the demo's LLM translate when it reads the source sentence itself? A ceiling.
 
 A speech LLM's ST can at best do what its LLM does from a perfect transcript. This script gives
-SmolLM2-135M-Instruct (preset ``smollm2-135m-instruct``) the gold source transcripts of an ST
-manifest (one with ``custom["translation"]``, e.g. the Asterisk es/fr/it prompts of
-``speechllm prepare realspeech``) in a plain chat prompt, decodes greedily, and scores BLEU per
-source language against the English references. docs/demo.md sets it beside Whisper base's own
-``translate`` task on the same clips.
+SmolLM2-135M-Instruct (preset ``smollm2-135m-instruct``) the gold source transcripts of ST
+manifests (cuts with ``custom["translation"]`` into English, e.g. the demo's ``real_st`` set) in a
+plain chat prompt, decodes greedily (batched, left-padded), and scores BLEU per source language
+against the English references. The demo's report sets it beside Whisper base's own
+``translate`` task and the trained ST model on the same clips (stage 2 of recipes/demo/run.sh).
 
-Usage: python recipes/demo/text_translation_ceiling.py MANIFEST [MANIFEST ...] [--per-language 20]
+Usage: python recipes/demo/text_translation_ceiling.py NAME=MANIFEST [...] [--out JSON] [--per-language N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from lhotse import load_manifest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from speechllm.languages import EVALUATION_LANGUAGE_NAMES, LANGUAGE_NAMES
+from speechllm.io import atomic_write
+from speechllm.languages import language_name
 from speechllm.metrics.bleu import corpus_bleu
 from speechllm.presets import resolve_model_path
 
 
+def source_pairs(manifest: str, per_language: int) -> dict[str, list[tuple[str, str]]]:
+    """``{language: [(source text, English reference)]}``, the first ``per_language`` of each (0: all)."""
+    pairs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for cut in load_manifest(manifest):
+        sup = cut.supervisions[0]
+        custom = sup.custom or {}
+        if custom.get("tgt_lang") == "en" and (per_language <= 0 or len(pairs[sup.language]) < per_language):
+            pairs[sup.language].append((sup.text, custom["translation"]))
+    return dict(pairs)
+
+
+def translate(
+    model, tokenizer, language: str, sources: list[str], max_new_tokens: int, batch_size: int
+) -> list[str]:
+    """Greedy English translations of ``sources`` (first line of each answer)."""
+    prompts = [
+        tokenizer.apply_chat_template(
+            [
+                {
+                    "role": "user",
+                    "content": f"Translate this {language_name(language)} sentence into English: {text}",
+                }
+            ],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        for text in sources
+    ]
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        batch = tokenizer(
+            prompts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        with torch.no_grad():
+            ids = model.generate(
+                **batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        texts = tokenizer.batch_decode(ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        out += [text.strip().split("\n")[0] for text in texts]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("manifests", nargs="+", help="cut manifests with English translations")
-    parser.add_argument("--per-language", type=int, default=20, help="first N sentences per language")
+    parser.add_argument(
+        "sets", nargs="+", metavar="NAME=MANIFEST", help="cut manifests with English translations"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write the results here (JSON)")
+    parser.add_argument("--per-language", type=int, default=0, help="first N sentences per language (0: all)")
     parser.add_argument("--llm", default="smollm2-135m-instruct", help="preset or transformers directory")
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    by_lang: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for manifest in args.manifests:
-        for cut in load_manifest(manifest):
-            sup = cut.supervisions[0]
-            custom = sup.custom or {}
-            if custom.get("tgt_lang") == "en" and len(by_lang[sup.language]) < args.per_language:
-                by_lang[sup.language].append((sup.text, custom["translation"]))
     path = resolve_model_path(args.llm)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    results = {}
-    for lang, pairs in sorted(by_lang.items()):
-        hyps = []
-        for source, _ in pairs:
-            name = {**LANGUAGE_NAMES, **EVALUATION_LANGUAGE_NAMES}[lang]
-            prompt = f"Translate this {name} sentence into English: {source}"
-            messages = [{"role": "user", "content": prompt}]
-            ids = tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )["input_ids"]
-            with torch.no_grad():
-                out = model.generate(ids, max_new_tokens=args.max_new_tokens, do_sample=False)
-            text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
-            hyps.append(text.split("\n")[0])
-        refs = [reference for _, reference in pairs]
-        bleu = round(corpus_bleu(refs, hyps), 1)
-        results[lang] = {"sentences": len(pairs), "bleu": bleu, "sample": hyps[:3]}
-        print(f"{lang}→en from gold transcripts: BLEU {results[lang]['bleu']} on {len(pairs)} sentences")
-    print(json.dumps(results, ensure_ascii=False, indent=1))
+    results: dict[str, dict] = {"llm": args.llm}
+    started = time.perf_counter()
+    for item in args.sets:
+        name, sep, manifest = item.partition("=")
+        if not sep:
+            raise SystemExit(f"text_translation_ceiling.py: expected NAME=MANIFEST, got {item!r}")
+        results[name] = {}
+        for lang, pairs in sorted(source_pairs(manifest, args.per_language).items()):
+            hyps = translate(
+                model, tokenizer, lang, [s for s, _ in pairs], args.max_new_tokens, args.batch_size
+            )
+            bleu = round(corpus_bleu([reference for _, reference in pairs], hyps), 1)
+            results[name][f"{lang}-en"] = {"sentences": len(pairs), "bleu": bleu, "sample": hyps[:3]}
+            print(f"{name} {lang}→en from gold transcripts: BLEU {bleu} on {len(pairs)} sentences")
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(args.out) as tmp:
+            tmp.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    else:
+        print(json.dumps(results, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,8 @@ from torch import Tensor
 from speechllm.audio import SAMPLE_RATE, load_mono_16k
 from speechllm.data.batch import Batch
 from speechllm.data.encoder_cache import UnreadableEntryError
-from speechllm.languages import LANGUAGE_NAMES, TASKS
+from speechllm.errors import UsageError
+from speechllm.languages import EVALUATION_LANGUAGE_NAMES, LANGUAGE_NAMES, TASKS
 from speechllm.llms.prompts import PromptBuilder
 from speechllm.masking import pad_audio, pad_ids
 
@@ -79,7 +81,8 @@ class SpeechDataset(torch.utils.data.Dataset):
     Args:
         prompts: the LLM's :class:`~speechllm.llms.prompts.PromptBuilder`.
         task: default task for cuts whose ``custom["task"]`` is unset (``"asr"`` or ``"st"``).
-        train: sample instruction paraphrases (training) or use the fixed one (evaluation).
+        train: sample instruction paraphrases and refuse evaluation-only languages (training), or
+            use the fixed instruction and accept them (evaluation, validation).
         seed: seed of the paraphrase sampler.
         skip_report: where skipped cuts are listed (see the module docstring).
         encoder_cache: when given, batches carry ``encoder_hidden`` (B, T, C) float32 and
@@ -147,9 +150,9 @@ class SpeechDataset(torch.utils.data.Dataset):
         answer, transcript = self._text_ids(reference), self._text_ids(sup.text or "")
         if answer is None or transcript is None:
             return None, f"text too long (over data.max_text_tokens={self.max_text_tokens} tokens)"
-        unknown = [code for code in (src_lang, tgt_lang) if code is not None and code not in LANGUAGE_NAMES]
-        if unknown:
-            return None, f"unknown language ({unknown[0]!r}; supported: {', '.join(sorted(LANGUAGE_NAMES))})"
+        problem = language_problem(src_lang, tgt_lang, self.train)
+        if problem:
+            return None, problem
         if self.encoder_cache is not None:
             try:
                 hidden = self.encoder_cache.load(cut)
@@ -192,6 +195,39 @@ class SpeechDataset(torch.utils.data.Dataset):
             return None
         ids = self.prompts.text_ids(text)
         return None if bound is not None and len(ids) > bound else ids
+
+
+def language_problem(src_lang: str, tgt_lang: str | None, train: bool) -> str:
+    """Why a cut in ``src_lang`` (→ ``tgt_lang``) cannot be used ("" when it can). Evaluation-only
+    languages (:data:`~speechllm.languages.EVALUATION_LANGUAGE_NAMES`, real nl/cs speech) are read
+    by evaluation and validation (``train`` False), never trained on; other codes are unknown."""
+    for code in (src_lang, tgt_lang):
+        if code is None or code in LANGUAGE_NAMES:
+            continue
+        if code in EVALUATION_LANGUAGE_NAMES:
+            if not train:
+                continue
+            return f"evaluation-only language ({code!r}: real speech kept out of training)"
+        supported = ", ".join(sorted(LANGUAGE_NAMES))
+        if not train:
+            supported += f"; evaluation only: {', '.join(sorted(EVALUATION_LANGUAGE_NAMES))}"
+        return f"unknown language ({code!r}; supported: {supported})"
+    return ""
+
+
+def check_test_languages(cuts: Iterable[Cut], task: str, where: str) -> None:
+    """Refuse a test set holding a language no model can be asked about, before any model loads.
+
+    Raises:
+        UsageError: naming ``where``, the first such cut and its language code.
+    """
+    for cut in cuts:
+        sup = cut.supervisions[0]
+        custom = {**(cut.custom or {}), **(sup.custom or {})}
+        tgt_lang = custom.get("tgt_lang") if task == "st" else None
+        problem = language_problem(sup.language or "en", tgt_lang, train=False)
+        if problem:
+            raise UsageError(f"{where}: cut {cut.id!r}: {problem}")
 
 
 def collate(rows: list[dict[str, Any]]) -> Batch:

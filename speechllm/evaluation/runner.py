@@ -278,8 +278,10 @@ def evaluate(
             like a training config's ``imports:``).
         decoder: ``"llm"`` (the model), or ``"prealign"``: the adapter decoded alone by its
             pre-alignment head (CTC greedy, no LLM; ASR only). Recorded in ``run.json``.
-        allow_missing: score a test set with unusable (missing, unreadable, empty) audio; else an
-            error before anything is written. ``run.json`` records ``<task>_skipped_cuts``.
+        allow_missing: score a test set with unusable (missing, unreadable, empty) audio or cuts
+            in an unknown language; else an error before anything is written (a language: before
+            the model loads). ``run.json`` records ``<task>_skipped_cuts``. The evaluation-only
+            languages (``speechllm.languages.EVALUATION_LANGUAGE_NAMES``: nl, cs) are evaluated.
         trust_imports: import the modules the model directory lists under ``imports:``.
         decoding: ``SpeechLLM.generate_detailed`` options (``num_beams``, ``length_penalty``,
             ``no_repeat_ngram_size``, ``repetition_penalty``, ``max_new_tokens_per_second``,
@@ -322,9 +324,19 @@ def evaluate(
             f"listening_clips must be at least 2 (clips to swap audio between), got {listening_clips}"
         )
     paths = _manifest_list(manifests, task, batch_size, max_duration)
-    for path in paths:  # a bad, empty or untrusted manifest fails before the model loads
+    # A bad, empty or untrusted manifest, or a language no model is asked about, fails before the model loads.
+    for path in paths:
         if not check_manifest_path(path, trust_manifest_sources):
             raise UsageError(f"{path} holds no cut: nothing to evaluate")
+        if not allow_missing:  # else such cuts are skipped and counted, like unreadable audio
+            from speechllm.config import ManifestConfig
+            from speechllm.data.datamodule import load_cuts
+            from speechllm.data.dataset import check_test_languages
+
+            cuts = load_cuts(
+                ManifestConfig(str(path), task), train=False, trust_sources=trust_manifest_sources
+            )
+            check_test_languages(cuts, task, str(path))
     model, model_dir = _load_model(model, imports, trust_imports)
     out_dir = Path(out_dir) if out_dir is not None else (model_dir or Path(".")) / "eval"
     names = run_names(model.config, sfm=sfm, llm=llm, adapter=adapter)

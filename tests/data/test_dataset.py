@@ -244,3 +244,21 @@ def test_a_runaway_transcript_is_skipped_and_counted_not_tokenized_into_memory(t
     assert dataset.skipped == {"text too long": 2}
     unbounded = SpeechDataset(prompts)[CutSet.from_cuts([long])]  # evaluation: no bound
     assert unbounded.cut_ids == ["long"]
+
+
+def test_an_evaluation_only_language_is_read_in_evaluation_and_never_trained_on(tmp_path, prompts):
+    """Dutch real speech (the fillets set): evaluation reads it with a Dutch instruction, training
+    skips it with its own reason; a code known to neither stays unknown in both."""
+    path = tmp_path / "a.wav"
+    sf.write(path, sine(300, 0.5, SAMPLE_RATE), SAMPLE_RATE)
+    dutch = cut_of(path, "nl-cut", SAMPLE_RATE, 8000, translation="one two", tgt_lang="en", task="st")
+    dutch.supervisions[0].language = "nl"
+    batch = SpeechDataset(prompts, task="st", train=False)[CutSet.from_cuts([dutch])]
+    assert batch.src_lang == ["nl"] and "Dutch" in prompts.tokenizer.decode(batch.prefix_ids[0])
+    training = SpeechDataset(prompts, task="st")
+    assert training[CutSet.from_cuts([dutch])] is None
+    assert training.skipped == {"evaluation-only language": 1}
+    dutch.supervisions[0].language = "pt"
+    evaluation = SpeechDataset(prompts, task="st", train=False)
+    assert evaluation[CutSet.from_cuts([dutch])] is None
+    assert evaluation.skipped == {"unknown language": 1}

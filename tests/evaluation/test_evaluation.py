@@ -168,6 +168,30 @@ def test_st_without_translation_names_the_cut(model_dir: Path, tones_dir: Path, 
     assert sum(v for k, v in metrics.items() if k.startswith("num_sentences_st")) == 2
 
 
+def test_evaluation_only_languages_are_evaluated_and_unknown_ones_refused_before_loading(
+    model_dir: Path, tones_dir: Path, tmp_path: Path
+) -> None:
+    """nl/cs → en (the fillets set) is scored per direction; a code nobody knows fails, naming the
+    cut, before the model loads (a missing model directory would fail otherwise)."""
+    cuts = load_manifest(tones_dir / "tones_cuts_test.jsonl.gz").subset(first=4).to_eager()
+    for cut, language in zip(cuts, ("nl", "nl", "cs", "cs")):
+        cut.supervisions[0].language = language
+        cut.supervisions[0].custom = {"translation": "one two", "tgt_lang": "en"}
+    path = tmp_path / "nl_cs.jsonl.gz"
+    cuts.to_file(path)
+    common = {"task": "st", "max_new_tokens": 2, "device": "cpu"}
+    metrics = evaluate(model_dir, path, out_dir=tmp_path / "run", **common)
+    assert (metrics["num_sentences_st_nl-en"], metrics["num_sentences_st_cs-en"]) == (2, 2)
+    assert "st_bleu_nl-en" in metrics and "st_bleu_cs-en" in metrics
+    asr = evaluate(model_dir, path, out_dir=tmp_path / "asr", **{**common, "task": "asr"})
+    assert asr["num_sentences_asr_nl"] == 2
+    cuts[3].supervisions[0].language = "pt"
+    cuts.to_file(path)
+    with pytest.raises(UsageError, match=rf"nl_cs.jsonl.gz: cut '{cuts[3].id}': unknown language \('pt'"):
+        evaluate(tmp_path / "no_model_here", path, out_dir=tmp_path / "refused", **common)
+    assert not (tmp_path / "refused").exists()
+
+
 @pytest.mark.assets
 @pytest.mark.skipif(not HAVE_COMET, reason="unbabel-comet not installed: pip install --no-deps unbabel-comet")
 def test_st_with_comet_writes_the_report_column(

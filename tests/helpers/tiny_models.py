@@ -42,3 +42,49 @@ def tiny_seamless_dir(tmp_path: Path, seed: int = 0) -> Path:
     if not (directory / "config.json").exists():
         tiny_seamless_model(seed).save_pretrained(directory)
     return directory
+
+
+WHISPER_TEST_LANGUAGES = ("en", "de", "es", "fr", "it", "nl", "cs")
+
+
+def tiny_whisper_with_tokenizer_dir(tmp_path: Path, multilingual: bool = True, seed: int = 0) -> Path:
+    """A tiny random Whisper that Whisper's own decoder can run (``speechllm whisper-baseline``): a
+    byte-level tokenizer (256 byte tokens, no merges) with Whisper's special tokens, and a generation
+    config that is multilingual (language tokens of :data:`WHISPER_TEST_LANGUAGES`, ``transcribe`` and
+    ``translate``) or English-only like whisper-tiny.en."""
+    from tokenizers import pre_tokenizers
+    from transformers import GenerationConfig, WhisperTokenizer
+
+    directory = Path(tmp_path) / f"tiny-random-whisper-{'multilingual' if multilingual else 'en'}-{seed}"
+    if (directory / "config.json").exists():
+        return directory
+    vocab = {char: index for index, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    languages = [f"<|{code}|>" for code in WHISPER_TEST_LANGUAGES]
+    specials = ["<|startoftranscript|>", *languages, "<|translate|>", "<|transcribe|>", "<|notimestamps|>"]
+    tokenizer = WhisperTokenizer(vocab, [])  # <|endoftext|>: unknown, start, end and padding
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    tokenizer.save_pretrained(directory)
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in ["<|endoftext|>", *specials]}
+    config = tiny_whisper_config()
+    config.vocab_size = len(tokenizer)
+    config.pad_token_id = config.bos_token_id = config.eos_token_id = ids["<|endoftext|>"]
+    config.decoder_start_token_id = ids["<|startoftranscript|>"]
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        eos_token_id=ids["<|endoftext|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        no_timestamps_token_id=ids["<|notimestamps|>"],
+        is_multilingual=multilingual,
+        **(
+            {
+                "lang_to_id": {token: ids[token] for token in languages},
+                "task_to_id": {"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+            }
+            if multilingual
+            else {}
+        ),
+    )
+    model.save_pretrained(directory)
+    return directory

@@ -108,6 +108,9 @@ def test_demo_adapter_learns_the_training_clips(tmp_path: Path) -> None:
 
 
 def _demo_module(name: str):
+    demo = str(REPO / "recipes" / "demo")
+    if demo not in sys.path:  # report.py imports its sibling language_table.py, as when run
+        sys.path.insert(0, demo)
     spec = importlib.util.spec_from_file_location(f"demo_{name}", REPO / "recipes" / "demo" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,0 +1,92 @@
+"""Whisper's own decoder as an anchor (``speechllm whisper-baseline``) on a tiny random Whisper with a
+tokenizer: transcription in each clip's language and the ``translate`` task into English (the
+demo's Whisper base rows), per language and direction, the evaluation-only nl/cs included; an
+English-only checkpoint refuses both before any audio is read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.tiny_models import tiny_whisper_with_tokenizer_dir
+from lhotse import load_manifest
+
+from speechllm.baselines.whisper_decoder import WhisperDecoderBaseline, evaluate_whisper
+from speechllm.cli import main
+from speechllm.errors import UsageError
+from speechllm.rundir import read_hypotheses
+
+LANGUAGES = ("es", "es", "nl", "nl", "cs", "cs")
+TRANSLATION = "one two three"
+
+
+@pytest.fixture(scope="module")
+def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_whisper_with_tokenizer_dir(tmp_path_factory.mktemp("whisper"))
+
+
+@pytest.fixture
+def manifest(tones_dir: Path, tmp_path: Path) -> Path:
+    """Six tone clips relabelled as es/nl/cs speech with an English translation."""
+    cuts = load_manifest(tones_dir / "tones_cuts_test.jsonl.gz").subset(first=len(LANGUAGES)).to_eager()
+    for cut, language in zip(cuts, LANGUAGES):
+        cut.supervisions[0].language = language
+        cut.supervisions[0].custom = {"translation": TRANSLATION, "tgt_lang": "en"}
+    path = tmp_path / "es_nl_cs.jsonl.gz"
+    cuts.to_file(path)
+    return path
+
+
+def _decoder_prompts(baseline: WhisperDecoderBaseline) -> list[list[int]]:
+    """Record the decoder's input ids at each call (the first call: Whisper's task prompt)."""
+    seen: list[list[int]] = []
+
+    def record(module, args, kwargs) -> None:
+        ids = kwargs.get("input_ids") if kwargs.get("input_ids") is not None else args[0]
+        seen.append(ids[0].tolist())
+
+    baseline.model.model.decoder.register_forward_pre_hook(record, with_kwargs=True)
+    return seen
+
+
+def test_translate_and_transcribe_prompt_the_decoder_with_the_language_and_task(multilingual: Path) -> None:
+    baseline = WhisperDecoderBaseline(str(multilingual), max_new_tokens=3)
+    seen = _decoder_prompts(baseline)
+    token = baseline.tokenizer.convert_tokens_to_ids
+    clip = 0.1 * torch.randn(8000)
+    for language, task in (("nl", "translate"), ("es", "transcribe")):
+        seen.clear()
+        (text,) = baseline.transcribe([clip], language, task)
+        assert isinstance(text, str)
+        expected = ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
+        assert seen[0] == [token(t) for t in expected], seen[0]
+
+
+def test_the_translate_task_scores_each_direction_against_the_english_reference(
+    multilingual: Path, manifest: Path, tmp_path: Path
+) -> None:
+    metrics = evaluate_whisper(manifest, tmp_path / "st", path=str(multilingual), max_new_tokens=4, task="st")
+    for pair in ("es-en", "nl-en", "cs-en"):
+        assert metrics[f"num_sentences_st_{pair}"] == 2 and f"st_bleu_{pair}" in metrics
+        rows = read_hypotheses(tmp_path / "st" / f"bleu_st_{pair}.tsv")
+        assert {row["reference"] for row in rows.values()} == {TRANSLATION}
+    run = json.loads((tmp_path / "st" / "run.json").read_text())
+    assert run["tasks"] == ["st"] and run["whisper_model"] == str(multilingual)
+    asr = evaluate_whisper(manifest, tmp_path / "asr", path=str(multilingual), max_new_tokens=4)
+    assert {k for k in asr if k.startswith("num_sentences_asr_")} == {
+        f"num_sentences_asr_{code}" for code in ("es", "nl", "cs")
+    }
+
+
+def test_the_cli_translates_and_an_english_only_checkpoint_refuses_it(
+    multilingual: Path, manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["whisper-baseline", "--manifest", str(manifest), "--task", "st", "--max-new-tokens", "3"]
+    assert main([*argv, "--model", str(multilingual), "--out", str(tmp_path / "run")]) in (0, None)
+    assert "st_bleu_nl-en" in capsys.readouterr().out
+    english = tiny_whisper_with_tokenizer_dir(tmp_path, multilingual=False)
+    with pytest.raises(UsageError, match="English-only: it cannot translate 'es'"):
+        evaluate_whisper(manifest, tmp_path / "refused", path=str(english), max_new_tokens=3, task="st")
+    assert not (tmp_path / "refused").exists()

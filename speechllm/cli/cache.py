@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     encoder = build_encoder(OmegaConf.to_container(cfg.model.encoder, resolve=True))
     for path in manifests:
         views = args.views if Path(path).resolve() in training else 1
-        with progress(f"cache {Path(path).name}", sizes[path] * views, unit="entries") as advance:
+        unit = "cuts" if views == 1 else "entries"  # an entry: one view of one cut
+        with progress(f"cache {Path(path).name}", sizes[path] * views, unit=unit) as advance:
             counts = build_encoder_cache(
                 encoder,
                 path,

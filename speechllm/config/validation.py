@@ -3,6 +3,7 @@ numbers no run can work with, the pre-alignment sections. Every error names the 
 
 from __future__ import annotations
 
+import types
 import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
@@ -151,6 +152,8 @@ def check_keys(node: Any, schema: Any, prefix: str, source: str) -> None:
 
 def _dataclass_of(hint: Any) -> Any:
     """The dataclass of an ``X | None`` type hint (a section that may be unset), else the hint."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return hint
     members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
     return members[0] if len(members) == 1 and is_dataclass(members[0]) else hint
 

@@ -14,6 +14,11 @@ Two ways to read data, chosen per split from the manifests' paths:
   ``trainer.max_steps``. Resuming restarts the stream with a different shard order (a stream's
   position is not saved).
 
+Training loaders augment their cuts when ``data.augment`` is set (:mod:`speechllm.data.augment`;
+with ``data.encoder_cache``, the cache's augmented views) and mask cached encoder outputs when
+``data.spec_augment`` is set (:mod:`speechllm.data.spec_augment`); validation and test loaders never
+do.
+
 Batches whose every cut was skipped (bad audio, see :mod:`speechllm.data.dataset`) are ``None``;
 Lightning's training loop skips them. Under DDP a rank that skips a batch while others step
 would desynchronize gradients; such batches are rare (every cut of a batch unusable) and the skip

@@ -10,8 +10,10 @@
 #        whisper (Whisper's own decoder on the same clips) | floor (the untrained adapter, decoded alone)
 #   STEPS: pre-alignment steps (default 2000); VIEWS: cached views per training clip for the audio
 #   augmentations, the clean one included (default 2: one augmented view, `speechllm cache --views`).
-# Environment: ENCODER (default whisper-tiny.en), AUG_TRAIN_SENTENCES (default 3000), PY (python),
-#   THREADS (torch threads, default nproc). OUT holds the corpora, sets and cache (shared by the arms).
+# Environment: ENCODER (default whisper-tiny.en), AUG_TRAIN_SENTENCES (default 3000), AUG_TRAIN_CLIPS (train
+#   on a seeded sample of that many clips: fewer views to encode), PY (python),
+#   THREADS (torch threads, default nproc), CACHE_ONLY=1 (stop once the arm's views are cached: build
+#   the next arm's views while one trains). OUT holds the corpora, sets and cache (shared by the arms).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$1; arm=$2; steps=${3:-2000}; views=${4:-2}
@@ -45,6 +47,16 @@ if [ ! -f "$sets/real_en.jsonl.gz" ]; then
     "$PY" recipes/demo/subsets.py "$data" "$sets" --asr-only --num-test 90 --num-real 1000 --num-dev 40
 fi
 tests=(real_en="$sets/real_en.jsonl.gz" synthetic="$sets/asr_test.jsonl.gz")
+train_manifest="$sets/asr_train.jsonl.gz"
+if [ -n "${AUG_TRAIN_CLIPS:-}" ]; then
+    train_manifest="$sets/asr_train_${AUG_TRAIN_CLIPS}.jsonl.gz"
+    [ -f "$train_manifest" ] || "$PY" -c "
+import random, sys
+from lhotse import CutSet, load_manifest
+cuts = sorted(load_manifest(sys.argv[1]), key=lambda cut: cut.id)
+CutSet.from_cuts(sorted(random.Random(0).sample(cuts, int(sys.argv[3])), key=lambda cut: cut.id)).to_file(sys.argv[2])
+" "$sets/asr_train.jsonl.gz" "$train_manifest" "$AUG_TRAIN_CLIPS"
+fi
 
 if [ "$arm" = whisper ]; then
     for name in real_en asr_test; do
@@ -60,14 +72,16 @@ if [ "$arm" = floor ]; then
         seed=0 model.encoder.path="$encoder"
     model="$run/model"
 else
-    train=("data.train=[{path: $sets/asr_train.jsonl.gz, task: asr}]" "data.val=[{path: $sets/asr_dev.jsonl.gz, task: asr}]")
+    train=("data.train=[{path: $train_manifest, task: asr}]" "data.val=[{path: $sets/asr_dev.jsonl.gz, task: asr}]")
     cache="$out/cache_$encoder"
     view_args=()
     if [ "${#augment[@]}" -gt 0 ] && [ "$arm" != specaugment ]; then view_args=(--views "$views"); fi
     "$PY" -m speechllm.cli cache recipes/demo/conf/asr.yaml --out "$cache" "${view_args[@]}" \
-        --manifest "$sets/asr_train.jsonl.gz" --manifest "$sets/asr_dev.jsonl.gz" \
+        --manifest "$train_manifest" --manifest "$sets/asr_dev.jsonl.gz" \
         model.encoder.path="$encoder" "${train[@]}" "${augment[@]}"
-    "$PY" recipes/demo/train.py recipes/demo/conf/asr_conv.yaml --minutes 0.05 --overwrite --threads "$threads" \
+    [ "${CACHE_ONLY:-0}" = 1 ] && exit 0
+    "$PY" recipes/demo/train.py recipes/demo/conf/asr_conv.yaml --prealign-only --minutes 0 --overwrite \
+        --threads "$threads" \
         output_dir="$run" data.encoder_cache="$cache" seed=0 prealign.steps="$steps" prealign.minutes=null \
         model.encoder.path="$encoder" "${train[@]}" "${augment[@]}"
     model="$run/prealign/model"

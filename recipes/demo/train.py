@@ -13,7 +13,9 @@
 - ``curve.tsv`` in ``output_dir``: ``step  seconds  loss`` per optimizer step, and
   ``step  seconds  dev_wer`` (or ``dev_bleu``) rows after each validation, decoded greedily by
   :class:`~speechllm.lightning.metric_callbacks.ASRMetrics` / ``STMetrics``;
-- ``--untrained``: save the freshly initialised model instead (the "untrained adapter" row).
+- ``--untrained``: save the freshly initialised model instead (the "untrained adapter" row);
+- ``--prealign-only``: run the pre-alignment stage alone (``<output_dir>/prealign/model``), no LLM
+  stage: the experiments that decode the adapter alone need nothing more.
 
 Usage: python recipes/demo/train.py CONFIG --minutes M [--task asr|st] [key=value ...]
 """
@@ -105,6 +107,22 @@ class CurveWriter(L.Callback):
             self._write("dev", trainer.global_step, float(value))
 
 
+def prealign_alone(cfg: Any, callbacks: list[L.Callback], overwrite: bool) -> dict[str, Any]:
+    """The pre-alignment stage of ``speechllm.training.train`` alone, with its output-dir checks."""
+    from speechllm.lightning.checkpoint import check_output_dir, release_output_dir
+    from speechllm.lightning.trainer import build_module
+    from speechllm.prealign.stage import run_prealign
+    from speechllm.trainer_options import write_precision_choice
+
+    check_output_dir(cfg.output_dir, None, overwrite)
+    try:
+        prepared = prepare_model_config(cfg)
+        write_precision_choice(cfg)
+        return run_prealign(prepared, build_module(prepared).model, callbacks=callbacks)
+    finally:
+        release_output_dir(cfg.output_dir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
@@ -112,6 +130,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock limit of the training")
     parser.add_argument("--task", default="asr", choices=["asr", "st"], help="what the dev set scores")
     parser.add_argument("--untrained", action="store_true", help="save the untrained model and exit")
+    parser.add_argument(
+        "--prealign-only", action="store_true", help="run the pre-alignment stage only (no LLM stage)"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -150,6 +171,10 @@ def main() -> None:
     # The pre-alignment stage (prealign.minutes) records its loss and the adapter's own greedy dev WER.
     prealign_curve = CurveWriter(out / "prealign" / "curve.tsv", lambda module: module.dev_wer)
     started = time.perf_counter()
+    if args.prealign_only:
+        summary = prealign_alone(cfg, [prealign_curve], args.overwrite)
+        print(f"pre-aligned ({summary['steps']} steps, {(time.perf_counter() - started) / 60:.1f} min)")
+        return
     model_dir = train(cfg, callbacks=callbacks, prealign_callbacks=[prealign_curve], overwrite=args.overwrite)
     print(f"trained model saved to {model_dir} ({(time.perf_counter() - started) / 60:.1f} min)")
 

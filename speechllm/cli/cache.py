@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speechllm.cli._args import (
     add_config_arguments,
@@ -12,6 +15,11 @@ from speechllm.cli._args import (
     add_trust_manifest_argument,
     positive_float,
 )
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from speechllm.data.augment import AudioAugmenter
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -40,6 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_deprecated_alias(
         cache, "--batch-duration", "--max-duration", dest="max_duration", type=positive_float
+    )
+    cache.add_argument(
+        "--views",
+        type=int,
+        default=1,
+        metavar="N",
+        help="views per training cut: the clean audio and N-1 seeded augmentations by the config's "
+        "data.augment (default 1: clean only); the manifests of data.train get them, others are "
+        "cached clean (evaluation data is never augmented)",
     )
     add_trust_manifest_argument(cache)
     cache.set_defaults(func=run)
@@ -72,15 +89,51 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("speechllm cache: no manifest given (--manifest) or configured in data.*")
     trust = args.trust_manifest_sources or bool(cfg.data.trust_manifest_sources)
     sizes = {path: check_manifest_path(path, trust) for path in manifests}  # before the encoder loads
+    augmenter, training = _views_setup(cfg, args.views)
     device = resolve_device(args.device)
     encoder = build_encoder(OmegaConf.to_container(cfg.model.encoder, resolve=True))
     for path in manifests:
-        with progress(f"cache {Path(path).name}", sizes[path], unit="cuts") as advance:
+        views = args.views if Path(path).resolve() in training else 1
+        unit = "cuts" if views == 1 else "entries"  # an entry: one view of one cut
+        with progress(f"cache {Path(path).name}", sizes[path] * views, unit=unit) as advance:
             counts = build_encoder_cache(
-                encoder, path, out, args.max_duration, device, on_progress=advance, trust_sources=trust
+                encoder,
+                path,
+                out,
+                args.max_duration,
+                device,
+                on_progress=partial(_advance_entries, advance, views),
+                trust_sources=trust,
+                augmenter=augmenter,
+                views=views,
             )
+        detail = f" x {views} views (augmentation {augmenter.identity()})" if views > 1 and augmenter else ""
         print(
-            f"{path}: {counts['cuts']} cuts, {counts['computed']} computed, {counts['reused']} reused, "
-            f"{counts['skipped']} skipped -> {Path(out) / cache_dir_name(encoder.cache_key())}"
+            f"{path}: {counts['cuts']} cuts{detail}, {counts['computed']} computed, {counts['reused']} "
+            f"reused, {counts['skipped']} skipped -> {Path(out) / cache_dir_name(encoder.cache_key())}"
         )
     return 0
+
+
+def _advance_entries(advance: Callable[[int], None], views: int, cuts: int) -> None:
+    """Advance the progress bar by the entries of ``cuts`` cuts (``views`` each)."""
+    advance(cuts * views)
+
+
+def _views_setup(cfg: DictConfig, views: int) -> tuple[AudioAugmenter | None, set[Path]]:
+    """The augmenter of ``--views`` and the training manifests (resolved paths) that get them.
+
+    Raises:
+        ConfigError: ``--views`` below 1, or above 1 without ``data.augment``.
+    """
+    from speechllm.config import ConfigError
+    from speechllm.data.augment import AudioAugmenter
+
+    if views < 1:
+        raise ConfigError(f"speechllm cache: --views {views}: must be >= 1")
+    if views == 1:
+        return None, set()
+    if cfg.data.augment is None:
+        raise ConfigError("speechllm cache: --views N > 1 augments the audio: set data.augment in the config")
+    training = {Path(m.path).resolve() for m in cfg.data.train}
+    return AudioAugmenter(cfg.data.augment, seed=int(cfg.seed)), training

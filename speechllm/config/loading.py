@@ -24,6 +24,7 @@ from speechllm.config.schema import Config
 from speechllm.config.trainer_values import validate_trainer_values
 from speechllm.config.validation import (
     check_keys,
+    validate_augment,
     validate_components,
     validate_encoder_cache,
     validate_prealign,
@@ -64,6 +65,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         validate_prealign(cfg)
         validate_values(cfg)
         validate_encoder_cache(cfg)
+        validate_augment(cfg)
         validate_trainer_values(cfg)
         _check_prompt(cfg)
     except ConfigError as err:

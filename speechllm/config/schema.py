@@ -19,6 +19,57 @@ class ManifestConfig:
     weight: float = 1.0
 
 
+# Coloured noises ``data.augment.noise_colors`` may name: power spectrum ∝ 1/f^exponent.
+NOISE_COLORS: dict[str, float] = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+
+
+@dataclass
+class AugmentConfig:
+    """Audio augmentation of training cuts through lhotse (:mod:`speechllm.data.augment`).
+
+    Each parameter is drawn per cut from ``(seed, cut id, view)`` alone, so a cut's augmented audio
+    is reproducible; dev and test cuts are never augmented. A transform left ``None`` is off.
+
+    Attributes:
+        speed: ``[low, high]`` speed factor (lhotse speed perturbation: 1.1 is 1/1.1 as long),
+            drawn uniformly and rounded to 0.01 (lhotse's resampler grows with the ratio's terms).
+        volume_db: ``[low, high]`` gain in dB.
+        noise_snr_db: ``[low, high]`` signal-to-noise ratio of added coloured noise, in dB.
+        noise_colors: the noises drawn from (``white``, ``pink``, ``brown``), generated per cut.
+        reverb: probability of reverberation by a simulated room (0: off); needs pyroomacoustics.
+        rooms: how many simulated rooms (RT60 0.2-0.7 s) reverberation draws from.
+        prob: probability that each of speed, volume and noise applies to a cut.
+        seed: seed of the draws (None: the run's ``seed``).
+    """
+
+    speed: list[float] | None = None
+    volume_db: list[float] | None = None
+    noise_snr_db: list[float] | None = None
+    noise_colors: list[str] = field(default_factory=lambda: list(NOISE_COLORS))
+    reverb: float = 0.0
+    rooms: int = 32
+    prob: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class SpecAugmentConfig:
+    """SpecAugment-style masking of cached encoder outputs in training (:mod:`speechllm.data.spec_augment`).
+
+    Attributes:
+        time_masks / feature_masks: masks per clip along time (frames) and along channels.
+        max_time_width / max_feature_width: a mask's width, at most this fraction of the clip's
+            frames / of the channels (drawn uniformly from 0 up to it).
+        seed: seed of the draws (None: the run's ``seed``); drawn per (cut, epoch).
+    """
+
+    time_masks: int = 2
+    max_time_width: float = 0.05
+    feature_masks: int = 2
+    max_feature_width: float = 0.1
+    seed: int | None = None
+
+
 @dataclass
 class DataConfig:
     """Data: manifests (or Shar directories) per split, bucketing, bad-input report, encoder cache.
@@ -38,6 +89,10 @@ class DataConfig:
         llm_rate_hz: adapter outputs per second of audio for ``max_llm_tokens`` (None: from the
             adapter and encoder, see :func:`speechllm.data.token_batching.adapter_rate_hz`).
         encoder_cache: a ``speechllm cache`` directory; batches then carry encoder outputs.
+        augment: audio augmentation of training cuts (:class:`AugmentConfig`); with
+            ``encoder_cache`` the cache's augmented views of them (``speechllm cache --views N``).
+        spec_augment: masking of cached encoder outputs in training (:class:`SpecAugmentConfig`);
+            needs ``encoder_cache``.
         skip_report: TSV (``cut_id<TAB>reason``) listing every skipped cut.
     """
 
@@ -55,6 +110,8 @@ class DataConfig:
     min_cut_duration: float = 0.0
     max_cut_duration: float = 30.0
     encoder_cache: str | None = None
+    augment: AugmentConfig | None = None
+    spec_augment: SpecAugmentConfig | None = None
     skip_report: str | None = None
     # Manifests are untrusted input: recording sources that run a command or fetch a URL are
     # refused unless this is true (speechllm.data.manifest_check).

@@ -3,6 +3,7 @@ numbers no run can work with, the pre-alignment sections. Every error names the 
 
 from __future__ import annotations
 
+import types
 import typing
 from dataclasses import fields, is_dataclass
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from speechllm.adapters import build_context
-from speechllm.config.schema import ManifestConfig
+from speechllm.config.schema import NOISE_COLORS, ManifestConfig
 from speechllm.errors import ConfigError
 from speechllm.metrics.normalizers import NORMALIZERS
 from speechllm.registry import ADAPTERS, ENCODERS, LLMS, Registry, constructor_options, required_options
@@ -141,9 +142,65 @@ def check_keys(node: Any, schema: Any, prefix: str, source: str) -> None:
                 f"{source}: unknown config key '{prefix}{key}'; valid keys at {where}: "
                 f"{', '.join(sorted(schema_fields))}"
             )
-        sub_schema = typing.get_type_hints(schema)[key]
+        sub_schema = _dataclass_of(typing.get_type_hints(schema)[key])
         if is_dataclass(sub_schema):
             check_keys(value, sub_schema, f"{prefix}{key}.", source)
         elif key in ("train", "val", "test") and isinstance(value, list):
             for i, item in enumerate(value):
                 check_keys(item, ManifestConfig, f"{prefix}{key}[{i}].", source)
+
+
+def _dataclass_of(hint: Any) -> Any:
+    """The dataclass of an ``X | None`` type hint (a section that may be unset), else the hint."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return hint
+    members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return members[0] if len(members) == 1 and is_dataclass(members[0]) else hint
+
+
+def _range_problem(value: Any, positive: bool) -> str | None:
+    """Why ``value`` is not a ``[low, high]`` pair of numbers (``None``: it is, or it is unset)."""
+    if value is None:
+        return None
+    if len(value) != 2 or not all(isinstance(v, (int, float)) and v == v for v in value):
+        return f"must be [low, high], two numbers, not {list(value)}"
+    if value[0] > value[1]:
+        return f"must be [low, high] with low <= high, not {list(value)}"
+    if positive and value[0] <= 0:
+        return f"must be > 0, not {list(value)}"
+    return None
+
+
+def validate_augment(cfg: DictConfig) -> None:
+    """``data.augment`` and ``data.spec_augment``: ranges, probabilities, noise colours, each error
+    naming its key. SpecAugment masks cached encoder outputs, so it needs ``data.encoder_cache``."""
+    augment = cfg.data.get("augment")
+    if augment is not None:
+        for key, positive in (("speed", True), ("volume_db", False), ("noise_snr_db", False)):
+            problem = _range_problem(augment[key], positive)
+            if problem:
+                raise ConfigError(f"data.augment.{key}: {problem}")
+        unknown = [c for c in augment.noise_colors if c not in NOISE_COLORS]
+        if unknown or not augment.noise_colors:
+            raise ConfigError(
+                f"data.augment.noise_colors: {list(augment.noise_colors)}; "
+                f"each one of {', '.join(NOISE_COLORS)}"
+            )
+        for key in ("reverb", "prob"):
+            if not 0 <= augment[key] <= 1:
+                raise ConfigError(f"data.augment.{key}={augment[key]}: must be a probability in [0, 1]")
+        if augment.rooms < 1:
+            raise ConfigError(f"data.augment.rooms={augment.rooms}: must be >= 1")
+    spec = cfg.data.get("spec_augment")
+    if spec is not None:
+        for key in ("time_masks", "feature_masks"):
+            if spec[key] < 0:
+                raise ConfigError(f"data.spec_augment.{key}={spec[key]}: must be >= 0")
+        for key in ("max_time_width", "max_feature_width"):
+            if not 0 <= spec[key] <= 1:
+                raise ConfigError(f"data.spec_augment.{key}={spec[key]}: must be a fraction in [0, 1]")
+        if not cfg.data.encoder_cache:
+            raise ConfigError(
+                "data.spec_augment: masks cached encoder outputs, so it needs data.encoder_cache "
+                "(or use data.augment, which augments the audio)"
+            )

@@ -14,6 +14,11 @@ Two ways to read data, chosen per split from the manifests' paths:
   ``trainer.max_steps``. Resuming restarts the stream with a different shard order (a stream's
   position is not saved).
 
+Training loaders augment their cuts when ``data.augment`` is set (:mod:`speechllm.data.augment`;
+with ``data.encoder_cache``, the cache's augmented views) and mask cached encoder outputs when
+``data.spec_augment`` is set (:mod:`speechllm.data.spec_augment`); validation and test loaders never
+do.
+
 Batches whose every cut was skipped (bad audio, see :mod:`speechllm.data.dataset`) are ``None``;
 Lightning's training loop skips them. Under DDP a rank that skips a batch while others step
 would desynchronize gradients; such batches are rare (every cut of a batch unusable) and the skip
@@ -39,10 +44,12 @@ from lhotse.dataset.sampling.dynamic_bucketing import estimate_duration_buckets
 from torch.utils.data import DataLoader
 
 from speechllm.config import DataConfig, ManifestConfig
+from speechllm.data.augment import AudioAugmenter
 from speechllm.data.dataset import SkipReport, SpeechDataset
 from speechllm.data.encoder_cache import ATTACHED_FIELD, EncoderCache
 from speechllm.data.samplers import DurationFilter, ResumableSampler
 from speechllm.data.shar_reader import ShardSubset, is_shar_dir, shar_fields
+from speechllm.data.spec_augment import SpecAugment
 from speechllm.data.token_batching import (
     LLMLength,
     LLMTokenConstraint,
@@ -176,7 +183,10 @@ class SpeechDataModule(L.LightningDataModule):
     def _loader(self, manifests: list[ManifestConfig], train: bool) -> DataLoader:
         rank, world_size = self.rank_and_world_size()
         self.report.start()
+        augment = self._augmenter() if train else None  # dev and test data are never augmented
         cache = self._encoder_cache(manifests)
+        views = self._cached_views(cache, manifests, augment)
+        masks = getattr(self.config, "spec_augment", None)
         dataset = SpeechDataset(
             self.prompts,
             task=manifests[0].task,
@@ -185,6 +195,9 @@ class SpeechDataModule(L.LightningDataModule):
             skip_report=self.report,
             encoder_cache=cache,
             max_text_tokens=self.config.max_text_tokens if train else None,
+            augment=augment,
+            views=views,
+            spec_augment=SpecAugment(masks, self.seed) if train and masks is not None and cache else None,
         )
         cuts = self.cuts(manifests, train=train)
         length = self.llm_length(manifests[0].task, train)
@@ -263,6 +276,29 @@ class SpeechDataModule(L.LightningDataModule):
         for manifest in manifests:
             cache.check_manifest(manifest.path)
         return cache
+
+    def _augmenter(self) -> AudioAugmenter | None:
+        """The training augmentation of ``data.augment`` (None when unset)."""
+        options = getattr(self.config, "augment", None)
+        return AudioAugmenter(options, self.seed) if options is not None else None
+
+    def _cached_views(
+        self, cache: EncoderCache | None, manifests: list[ManifestConfig], augment: AudioAugmenter | None
+    ) -> int:
+        """Views per cut the cache holds for ``augment`` (the fewest over ``manifests``; 1: clean only).
+
+        Raises:
+            EncoderCacheError: a manifest has no views of this augmentation in the cache.
+            ValueError: augmentation with encoder outputs attached to Shar cuts (no views there).
+        """
+        if cache is None or augment is None:
+            return 1
+        if cache.dir is None:
+            raise ValueError(
+                "data.augment with encoder outputs attached to Shar cuts: the shards hold no augmented "
+                "views; train from a cache directory (speechllm cache --views N) or from audio"
+            )
+        return min(cache.check_manifest(m.path, augment.identity()) for m in manifests)
 
     # -- progress, resume and skip counts -----------------------------------------------------------
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

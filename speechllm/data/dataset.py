@@ -35,11 +35,16 @@ from speechllm.llms.prompts import PromptBuilder
 from speechllm.masking import pad_audio, pad_ids
 
 if TYPE_CHECKING:
+    from speechllm.data.augment import AudioAugmenter
     from speechllm.data.encoder_cache import EncoderCache
+    from speechllm.data.spec_augment import SpecAugment
 
 log = logging.getLogger(__name__)
 
 SKIP_REPORT_HEADER = "cut_id\treason\n"
+# The training sampler tags each cut with its epoch (speechllm.data.samplers.ResumableSampler):
+# augmentation draws a new seeded variant of a cut every epoch.
+EPOCH_FIELD = "sampler_epoch"
 
 
 class SkipReport:
@@ -88,6 +93,11 @@ class SpeechDataset(torch.utils.data.Dataset):
         encoder_cache: when given, batches carry ``encoder_hidden`` (B, T, C) float32 and
             ``encoder_lens`` (B,) from the cache instead of ``audio`` (the model then skips the
             encoder); ``audio_lens`` (B,) is still given, from the cuts' durations.
+        augment: audio augmentation of every cut (training only), drawn per (cut, epoch); with
+            ``encoder_cache`` the cache's augmented views are read instead (one per cut and
+            epoch, seeded, among ``views``).
+        views: views per cut in the cache for ``augment`` (the clean one included).
+        spec_augment: masks on the cached encoder outputs (training only), per (cut, epoch).
 
     Returns a :class:`~speechllm.data.batch.Batch` per sampler batch (its fields and shapes are
     documented there), with ``skipped`` listing ``(cut_id, reason)`` of the batch's skipped cuts;
@@ -103,6 +113,9 @@ class SpeechDataset(torch.utils.data.Dataset):
         skip_report: SkipReport | str | Path | None = None,
         encoder_cache: EncoderCache | None = None,
         max_text_tokens: int | None = None,
+        augment: AudioAugmenter | None = None,
+        views: int = 1,
+        spec_augment: SpecAugment | None = None,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
@@ -113,6 +126,9 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.report = skip_report if isinstance(skip_report, SkipReport) else SkipReport(skip_report)
         self.encoder_cache = encoder_cache
         self.max_text_tokens = max_text_tokens
+        self.augment = augment
+        self.views = views
+        self.spec_augment = spec_augment
 
     @property
     def skipped(self) -> Counter[str]:
@@ -153,18 +169,28 @@ class SpeechDataset(torch.utils.data.Dataset):
         problem = language_problem(src_lang, tgt_lang, self.train)
         if problem:
             return None, problem
+        epoch = int(custom.get(EPOCH_FIELD, 0))
         if self.encoder_cache is not None:
+            view, identity = 0, None
+            if self.augment is not None and self.views > 1:  # one cached view per cut and epoch
+                view = random.Random(f"view:{self.augment.seed}:{cut.id}:{epoch}").randrange(self.views)
+                identity = self.augment.identity()
             try:
-                hidden = self.encoder_cache.load(cut)
+                hidden = self.encoder_cache.load(cut, view, identity)
             except UnreadableEntryError as err:  # one damaged entry must not stop the run
                 return None, f"unreadable encoder-cache entry ({err})"
             if hidden is None:  # the cache lists this cut as unusable audio
-                return None, self.encoder_cache.skip_reason(cut)
+                return None, self.encoder_cache.skip_reason(cut, view, identity)
+            hidden = np.asarray(hidden, dtype=np.float32)
+            if self.spec_augment is not None:
+                hidden = self.spec_augment(hidden, cut.id, epoch)
             signal: dict[str, Any] = {
-                "encoder_hidden": torch.from_numpy(np.asarray(hidden, dtype=np.float32)),
+                "encoder_hidden": torch.from_numpy(hidden),
                 "num_samples": round(cut.duration * SAMPLE_RATE),
             }
         else:
+            if self.augment is not None:
+                cut = self.augment(cut, epoch)
             audio, problem = load_mono_16k(cut)
             if audio is None:
                 return None, problem

@@ -12,6 +12,7 @@ Layout of a cache directory ``DIR``::
         meta.json                              cache_key, dim, frame_rate_hz, dtype, format
         manifests.json                         each cached manifest: absolute path, size, mtime
         skipped.tsv                            entries whose audio was unusable at caching time
+        views.json                             augmented views: their data.augment options (optional)
         arrays/<key[:3]>/<key>.npy             (T, C) float16 .npy, written atomically
 
 Identity and invalidation (an error, never a silent recompute: recomputing needs the encoder on an
@@ -27,6 +28,14 @@ accelerator, which data workers do not have):
   cut; re-run ``speechllm cache``. Copying a corpus without preserving mtimes invalidates it too.
 - A manifest is usable with the cache only if ``manifests.json`` records it with its current size
   and mtime; that is checked when the data module starts, before any training step.
+
+Augmented views (``speechllm cache --views N``, with ``data.augment`` set): view 0 of a cut is its
+clean audio, stored under the entry key as always; views 1 … N-1 are seeded augmentations
+(:mod:`speechllm.data.augment`), stored under a key that also hashes the augmentation's identity
+(its options and seed) and the view number. ``views.json`` maps each identity to its options, and
+a manifest's ``manifests.json`` record lists the views cached per identity. Training with the same
+``data.augment`` reads one view per cut and epoch (seeded); a cache written before views existed
+has no ``views.json`` and serves view 0, as before.
 
 Storage is lossless float16 numpy (hidden states of bf16 or fp32 encoders both fit fp16's range;
 a value that does not is an error). One ``.npy`` file per clip keeps writes resumable and reads
@@ -55,6 +64,7 @@ CACHE_FORMAT = 1
 META = "meta.json"
 MANIFESTS = "manifests.json"
 SKIPPED = "skipped.tsv"
+VIEWS = "views.json"
 ARRAYS = "arrays"
 # A Shar export with --with-encoder-cache attaches the hidden states to each cut under this field.
 ATTACHED_FIELD = "encoder_hidden"
@@ -100,6 +110,15 @@ def audio_identity(cut: Cut) -> str:
 def entry_key(cut: Cut) -> str:
     """The storage key of one cut's hidden states: hash of its id and audio identity."""
     return hashlib.sha1(f"{cut.id}\0{audio_identity(cut)}".encode()).hexdigest()[:32]
+
+
+def view_key(key: str, augment_identity: str | None, view: int) -> str:
+    """The storage key of ``view`` of the entry ``key``: view 0 (clean audio) is the entry itself."""
+    if view == 0:
+        return key
+    if augment_identity is None:
+        raise ValueError(f"view {view} needs the augmentation's identity")
+    return hashlib.sha1(f"{key}\0{augment_identity}\0{view}".encode()).hexdigest()[:32]
 
 
 def manifest_identity(path: str | Path) -> dict[str, Any]:
@@ -167,10 +186,17 @@ class EncoderCache:
             )
         return cls(root, next(iter(cached.values())))
 
-    def check_manifest(self, path: str | Path) -> None:
-        """Raise unless ``path`` was cached as it is now (same size and modification time)."""
+    def check_manifest(self, path: str | Path, augment_identity: str | None = None) -> int:
+        """Raise unless ``path`` was cached as it is now (same size and modification time).
+
+        Returns the number of views of ``path``'s cuts cached for ``augment_identity`` (1, the
+        clean audio alone, when it is ``None``).
+
+        Raises:
+            EncoderCacheError: not cached, changed since, or no augmented views of that identity.
+        """
         if self.dir is None or Path(path).is_dir():  # Shar directories carry their own features
-            return
+            return 1
         records = _read_json(self.dir / MANIFESTS, {})
         now = manifest_identity(path)
         before = records.get(now["path"])
@@ -183,13 +209,29 @@ class EncoderCache:
             raise EncoderCacheError(
                 f"manifest {path} changed since it was cached in {self.dir}; run `speechllm cache` again"
             )
+        if augment_identity is None:
+            return 1
+        views = int(before.get("views", {}).get(augment_identity, 1))
+        if views < 2:
+            cached = ", ".join(f"{k} ({n} views)" for k, n in before.get("views", {}).items()) or "none"
+            raise EncoderCacheError(
+                f"manifest {path} has no augmented views of this data.augment (identity "
+                f"{augment_identity}) in encoder cache {self.dir} (cached: {cached}); run `speechllm cache "
+                f"CONFIG --views N --out {self.root}` with the same data.augment and seed"
+            )
+        return views
+
+    def view_options(self) -> dict[str, Any]:
+        """``{augment identity: its options and seed}`` of the views cached here (``views.json``)."""
+        return _read_json(self.dir / VIEWS, {}) if self.dir is not None else {}
 
     def array_path(self, key: str) -> Path:
         assert self.dir is not None
         return self.dir / ARRAYS / key[:3] / f"{key}.npy"
 
-    def load(self, cut: Cut) -> np.ndarray | None:
-        """(T, C) float16 hidden states of ``cut``; ``None`` if its audio was unusable when cached.
+    def load(self, cut: Cut, view: int = 0, augment_identity: str | None = None) -> np.ndarray | None:
+        """(T, C) float16 hidden states of ``cut`` (of its augmented ``view`` of ``augment_identity``
+        when ``view`` > 0); ``None`` if its audio was unusable when cached.
 
         Raises:
             EncoderCacheError: the cut was not cached (or its audio changed since), or its
@@ -208,7 +250,8 @@ class EncoderCache:
             raise EncoderCacheError(
                 f"cut {cut.id} has no attached encoder outputs and no data.encoder_cache is configured"
             )
-        key = entry_key(cut)
+        clean = entry_key(cut)
+        key = view_key(clean, augment_identity, view)
         path = self.array_path(key)
         if path.is_file():
             try:
@@ -219,10 +262,11 @@ class EncoderCache:
                     f"cut {cut.id}: encoder-cache entry {path} is unreadable ({detail}); "
                     "`speechllm cache` with the same config and manifest recomputes it"
                 ) from None
-        if key in self.skipped_entries():
+        if clean in self.skipped_entries() or key in self.skipped_entries():
             return None
         raise EncoderCacheError(
-            f"cut {cut.id}: no cached encoder output in {self.dir} for its audio "
+            f"cut {cut.id}: no cached encoder output{f' (view {view})' if view else ''} in {self.dir} "
+            "for its audio "
             f"({_source_paths(cut)}); the audio changed since caching or the cut was never cached: "
             f"re-run `speechllm cache`"
         )
@@ -237,8 +281,10 @@ class EncoderCache:
                     self._skipped[key] = reason
         return self._skipped
 
-    def skip_reason(self, cut: Cut) -> str:
-        return self.skipped_entries().get(entry_key(cut), "unusable audio when cached")
+    def skip_reason(self, cut: Cut, view: int = 0, augment_identity: str | None = None) -> str:
+        skipped, clean = self.skipped_entries(), entry_key(cut)
+        key = view_key(clean, augment_identity, view)
+        return skipped.get(clean) or skipped.get(key) or "unusable audio when cached"
 
 
 def _read_json(path: Path, default: Any) -> Any:

@@ -10,7 +10,7 @@ from lhotse import CutSet
 from lhotse.cut import Cut
 from lhotse.dataset.sampling.base import CutSampler
 
-from speechllm.data.dataset import SkipReport
+from speechllm.data.dataset import EPOCH_FIELD, SkipReport
 
 
 class ResumableSampler(torch.utils.data.Sampler):
@@ -19,6 +19,9 @@ class ResumableSampler(torch.utils.data.Sampler):
     The count comes from the data module's ``on_before_batch_transfer`` hook (the training loop's
     pace), not from the sampler's own progress: a DataLoader with workers samples batches ahead
     of training, so the sampler's own state would skip the prefetched batches on resume.
+
+    Each cut of a batch is tagged with the epoch (``custom["sampler_epoch"]``): training
+    augmentation draws a new variant of a cut each epoch.
 
     Args:
         sampler: a lhotse :class:`~lhotse.dataset.sampling.base.CutSampler`.
@@ -52,7 +55,15 @@ class ResumableSampler(torch.utils.data.Sampler):
         skip, self._skip, self._resume_epoch = self._skip, 0, None
         self.consumed = skip
         # Fast-forward by sampling (cheap: manifests only, no audio) the batches already trained on.
-        yield from islice(iter(self.sampler), skip, None)
+        for batch in islice(iter(self.sampler), skip, None):
+            yield _tagged(batch, self.epoch)
+
+
+def _tagged(cuts: CutSet, epoch: int) -> CutSet:
+    """``cuts`` with ``custom[EPOCH_FIELD] = epoch`` (augmentation draws per cut and epoch)."""
+    for cut in cuts:
+        cut.custom = {**(cut.custom or {}), EPOCH_FIELD: epoch}
+    return cuts
 
 
 class DurationFilter:

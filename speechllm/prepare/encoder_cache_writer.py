@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,15 +20,20 @@ from speechllm.data.encoder_cache import (
     MANIFESTS,
     META,
     SKIPPED,
+    VIEWS,
     EncoderCache,
     EncoderCacheError,
     cache_dir_name,
     entry_key,
     manifest_identity,
+    view_key,
 )
 from speechllm.data.manifest_check import check_manifest_path
 from speechllm.io import atomic_write, remove_stale_temporaries
 from speechllm.masking import pad_audio
+
+if TYPE_CHECKING:
+    from speechllm.data.augment import AudioAugmenter
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +64,31 @@ def _check_or_write_meta(directory: Path, encoder: torch.nn.Module, cache_key: s
             tmp.write_text(json.dumps(meta, indent=2))
 
 
-def _record_manifest(directory: Path, manifest: str | Path, cuts: int) -> None:
-    """Add ``manifest``'s identity and cut count to the cache's ``manifests.json`` (atomically).
+def _record_manifest(
+    directory: Path, manifest: str | Path, cuts: int, augmenter: AudioAugmenter | None = None, views: int = 1
+) -> None:
+    """Add ``manifest``'s identity and cut count to the cache's ``manifests.json`` (atomically),
+    and with ``views`` > 1 the augmented views cached (per augmentation identity, ``views.json``).
 
     Args:
         directory: the cache directory.
         manifest: the CutSet manifest just cached.
         cuts: how many cuts it has.
+        augmenter: the augmentation of views 1 … ``views`` - 1.
+        views: views per cut, the clean one included.
     """
     records = json.loads((directory / MANIFESTS).read_text()) if (directory / MANIFESTS).is_file() else {}
     record = manifest_identity(manifest)
-    records[record["path"]] = {**record, "cuts": cuts}
+    before = records.get(record["path"], {})
+    unchanged = (before.get("size"), before.get("mtime_ns")) == (record["size"], record["mtime_ns"])
+    cached_views = dict(before.get("views", {})) if unchanged else {}  # views of an older file are stale
+    if augmenter is not None and views > 1:
+        cached_views[augmenter.identity()] = views
+        options = json.loads((directory / VIEWS).read_text()) if (directory / VIEWS).is_file() else {}
+        options[augmenter.identity()] = {**augmenter.options(), "seed": augmenter.seed}
+        with atomic_write(directory / VIEWS) as tmp:
+            tmp.write_text(json.dumps(options, indent=2))
+    records[record["path"]] = {**record, "cuts": cuts, **({"views": cached_views} if cached_views else {})}
     with atomic_write(directory / MANIFESTS) as tmp:
         tmp.write_text(json.dumps(records, indent=2))
 
@@ -81,8 +101,14 @@ def build_encoder_cache(
     device: str | torch.device = "cpu",
     on_progress: Callable[[int], None] | None = None,
     trust_sources: bool = False,
+    augmenter: AudioAugmenter | None = None,
+    views: int = 1,
 ) -> dict[str, int]:
     """Run ``encoder`` over every cut of ``manifest`` and store its outputs under ``root``.
+
+    With ``views`` > 1, each cut is also encoded as augmented by ``augmenter`` (views 1 …
+    ``views`` - 1, each a seeded draw, see :mod:`speechllm.data.encoder_cache`); view 0 is the
+    clean audio. Give views for training manifests only: evaluation data is never augmented.
 
     The manifest is checked first (:func:`~speechllm.data.manifest_check.check_manifest_path`): a recording
     source that runs a command or fetches a URL is refused unless ``trust_sources``.
@@ -98,10 +124,14 @@ def build_encoder_cache(
         max_batch_duration: seconds of audio per encoder batch.
         device: where the encoder runs.
         on_progress: called with the number of cuts done after each batch (a progress bar).
+        augmenter: the augmentation of the views (needed when ``views`` > 1).
+        views: views per cut, the clean one included (1: the clean audio only).
 
     Returns:
-        counts ``{"cuts", "computed", "reused", "skipped"}``.
+        counts ``{"cuts", "computed", "reused", "skipped"}``: cuts, then entries (cut × view).
     """
+    if views < 1 or (views > 1 and augmenter is None):
+        raise ValueError(f"views={views}: must be >= 1, and views > 1 needs an augmenter (data.augment)")
     check_manifest_path(manifest, trust_sources)  # read once per process: the CLI checked it already
     cache_key = encoder.cache_key()
     directory = Path(root) / cache_dir_name(cache_key)
@@ -116,29 +146,33 @@ def build_encoder_cache(
     cuts = load_manifest_lazy(manifest)
     if not isinstance(cuts, CutSet):
         raise EncoderCacheError(f"{manifest} is not a CutSet manifest")
-    for batch_cuts in duration_sorted_batches(cuts, max_batch_duration):
+    identity = augmenter.identity() if augmenter is not None and views > 1 else None
+    # Each cut is encoded once per view: batches of fewer cuts keep the encoder's batch as long.
+    for batch_cuts in duration_sorted_batches(cuts, max_batch_duration / views):
         todo: list[tuple[str, torch.Tensor]] = []
         for cut in batch_cuts:
             counts["cuts"] += 1
-            key = entry_key(cut)
-            if key in skipped or _loadable(cache.array_path(key), dim):
-                counts["reused"] += 1
-                continue
-            audio, problem = load_mono_16k(cut)
-            if audio is None:
-                log.warning("not caching cut %s: %s", cut.id, problem)
-                skipped[key] = problem
-                with open(directory / SKIPPED, "a", encoding="utf-8") as handle:
-                    handle.write(f"{key}\t{cut.id}\t{' '.join(problem.split())}\n")
-                counts["skipped"] += 1
-                continue
-            todo.append((key, audio))
+            clean = entry_key(cut)
+            for view in range(views):
+                key = view_key(clean, identity, view)
+                if clean in skipped or key in skipped or _loadable(cache.array_path(key), dim):
+                    counts["reused"] += 1
+                    continue
+                audio, problem = load_mono_16k(augmenter(cut, view) if view else cut)  # type: ignore[misc]
+                if audio is None:
+                    log.warning("not caching cut %s (view %d): %s", cut.id, view, problem)
+                    skipped[key] = problem
+                    with open(directory / SKIPPED, "a", encoding="utf-8") as handle:
+                        handle.write(f"{key}\t{cut.id}\t{' '.join(problem.split())}\n")
+                    counts["skipped"] += 1
+                    continue
+                todo.append((key, audio))
         if todo:
             _encode_and_store(encoder, todo, cache, device)
             counts["computed"] += len(todo)
         if on_progress is not None:
             on_progress(len(batch_cuts))
-    _record_manifest(directory, manifest, counts["cuts"])
+    _record_manifest(directory, manifest, counts["cuts"], augmenter, views)
     return counts
 
 

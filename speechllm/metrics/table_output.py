@@ -75,7 +75,8 @@ def table1_markdown(rows: Sequence[CompressionRow], adapter_outputs: bool = Fals
     own = " ratio (adapter outputs) | Hz (adapter outputs) |" if adapter_outputs else ""
     ours = "LLM reads" if adapter_outputs else "ours"
     lines = [
-        f"| SFM | Adapter | LLMs |{own} ratio ({ours}) | Hz ({ours}) | ratio (paper) | Hz (paper) | LLM reads |",
+        f"| SFM | Adapter | LLMs |{own} ratio ({ours}) | Hz ({ours}) | ratio (paper) | Hz (paper) "
+        "| LLM reads |",
         "|---|---|---|" + "--:|" * (4 + 2 * adapter_outputs) + "---|",
     ]
     for row in rows:

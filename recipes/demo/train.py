@@ -17,6 +17,8 @@
 - ``--prealign-only``: run the pre-alignment stage alone (``<output_dir>/prealign/model``), no LLM
   stage: the experiments that decode the adapter alone need nothing more.
 
+:func:`train_within` and :func:`save_untrained` are the same from Python (recipes/study uses them).
+
 Usage: python recipes/demo/train.py CONFIG --minutes M [--task asr|st] [key=value ...]
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import DictConfig
 
 from speechllm.config import load_config
 from speechllm.lightning.metric_callbacks import ASRMetrics, STMetrics
@@ -107,6 +110,11 @@ class CurveWriter(L.Callback):
             self._write("dev", trainer.global_step, float(value))
 
 
+def prealign_curve(out: Path) -> CurveWriter:
+    """The pre-alignment stage's curve: its loss and the adapter's own greedy dev WER."""
+    return CurveWriter(out / "prealign" / "curve.tsv", lambda module: module.dev_wer)
+
+
 def prealign_alone(cfg: Any, callbacks: list[L.Callback], overwrite: bool) -> dict[str, Any]:
     """The pre-alignment stage of ``speechllm.training.train`` alone, with its output-dir checks."""
     from speechllm.lightning.checkpoint import check_output_dir, release_output_dir
@@ -121,6 +129,40 @@ def prealign_alone(cfg: Any, callbacks: list[L.Callback], overwrite: bool) -> di
         return run_prealign(prepared, build_module(prepared).model, callbacks=callbacks)
     finally:
         release_output_dir(cfg.output_dir)
+
+
+def save_untrained(cfg: DictConfig) -> Path:
+    """Save the seeded initialisation training starts from, untrained; returns the model directory."""
+    L.seed_everything(cfg.seed)
+    model = SpeechLLM.from_config(prepare_model_config(cfg).model)
+    model_dir = Path(cfg.output_dir) / "model"
+    model.save_pretrained(model_dir)
+    return model_dir
+
+
+def train_within(cfg: DictConfig, minutes: float, task: str = "asr", overwrite: bool = False) -> Path:
+    """Train as configured, the LLM stage within ``minutes`` of wall-clock time, recording the curves.
+
+    Args:
+        cfg: a loaded config (``prealign.minutes`` or ``prealign.steps`` bound its own stage).
+        minutes: the LLM stage's limit (``trainer.max_time``; its learning rate follows
+            :class:`TimeCosineSchedule` when ``optim.scheduler`` is ``constant``).
+        task: what the dev set scores during training: ``asr`` (WER) or ``st`` (BLEU).
+        overwrite: replace an earlier run in ``output_dir``.
+    Returns:
+        the trained model's ``save_pretrained`` directory.
+    """
+    out = Path(cfg.output_dir)
+    metrics = (ASRMetrics if task == "asr" else STMetrics)(output_dir=out / "dev_eval", max_new_tokens=48)
+    key = "wer_avg" if task == "asr" else "bleu_avg"
+    cfg.trainer.max_time = {"minutes": minutes}  # the LLM stage's clock (prealign.minutes: its own)
+    callbacks: list[L.Callback] = [
+        metrics,
+        CurveWriter(out / "curve.tsv", lambda module: metrics.last_metrics.get(key)),
+    ]
+    if cfg.optim.scheduler == "constant":  # the demo's configs: schedule over the time budget
+        callbacks.append(TimeCosineSchedule(minutes))
+    return train(cfg, callbacks=callbacks, prealign_callbacks=[prealign_curve(out)], overwrite=overwrite)
 
 
 def main() -> None:
@@ -147,35 +189,17 @@ def main() -> None:
     args = parser.parse_intermixed_args()
 
     cfg = load_config(args.config, args.overrides)
-    out = Path(cfg.output_dir)
     if args.untrained:
-        # The same seeded initialisation training starts from, saved as it is.
-        L.seed_everything(cfg.seed)
-        model = SpeechLLM.from_config(prepare_model_config(cfg).model)
-        model.save_pretrained(out / "model")
-        print(f"untrained model saved to {out / 'model'}")
+        print(f"untrained model saved to {save_untrained(cfg)}")
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    metrics = (ASRMetrics if args.task == "asr" else STMetrics)(
-        output_dir=out / "dev_eval", max_new_tokens=48
-    )
-    key = "wer_avg" if args.task == "asr" else "bleu_avg"
-    cfg.trainer.max_time = {"minutes": args.minutes}  # the LLM stage's clock (prealign.minutes: its own)
-    callbacks: list[L.Callback] = [
-        metrics,
-        CurveWriter(out / "curve.tsv", lambda module: metrics.last_metrics.get(key)),
-    ]
-    if cfg.optim.scheduler == "constant":  # the demo's configs: schedule over the time budget
-        callbacks.append(TimeCosineSchedule(args.minutes))
-    # The pre-alignment stage (prealign.minutes) records its loss and the adapter's own greedy dev WER.
-    prealign_curve = CurveWriter(out / "prealign" / "curve.tsv", lambda module: module.dev_wer)
     started = time.perf_counter()
     if args.prealign_only:
-        summary = prealign_alone(cfg, [prealign_curve], args.overwrite)
+        summary = prealign_alone(cfg, [prealign_curve(Path(cfg.output_dir))], args.overwrite)
         print(f"pre-aligned ({summary['steps']} steps, {(time.perf_counter() - started) / 60:.1f} min)")
         return
-    model_dir = train(cfg, callbacks=callbacks, prealign_callbacks=[prealign_curve], overwrite=args.overwrite)
+    model_dir = train_within(cfg, args.minutes, args.task, args.overwrite)
     print(f"trained model saved to {model_dir} ({(time.perf_counter() - started) / 60:.1f} min)")
 
 

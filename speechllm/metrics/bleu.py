@@ -41,3 +41,9 @@ def sentence_bleus(refs: Sequence[str], hyps: Sequence[str], tokenize: str | Non
     _check_pairs(refs, hyps)
     kwargs = {} if tokenize is None else {"tokenize": tokenize}
     return [float(sacrebleu.sentence_bleu(h, [r], **kwargs).score) for r, h in zip(refs, hyps)]
+
+
+def sentence_chrfs(refs: Sequence[str], hyps: Sequence[str]) -> list[float]:
+    """Per-sentence chrF (0–100), in input order: the paired tests' counterpart of corpus chrF."""
+    _check_pairs(refs, hyps)
+    return [float(sacrebleu.sentence_chrf(h, [r]).score) for r, h in zip(refs, hyps)]

@@ -59,6 +59,21 @@ def canonical_adapter(name: str) -> str:
     return _canonical(name, _ADAPTER_NAMES)
 
 
+def sfm_family(name: str) -> str:
+    """The paper's SFM whose frame rate ``name`` shares: ``Whisper tiny.en``, ``whisper-base`` →
+    ``Whisper`` (every Whisper size runs at 50 Hz), ``seamless…`` → ``SeamlessM4T``.
+
+    Table 1 depends only on the encoder's frame rate and the adapter, so a smaller model of the
+    same family is compared with the paper's row; Table 3's quality is not (see :func:`paper_result`).
+    """
+    canonical = canonical_sfm(name)
+    lowered = canonical.strip().lower()
+    for prefix, family in (("whisper", "Whisper"), ("seamless", "SeamlessM4T")):
+        if lowered.startswith(prefix):
+            return family
+    return canonical
+
+
 @dataclass(frozen=True)
 class PaperRow:
     """One row of Table 3: scores by column (``st_comet_en-de``, ``asr_wer_avg``, …)."""
@@ -155,8 +170,9 @@ def paper_result(sfm: str, llm: str, adapter: str, metric: str) -> float | None:
 
 
 def paper_compression(sfm: str, adapter: str) -> PaperCompression | None:
-    """The paper's Table 1 row for an SFM and adapter, or None."""
-    key = (canonical_sfm(sfm), canonical_adapter(adapter))
+    """The paper's Table 1 row for an SFM (any size of its family, :func:`sfm_family`) and adapter,
+    or None."""
+    key = (sfm_family(sfm), canonical_adapter(adapter))
     for row in paper_table1():
         if (row.sfm, row.adapter) == key:
             return row

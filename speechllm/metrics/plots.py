@@ -17,7 +17,11 @@ from speechllm.io import atomic_write
 from speechllm.metrics.tables import CompressionRow, RowKey, Table3, adapter_order, row_order
 from speechllm.rundir import NO_ADAPTER
 
-_METRICS = (("st_comet_avg", "ST COMET avg (× 100) ↑"), ("asr_wer_avg", "ASR WER avg (%) ↓"))
+_METRICS = (
+    ("st_comet_avg", "ST COMET avg (× 100) ↑"),
+    ("st_bleu_avg", "ST BLEU avg ↑"),  # ST scored without a COMET model (load_run(bleu=True))
+    ("asr_wer_avg", "ASR WER avg (%) ↓"),
+)
 _BASELINE_STYLES = ("--", ":", "-.")
 _X_MARGIN = 1.6  # the compression axis spans the ratios ÷ and × this (log scale)
 _MIN_TICK_GAP = 1.15  # neighbouring ratio ticks closer than this factor would print over each other

@@ -21,30 +21,40 @@ from pathlib import Path
 
 from speechllm.deprecations import decoder_name
 from speechllm.io import atomic_write
+from speechllm.metrics.bleu import sentence_chrfs
 from speechllm.metrics.checks_report import checks_sections
 from speechllm.metrics.paper import canonical_adapter, canonical_llm, canonical_sfm
 from speechllm.metrics.plots import write_plots
 from speechllm.metrics.significance import DEFAULT_ALPHA, DEFAULT_RESAMPLES
-from speechllm.metrics.tables import (
-    CompressionRow,
-    RunResult,
-    Table3,
-    compute_table1,
-    compute_table3,
+from speechllm.metrics.table_output import (
     table1_markdown,
     table3_markdown,
     write_table1_csv,
     write_table3_csv,
 )
-from speechllm.rundir import hyps_files, read_compression, read_hypotheses, read_metrics, read_run_info
+from speechllm.metrics.tables import CompressionRow, RunResult, Table3, compute_table1, compute_table3
+from speechllm.rundir import (
+    bleu_file_name,
+    hyps_files,
+    read_compression,
+    read_hypotheses,
+    read_metrics,
+    read_run_info,
+)
 
 
-def load_run(run_dir: str | Path) -> RunResult:
+def load_run(run_dir: str | Path, bleu: bool = False) -> RunResult:
     """Read one run directory: its labels (as the paper's names), scores and compression.
+
+    Args:
+        bleu: also read each ST direction's ``bleu_st_<src>-<tgt>.tsv`` as two columns,
+            ``st_bleu_<pair>`` (per-sentence BLEU) and ``st_chrf_<pair>`` (per-sentence chrF,
+            scored from the file's references and hypotheses): ST without a COMET model.
 
     Raises:
         FileNotFoundError: no ``run.json`` (not an evaluated run directory).
-        ValueError: a file is malformed (the message names it), or there is no ``hyps_*.tsv``.
+        ValueError: a file is malformed (the message names it), or there is no ``hyps_*.tsv``
+            (nor, with ``bleu``, ``bleu_st_*.tsv``).
     """
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
@@ -62,17 +72,35 @@ def load_run(run_dir: str | Path) -> RunResult:
         if skipped is not None:
             run.test_sets[task] = (int(skipped), None if total is None else int(total))
     metrics = read_metrics(run_dir)
-    for column, path in hyps_files(run_dir).items():
-        rows = read_hypotheses(path)
-        run.sentence_scores[column] = {i: float(r["score"]) for i, r in rows.items()}
-        if column in metrics:
-            run.scores[column] = metrics[column]
-        else:
-            values = run.sentence_scores[column].values()
-            run.scores[column] = sum(values) / len(values)
+    sentences = {column: _sentence_scores(path) for column, path in hyps_files(run_dir).items()}
+    if bleu:
+        sentences.update(_bleu_and_chrf(run_dir))
+    for column, scores in sentences.items():
+        run.sentence_scores[column] = scores
+        # The corpus-level score where the run recorded one (corpus WER, BLEU, chrF), else the mean.
+        run.scores[column] = metrics[column] if column in metrics else sum(scores.values()) / len(scores)
     if not run.scores:
-        raise ValueError(f"{run_dir}: no hyps_*.tsv files")
+        raise ValueError(f"{run_dir}: no hyps_*.tsv files" + (" nor bleu_st_*.tsv files" if bleu else ""))
     return run
+
+
+def _sentence_scores(path: Path) -> dict[str, float]:
+    """A hypotheses TSV's ``score`` column by sentence id."""
+    return {i: float(r["score"]) for i, r in read_hypotheses(path).items()}
+
+
+def _bleu_and_chrf(run_dir: Path) -> dict[str, dict[str, float]]:
+    """``st_bleu_<pair>`` and ``st_chrf_<pair>`` per-sentence scores of each ``bleu_st_<pair>.tsv``."""
+    prefix, suffix = bleu_file_name("|").split("|")
+    columns: dict[str, dict[str, float]] = {}
+    for path in sorted(run_dir.glob(bleu_file_name("*"))):
+        pair = path.name.removeprefix(prefix).removesuffix(suffix)
+        rows = read_hypotheses(path)
+        columns[f"st_bleu_{pair}"] = {i: float(r["score"]) for i, r in rows.items()}
+        refs = [str(r["reference"]) for r in rows.values()]
+        hyps = [str(r["hypothesis"]) for r in rows.values()]
+        columns[f"st_chrf_{pair}"] = dict(zip(rows, sentence_chrfs(refs, hyps)))
+    return columns
 
 
 def decoding_label(decoding: dict | None, decoder: str = "llm") -> str:

@@ -4,19 +4,20 @@
 within each (SFM, LLM) group (**bold**) and overall (``†``), and stars (``*``) a non-Base result
 whose difference from the Base adapter (same SFM, LLM and column) is **not** significant (paired
 bootstrap on the per-sentence scores, p ≥ 0.05), the paper's convention. Averages are not tested
-(the paper does not star them). :func:`compute_table1` measures compression per (SFM, adapter).
-Both are written as Markdown and CSV here; :mod:`speechllm.metrics.run_report` reads the runs.
+(the paper does not star them). Columns come in metric families (:data:`METRIC_FAMILIES`: the
+paper's ST COMET and ASR WER, and ST BLEU / chrF when no COMET model is at hand), each with its
+average. :func:`compute_table1` measures compression per (SFM, adapter). Both are written as
+Markdown and CSV by :mod:`speechllm.metrics.table_output`; :mod:`speechllm.metrics.run_report`
+reads the runs.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from speechllm.errors import UsageError
-from speechllm.io import atomic_write
 from speechllm.metrics.paper import ASR_LANGUAGES, ST_DIRECTIONS, paper_compression, paper_table3
 from speechllm.metrics.significance import DEFAULT_ALPHA, DEFAULT_RESAMPLES, paired_bootstrap
 from speechllm.rundir import Compression
@@ -29,10 +30,22 @@ Mark = tuple[RowKey, str]  # (row, column)
 _SFM_ORDER = ("SeamlessM4T", "Whisper")
 _LLM_ORDER = ("Mistral", "Llama 3.1")
 _ADAPTER_ORDER = ("Base", "CIF-based", "Conv-based", "CTC-based", "WLQ-former")
+# Table 3's metric families, in the order the table shows them: (column prefix, heading).
+METRIC_FAMILIES = (
+    ("st_comet", "ST COMET ↑"),
+    ("st_bleu", "ST BLEU ↑"),
+    ("st_chrf", "ST chrF ↑"),
+    ("asr_wer", "ASR WER ↓"),
+)
 
 
 def lower_is_better(column: str) -> bool:
     return column.startswith("asr_wer")
+
+
+def metric_family(column: str) -> str | None:
+    """The family prefix of a Table 3 column (``st_bleu_de-en`` → ``st_bleu``), or None."""
+    return next((prefix for prefix, _ in METRIC_FAMILIES if column.startswith(prefix + "_")), None)
 
 
 def _order(value: str, known: Sequence[str]) -> tuple[int, str]:
@@ -70,7 +83,7 @@ class RunResult:
         return (self.sfm, self.llm, self.adapter)
 
 
-def _merge_runs(runs: Iterable[RunResult]) -> dict[RowKey, RunResult]:
+def merge_runs(runs: Iterable[RunResult]) -> dict[RowKey, RunResult]:
     """Runs of the same (SFM, LLM, adapter), e.g. an ASR and an ST evaluation, become one row.
 
     Raises:
@@ -98,14 +111,18 @@ def _merge_runs(runs: Iterable[RunResult]) -> dict[RowKey, RunResult]:
     return merged
 
 
-def _columns(rows: Iterable[RunResult]) -> tuple[list[str], list[str]]:
-    """ST then ASR metric columns present in any row, the paper's languages first."""
+def _columns(rows: Iterable[RunResult]) -> dict[str, list[str]]:
+    """Metric columns present in any row, per family (:data:`METRIC_FAMILIES` order), the paper's
+    directions and languages first, then the others (e.g. another test set's) alphabetically."""
     present = {c for row in rows for c in row.scores}
-    st = [f"st_comet_{d}" for d in ST_DIRECTIONS if f"st_comet_{d}" in present]
-    st += sorted(c for c in present if c.startswith("st_comet_") and c not in st)
-    asr = [f"asr_wer_{lang}" for lang in ASR_LANGUAGES if f"asr_wer_{lang}" in present]
-    asr += sorted(c for c in present if c.startswith("asr_wer_") and c not in asr)
-    return st, asr
+    columns: dict[str, list[str]] = {}
+    for prefix, _ in METRIC_FAMILIES:
+        known = ASR_LANGUAGES if prefix == "asr_wer" else ST_DIRECTIONS
+        group = [f"{prefix}_{name}" for name in known if f"{prefix}_{name}" in present]
+        group += sorted(c for c in present if metric_family(c) == prefix and c not in group)
+        if group:
+            columns[prefix] = group
+    return columns
 
 
 @dataclass
@@ -121,23 +138,24 @@ class Table3:
     not_significant: set[Mark]
     paper: dict[RowKey, dict[str, float]]
     paper_not_significant: dict[RowKey, frozenset[str]]
+    # sentences each value rests on (the per-sentence scores read), per row and column
+    clips: dict[RowKey, dict[str, int]] = field(default_factory=dict)
 
 
-def _row_values(row: RunResult, st_columns: list[str], asr_columns: list[str]) -> dict[str, float | None]:
-    """A row's cells: its scores and, when it has every column of a task, the task's average."""
-    cells: dict[str, float | None] = {c: row.scores.get(c) for c in st_columns + asr_columns}
-    for name, group in (("st_comet_avg", st_columns), ("asr_wer_avg", asr_columns)):
-        if group:
-            # An average over fewer directions than the other rows would not be comparable.
-            present = [row.scores[c] for c in group if c in row.scores]
-            cells[name] = sum(present) / len(present) if len(present) == len(group) else None
+def _row_values(row: RunResult, families: dict[str, list[str]]) -> dict[str, float | None]:
+    """A row's cells: its scores and, when it has every column of a family, the family's average."""
+    cells: dict[str, float | None] = {c: row.scores.get(c) for group in families.values() for c in group}
+    for prefix, group in families.items():
+        # An average over fewer directions than the other rows would not be comparable.
+        present = [row.scores[c] for c in group if c in row.scores]
+        cells[f"{prefix}_avg"] = sum(present) / len(present) if len(present) == len(group) else None
     return cells
 
 
 def _best_marks(
     values: dict[RowKey, dict[str, float | None]], keys: list[RowKey], columns: list[str]
 ) -> tuple[set[Mark], set[Mark]]:
-    """(best within each (SFM, LLM) group, best overall) per column; ties all marked."""
+    """(best within each (SFM, LLM) group, best overall) per column among ``keys``; ties all marked."""
     best_in_group: set[Mark] = set()
     best_overall: set[Mark] = set()
     for column in columns:
@@ -191,24 +209,41 @@ def compute_table3(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
+    reference_adapters: Collection[str] = (),
 ) -> Table3:
-    """Table 3 from runs: averages, best marks and significance against Base (see module docstring)."""
-    merged = _merge_runs(runs)
+    """Table 3 from runs: averages, best marks and significance against Base (see module docstring).
+
+    Args:
+        reference_adapters: adapter labels of reference rows (an untrained floor, another system's
+            own decoder): shown and tested against Base, never marked best.
+    """
+    merged = merge_runs(runs)
     if not merged:
         raise ValueError("no runs to report")
-    st_columns, asr_columns = _columns(merged.values())
-    columns = list(st_columns) + (["st_comet_avg"] if st_columns else [])
-    columns += list(asr_columns) + (["asr_wer_avg"] if asr_columns else [])
+    families = _columns(merged.values())
+    columns = [c for prefix, group in families.items() for c in [*group, f"{prefix}_avg"]]
+    scored = [c for group in families.values() for c in group]
     keys = sorted(merged, key=row_order)
-    values = {key: _row_values(merged[key], st_columns, asr_columns) for key in keys}
-    best_in_group, best_overall = _best_marks(values, keys, columns)
-    p_values = _significance(merged, keys, st_columns + asr_columns, n_resamples, seed)
+    values = {key: _row_values(merged[key], families) for key in keys}
+    candidates = [k for k in keys if k[2] not in reference_adapters]
+    best_in_group, best_overall = _best_marks(values, candidates, columns)
+    p_values = _significance(merged, keys, scored, n_resamples, seed)
     not_significant = {(k, c) for k, row in p_values.items() for c, p in row.items() if p >= alpha}
     paper_rows = {(r.sfm, r.llm, r.adapter): r for r in paper_table3()}
     paper = {k: dict(paper_rows[k].scores) for k in keys if k in paper_rows}
     paper_stars = {k: paper_rows[k].not_significant for k in keys if k in paper_rows}
+    clips = {k: {c: len(s) for c, s in merged[k].sentence_scores.items()} for k in keys}
     return Table3(
-        columns, keys, values, p_values, best_in_group, best_overall, not_significant, paper, paper_stars
+        columns,
+        keys,
+        values,
+        p_values,
+        best_in_group,
+        best_overall,
+        not_significant,
+        paper,
+        paper_stars,
+        clips,
     )
 
 
@@ -230,6 +265,9 @@ class CompressionRow:
     paper_compression_ratio: float | None
     paper_output_hz: float | None
     llm_reads: str = ADAPTER_OUTPUTS
+    # the adapter's own outputs, before any readout (what the paper's adapters feed the LLM)
+    adapter_compression_ratio: float | None = None
+    adapter_output_hz: float | None = None
 
 
 def compute_table1(runs: Iterable[RunResult]) -> list[CompressionRow]:
@@ -237,17 +275,20 @@ def compute_table1(runs: Iterable[RunResult]) -> list[CompressionRow]:
 
     The LLM reads the adapter's outputs or, after a pre-alignment readout that merges runs of
     frames (``mean_read_len`` in ``compression.json``), the readout's: Table 1 measures that stage
-    and ``llm_reads`` says which. Runs of the same SFM and adapter with different LLMs (CTC and CIF
-    depend on the LLM's tokenizer) are averaged; ``llms`` lists them.
+    and ``llm_reads`` says which; ``adapter_*`` keep the adapter's own outputs. Runs of the same
+    SFM and adapter with different LLMs (CTC and CIF depend on the LLM's tokenizer) are averaged;
+    ``llms`` lists them.
     """
     groups: dict[tuple[str, str], list[tuple[str, Compression]]] = {}
-    for run in _merge_runs(runs).values():
+    for run in merge_runs(runs).values():
         if run.compression is not None:
             groups.setdefault((run.sfm, run.adapter), []).append((run.llm, run.compression))
     rows = []
     for (sfm, adapter), members in sorted(groups.items(), key=lambda kv: row_order((kv[0][0], "", kv[0][1]))):
         ratios = [c.llm_input_ratio for _, c in members]
         rates = [c.llm_input_rate_hz for _, c in members]
+        own_ratios = [c.compression_ratio for _, c in members]
+        own_rates = [c.output_rate_hz for _, c in members]
         stages = sorted({PREALIGN_READOUT if c.reads_readout else ADAPTER_OUTPUTS for _, c in members})
         paper = paper_compression(sfm, adapter)
         rows.append(
@@ -260,104 +301,8 @@ def compute_table1(runs: Iterable[RunResult]) -> list[CompressionRow]:
                 paper_compression_ratio=None if paper is None else paper.compression_ratio,
                 paper_output_hz=None if paper is None else paper.sampling_rate_hz,
                 llm_reads=", ".join(stages),
+                adapter_compression_ratio=sum(own_ratios) / len(own_ratios),
+                adapter_output_hz=sum(own_rates) / len(own_rates),
             )
         )
     return rows
-
-
-# -- output ---------------------------------------------------------------------------------------
-def _header(column: str) -> str:
-    if column.startswith("st_comet_"):
-        return column.removeprefix("st_comet_")
-    return column.removeprefix("asr_wer_")
-
-
-def _cell(table: Table3, key: RowKey, column: str, with_paper: bool) -> str:
-    value = table.values[key][column]
-    text = "–" if value is None else f"{value:.2f}"
-    if value is not None and (key, column) in table.best_in_group:
-        text = f"**{text}**"
-    if (key, column) in table.best_overall:
-        text += "†"
-    if (key, column) in table.not_significant:
-        text += "\\*"
-    if with_paper and key in table.paper and column in table.paper[key]:
-        star = "\\*" if column in table.paper_not_significant.get(key, ()) else ""
-        text += f" ({table.paper[key][column]:.2f}{star})"
-    return text
-
-
-def table3_markdown(table: Table3, with_paper: bool = True) -> str:
-    """Table 3 in Markdown: ST COMET per direction + avg, then ASR WER per language + avg."""
-    st = [c for c in table.columns if c.startswith("st_comet_")]
-    asr = [c for c in table.columns if c.startswith("asr_wer_")]
-    groups = [("ST COMET ↑", st), ("ASR WER ↓", asr)]
-    headers = ["SFM", "LLM", "Adapter"]
-    for title, group in groups:
-        headers += [f"{title} {_header(c)}" for c in group]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * 3 + "--:|" * (len(headers) - 3)]
-    for key in table.rows:
-        cells = [*key] + [_cell(table, key, c, with_paper) for c in st + asr]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def table1_markdown(rows: Sequence[CompressionRow]) -> str:
-    lines = [
-        "| SFM | Adapter | LLMs | ratio (ours) | Hz (ours) | ratio (paper) | Hz (paper) | LLM reads |",
-        "|---|---|---|--:|--:|--:|--:|---|",
-    ]
-    for row in rows:
-        paper_ratio = "–" if row.paper_compression_ratio is None else f"{row.paper_compression_ratio:.0f}:1"
-        paper_hz = "–" if row.paper_output_hz is None else f"{row.paper_output_hz:.2f}"
-        lines.append(
-            f"| {row.sfm} | {row.adapter} | {', '.join(row.llms)} | {row.compression_ratio:.1f}:1 "
-            f"| {row.output_hz:.2f} | {paper_ratio} | {paper_hz} | {row.llm_reads} |"
-        )
-    return "\n".join(lines)
-
-
-def _blank_if_none(value: float | None) -> float | str:
-    return "" if value is None else value
-
-
-def write_table3_csv(table: Table3, path: Path) -> None:
-    """One line per row: each column's value, its p-value against Base and the paper's value."""
-    fields = ["sfm", "llm", "adapter"]
-    for column in table.columns:
-        fields += [column, f"{column}_p_vs_base", f"paper_{column}"]
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for key in table.rows:
-            record: dict[str, str | float] = dict(zip(("sfm", "llm", "adapter"), key))
-            for column in table.columns:
-                value = table.values[key][column]
-                record[column] = "" if value is None else round(value, 4)
-                p_value = table.p_values[key].get(column)
-                record[f"{column}_p_vs_base"] = "" if p_value is None else round(p_value, 4)
-                record[f"paper_{column}"] = table.paper.get(key, {}).get(column, "")
-            writer.writerow(record)
-
-
-def write_table1_csv(rows: Sequence[CompressionRow], path: Path) -> None:
-    """One line per (SFM, adapter): measured and paper compression ratio and output rate, and the
-    stage measured (``llm_reads``)."""
-    fields = ["sfm", "adapter", "llms", "compression_ratio", "output_hz"]
-    fields += ["paper_compression_ratio", "paper_output_hz", "llm_reads"]
-    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    "sfm": row.sfm,
-                    "adapter": row.adapter,
-                    "llms": ";".join(row.llms),
-                    "compression_ratio": round(row.compression_ratio, 4),
-                    "output_hz": round(row.output_hz, 4),
-                    "paper_compression_ratio": _blank_if_none(row.paper_compression_ratio),
-                    "paper_output_hz": _blank_if_none(row.paper_output_hz),
-                    "llm_reads": row.llm_reads,
-                }
-            )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -22,6 +24,19 @@ from speechllm.metrics.wer import sentence_errors
 from speechllm.model import SpeechLLM
 
 RMS_WINDOW = 20  # training steps whose output RMS sets the final output_scale
+
+
+@contextmanager
+def _lengths_from_targets(adapter: torch.nn.Module) -> Iterator[None]:
+    """Give the transcript's token count as the output length in eval mode too (the CIF adapter
+    scales its weights to it in training mode): the adapter module alone is switched to training
+    mode, its submodules (dropout) stay in eval mode."""
+    was_training = adapter.training
+    adapter.training = True
+    try:
+        yield
+    finally:
+        adapter.training = was_training
 
 
 class PreAlignModule(SpeechLLMModule):
@@ -113,7 +128,14 @@ class PreAlignModule(SpeechLLMModule):
     def validation_step(self, batch: Batch | None, batch_idx: int) -> dict[str, Any] | None:
         if batch is None:
             return None
-        loss, out = self._loss(batch)
+        if self.objective == "ce":
+            # The loss is teacher-forced as in training (one output per transcript token); the dev
+            # WER decodes the outputs at the length the adapter chooses itself, as in generation.
+            with _lengths_from_targets(self.model.adapter):
+                loss, _ = self._loss(batch)
+            out = self.model.adapter_outputs(batch)
+        else:
+            loss, out = self._loss(batch)
         self.log("prealign/val_loss", loss, sync_dist=True, batch_size=len(batch.cut_ids))
         table = self.model.llm.input_embeddings()
         decoded = self.model.prealign.greedy_ids(self.objective, out, table)

@@ -440,3 +440,18 @@ def test_a_trainable_encoder_trains_during_prealignment_and_a_frozen_one_does_no
         changed = {n for n in encoder_trainable if not torch.equal(named[n].detach(), before[n])}
         assert changed == encoder_trainable
         stage.release()
+
+
+def test_cif_prealignment_validates_teacher_forced_and_decodes_at_its_own_length(
+    tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str]
+) -> None:
+    """The CE objective needs one output per transcript token: validation (eval mode) scores the
+    loss at the transcript's length as training does, and decodes the dev WER at CIF's own length."""
+    cfg = _config(
+        tmp_path, tones_dir, tiny_model_overrides, "cif", "prealign.objective=auto", "prealign.steps=4",
+        "prealign.val_check_interval=2", "trainer.max_steps=1",
+    )  # fmt: skip
+    train(cfg)
+    summary = json.loads((Path(cfg.output_dir) / PREALIGN_DIR / PREALIGN_DONE).read_text())
+    assert summary["objective"] == "ce" and summary["steps"] == 4
+    assert summary["dev_wer"] is not None  # validation ran (it raised before: eval-mode lengths)

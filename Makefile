@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 EXTRAS_TEST := dev,comet,demo
 EXTRAS_DEMO := demo,comet
 
-.PHONY: test demo install lint bench docs clean
+.PHONY: test demo study install lint bench docs clean
 
 $(VENV)/.installed-test: pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh $(EXTRAS_TEST)
@@ -28,6 +28,12 @@ DEMO_MINUTES ?= 18
 demo: $(VENV)/.installed-demo
 	DEMO_MINUTES=$(DEMO_MINUTES) bash recipes/demo/run.sh
 
+# The paper's study in miniature (docs/study.md): `make study STUDY_MINUTES=8` sets the training
+# minutes per cell (default 4: about two hours on 2 cores); an interrupted study resumes.
+STUDY_MINUTES ?= 4
+study: $(VENV)/.installed-demo
+	STUDY_MINUTES=$(STUDY_MINUTES) bash recipes/study/run.sh
+
 bench: $(VENV)/.installed-test
 	for script in benchmarks/*.py; do case $$script in */_*) ;; *) $(PY) $$script || exit 1;; esac; done
 
@@ -35,4 +41,4 @@ docs: $(VENV)/.installed-test
 	$(VENV)/bin/pip install -q -e ".[docs]" && $(VENV)/bin/mkdocs build
 
 clean:
-	rm -rf runs demo_out data/tones .pytest_cache
+	rm -rf runs demo_out study_out data/tones .pytest_cache

@@ -26,7 +26,8 @@ def spread_cuts(manifest: str, count: int, path: Path) -> Path:
     """``count`` cuts spread evenly over ``manifest`` (every language of a set sorted by language),
     written to ``path``: a subset evaluated alone."""
     cuts = load_manifest(manifest)
-    picked = sorted({round(i * len(cuts) / count) for i in range(min(count, len(cuts)))})
+    count = min(count, len(cuts))  # a set smaller than the sample: all of it
+    picked = sorted({round(i * len(cuts) / count) for i in range(count)})
     path.parent.mkdir(parents=True, exist_ok=True)
     CutSet.from_cuts(cuts[i] for i in picked).to_file(path)
     return path

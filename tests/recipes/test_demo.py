@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from helpers.paths import REPO
+from helpers.recipe_modules import recipe_module
 
 from speechllm.presets.model_cache import DEMO_INSTALL_HINT
 
@@ -108,13 +109,7 @@ def test_demo_adapter_learns_the_training_clips(tmp_path: Path) -> None:
 
 
 def _demo_module(name: str):
-    demo = str(REPO / "recipes" / "demo")
-    if demo not in sys.path:  # report.py imports its sibling language_table.py, as when run
-        sys.path.insert(0, demo)
-    spec = importlib.util.spec_from_file_location(f"demo_{name}", REPO / "recipes" / "demo" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return recipe_module("demo", name)
 
 
 def test_the_untrained_floor_decodes_a_bounded_subset_and_the_report_says_so(tones_dir: Path, tmp_path: Path):

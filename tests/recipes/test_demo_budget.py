@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 import pytest
 from helpers.paths import REPO
+from helpers.recipe_modules import recipe_module
 
 SCRIPT = REPO / "recipes" / "demo" / "budget.py"
 
 
 def _budget_module():
-    spec = importlib.util.spec_from_file_location("demo_budget", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return recipe_module("demo", "budget")
 
 
 def test_the_default_budget_splits_as_documented() -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers.paths import REPO
+from helpers.recipe_modules import recipe_module
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 
 from speechllm.rundir import RunInfo, write_metrics, write_run_info
@@ -22,12 +23,7 @@ DEMO = REPO / "recipes" / "demo"
 
 
 def _demo_module(name: str):
-    if str(DEMO) not in sys.path:  # report.py imports its sibling language_table.py, as when run
-        sys.path.insert(0, str(DEMO))
-    spec = importlib.util.spec_from_file_location(f"demo_{name}", DEMO / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return recipe_module("demo", name)
 
 
 def _cut(directory: Path, cut_id: str, language: str, translation: str | None) -> MonoCut:

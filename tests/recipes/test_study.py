@@ -7,7 +7,6 @@ ST): every stage the real study runs, in about two minutes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -16,21 +15,9 @@ from pathlib import Path
 
 import pytest
 from helpers.paths import REPO
+from helpers.recipe_modules import recipe_module
 
-STUDY = REPO / "recipes" / "study"
-
-
-def _module(name: str):
-    if str(STUDY) not in sys.path:  # report.py imports its sibling cells.py, as when run
-        sys.path.insert(0, str(STUDY))
-    spec = importlib.util.spec_from_file_location(f"study_{name}", STUDY / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-cells = _module("cells")
+cells = recipe_module("study", "cells")
 
 
 def _settings(tmp_path: Path, **kwargs):
@@ -98,7 +85,7 @@ def test_a_finished_cell_is_skipped_and_a_failing_one_is_recorded_without_stoppi
 
 
 def test_report_columns_are_named_for_their_test_set():
-    report = _module("report")
+    report = recipe_module("study", "report")
     assert report.set_column("asr_wer_en", "asr_test") == "asr_wer_en"
     assert report.set_column("asr_wer_en", "real_en") == "asr_wer_real-en"
     assert report.set_column("st_bleu_nl-en", "real_st") == "st_bleu_real-nl-en"
@@ -186,11 +173,14 @@ def test_the_study_pipeline_on_tiny_models_writes_tables_plots_and_conclusions_a
 
     docs = tmp_path / "docs" / "study.md"
     docs.parent.mkdir()
-    docs.write_text(
-        "# Study\n\nintro\n\n<!-- study results: begin -->\nSTALE RESULTS\n<!-- study results: end -->\n\nend\n"
-    )
+    results = "<!-- study results: begin -->\nSTALE RESULTS\n<!-- study results: end -->"
+    docs.write_text(f"# Study\n\nintro\n\n{results}\n\nend\n")
     _run("recipes/study/report.py", str(out), "--resamples", "200", "--docs", str(docs))
     written = docs.read_text(encoding="utf-8")
-    assert written.startswith("# Study\n\nintro") and written.endswith("end\n") and "STALE RESULTS" not in written
+    assert (
+        written.startswith("# Study\n\nintro")
+        and written.endswith("end\n")
+        and "STALE RESULTS" not in written
+    )
     assert "### Table 3" in written and "](study_quality_by_adapter.png)" in written
     assert (docs.parent / "study_quality_by_adapter.png").is_file()

@@ -17,7 +17,7 @@
 #            conclusions.json
 #
 # Usage: recipes/study/run.sh [--stage N] [--stop-stage N]
-# Environment: STUDY_MINUTES (default 4: training minutes per cell; about two hours in all on 2 cores,
+# Environment: STUDY_MINUTES (default 3: training minutes per cell; about two hours in all on 2 cores,
 #   docs/study.md), STUDY_OUT (default study_out), STUDY_DATA (default data/demo: the demo's corpora,
 #   shared with `make demo`), STUDY_SEED (default 0), STUDY_THREADS (torch threads, default nproc),
 #   STUDY_CELLS (default: all; names as `recipes/study/cells.py list` prints them),
@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
 done
 PY="${PY:-.venv/bin/python}"
 SPEECHLLM="${SPEECHLLM:-.venv/bin/speechllm}"
-minutes="${STUDY_MINUTES:-4}"
+minutes="${STUDY_MINUTES:-3}"
 out="${STUDY_OUT:-study_out}"
 data="${STUDY_DATA:-data/demo}"
 sets="$data/study_sets"

@@ -139,7 +139,9 @@ def _last_step(done: dict, stage: str) -> str:
 def alone_table(study: Study) -> str:
     """The full model beside its pre-aligned adapter decoded alone (CTC greedy, no LLM), per ASR set."""
     columns = sorted({c for scores in study.alone.values() for c in scores if c.startswith("asr_wer_")})
-    full = {(run.sfm, run.adapter): run.scores for run in study.trained}
+    full: dict[tuple[str, str], dict[str, float]] = {}  # a cell's scores over all its sets
+    for run in study.trained:
+        full.setdefault((run.sfm, run.adapter), {}).update(run.scores)
     header = " | ".join(f"{c.removeprefix('asr_wer_')}: full / alone" for c in columns)
     lines = [f"| cell | {header} |", "|---|" + "--:|" * len(columns)]
     for name, scores in study.alone.items():

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,20 @@ def test_report_columns_are_named_for_their_test_set():
     assert report.set_column("asr_wer_en", "real_en") == "asr_wer_real-en"
     assert report.set_column("st_bleu_nl-en", "real_st") == "st_bleu_real-nl-en"
     assert report.set_column("st_chrf_de-en", "st_test") == "st_chrf_de-en"
+
+
+def test_the_full_model_is_shown_beside_its_adapter_alone_on_every_set_of_the_cell():
+    from speechllm.metrics.tables import RunResult
+
+    report = recipe_module("study", "report")
+    cell = cells.Cell("whisper-tiny.en", "conv", "asr")
+    study = report.Study(cells={cell.name: {"cell": asdict(cell)}})
+    for column, value in (("asr_wer_en", 40.0), ("asr_wer_real-en", 60.0)):  # one run directory per set
+        run = RunResult(Path(column), cell.sfm_label, cells.LLM_LABEL, cell.adapter_label)
+        run.scores[column] = value
+        study.trained.append(run)
+    study.alone[cell.name] = {"asr_wer_en": 45.0, "asr_wer_real-en": 70.0}
+    assert "| asr_tiny.en_conv | 40.0 / 45.0 | 60.0 / 70.0 |" in report.alone_table(study)
 
 
 SENTENCES = (

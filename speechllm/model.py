@@ -341,9 +341,14 @@ class SpeechLLM(nn.Module):
 
     # -- artefacts --------------------------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, Tensor]:
-        """Only the trained parameters (adapter, LoRA, pre-alignment head and its vocabulary): what a
-        checkpoint needs."""
+        """Only the trained parameters (adapter, LoRA, pre-alignment head and its vocabulary) and the
+        adapter's saved buffers: what a checkpoint needs."""
         state = {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+        # The adapter's saved buffers (the CTC adapter's kept vocabulary): part of what it learned.
+        params = dict(self.adapter.named_parameters())
+        state.update(
+            {f"adapter.{k}": v.detach() for k, v in self.adapter.state_dict().items() if k not in params}
+        )
         if self.prealign is not None:  # all of it, whichever of its parameters this stage trains
             state.update({f"prealign.{k}": v.detach() for k, v in self.prealign.state_dict().items()})
         return state

@@ -27,6 +27,7 @@ from speechllm.lightning.checkpoint import (
 from speechllm.lightning.trainer import build_loggers, build_module, build_trainer, check_strategy, fit
 from speechllm.logs import quiet_third_party
 from speechllm.model_dir import check_model_dir
+from speechllm.prealign.module import restrict_to_transcripts
 from speechllm.prealign.stage import run_prealign
 from speechllm.trainer_options import PRECISION_FILE, prepare_model_config, write_precision_choice
 
@@ -137,6 +138,8 @@ def _train(
     module = build_module(cfg)
     if cfg.prealign.objective != "none" or cfg.prealign.init:
         run_prealign(cfg, module.model, resume=resume is not None, callbacks=prealign_callbacks)
+    else:  # the stage would have done it: the CTC adapter's `vocab: transcripts`
+        restrict_to_transcripts(cfg, module.model)
     encoder = module.model.encoder
     rate = configured_rate_hz(cfg.data, cfg.model, float(encoder.frame_rate_hz))
     data = SpeechDataModule(

@@ -141,6 +141,9 @@ class PreAlignConfig:
         objective: ``none`` (off), ``auto`` (``ce`` for CIF, else ``ctc``), ``ctc`` or ``ce``.
         steps / minutes: length of the stage (the first reached stops it; at least one is set).
         lr: AdamW peak learning rate (linear warm-up over ``warmup_ratio``, then cosine to 5%).
+        warmup_steps: the lr also stays under a linear ramp over this many steps, whatever the
+            budget: a short stage (a few minutes) warmed up over 5% of it takes ~15 full-lr Adam
+            updates from random initialisation and stays on the CTC plateau (docs/training.md).
         max_duration: seconds of audio per batch (the LLM stage's ``data.max_duration`` is unchanged).
         val_check_interval: steps between dev evaluations (loss and the adapter's greedy WER).
         rescale: match the outputs' RMS to the embedding rows' at the end (``output_scale``).
@@ -155,6 +158,7 @@ class PreAlignConfig:
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
+    warmup_steps: int = 200
     max_duration: float = 120.0
     val_check_interval: int = 50
     rescale: bool = True

@@ -39,6 +39,7 @@ _VALUE_RULES: tuple[tuple[str, Any, str], ...] = (
     ("trainer.max_steps", lambda v: v == -1 or v > 0, "> 0, or -1 (no step limit)"),
     ("trainer.accumulate_grad_batches", lambda v: v >= 1, ">= 1"),
     ("prealign.lr", lambda v: v > 0, "> 0"),
+    ("prealign.warmup_steps", lambda v: v >= 0, ">= 0 (0: the warm-up is warmup_ratio's alone)"),
     ("prealign.max_duration", lambda v: v > 0, "> 0"),
     ("eval.max_new_tokens", lambda v: v >= 1, ">= 1"),
     ("eval.max_new_tokens_per_second", lambda v: v is None or v > 0, "> 0 or null (no duration limit)"),

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from speechllm.adapters.ctc import ctc_compress
 from speechllm.adapters.interface import AdapterOutput, AdapterTargets
+from speechllm.adapters.vocabulary import class_index, kept_ids, to_classes
 from speechllm.masking import lengths_to_mask
 
 OBJECTIVES = ("ctc", "ce")
@@ -151,14 +152,9 @@ class PreAlignHead(nn.Module):
     # -- vocabulary ---------------------------------------------------------------------------------
     def set_vocab(self, ids: Tensor) -> None:
         """Keep only these LLM token ids (sorted, unique) as classes; ``_index`` maps id → class."""
-        ids = torch.unique(ids.long().to(self.vocab_ids.device))
         vocab_size = self._index.numel()
-        if ids.numel() == 0 or int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
-            raise ValueError(f"alignment vocabulary: ids must be non-empty and within [0, {vocab_size})")
-        self.vocab_ids = ids
-        index = torch.zeros(vocab_size, dtype=torch.long, device=ids.device)  # 0: not kept (→ blank)
-        index[ids] = torch.arange(ids.numel(), device=ids.device) + 1
-        self._index = index
+        self.vocab_ids = kept_ids(ids.to(self.vocab_ids.device), vocab_size)
+        self._index = class_index(self.vocab_ids, vocab_size)
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
@@ -170,17 +166,7 @@ class PreAlignHead(nn.Module):
 
     def class_targets(self, targets: AdapterTargets) -> AdapterTargets:
         """LLM token ids → class indices (1..K); ids outside the vocabulary are dropped."""
-        valid = lengths_to_mask(targets.lens, targets.ids.shape[1])
-        classes = self._index[torch.where(valid, targets.ids, 0).clamp(0, self._index.numel() - 1)]
-        keep = valid & (classes > 0)
-        lens = keep.sum(dim=1)
-        packed = torch.zeros(
-            targets.ids.shape[0], max(int(lens.max()) if lens.numel() else 0, 1), dtype=torch.long
-        )
-        packed = packed.to(classes.device)
-        for row in range(classes.shape[0]):
-            packed[row, : int(lens[row])] = classes[row][keep[row]]
-        return AdapterTargets(packed, lens)
+        return to_classes(targets, self._index)
 
     # -- scoring ------------------------------------------------------------------------------------
     def class_embeddings(self, table: Tensor) -> Tensor:

@@ -54,6 +54,10 @@ class PreAlignModule(SpeechLLMModule):
         model: a SpeechLLM built with ``model.prealign``.
         objective: ``ctc`` or ``ce``.
         lr / weight_decay / warmup_ratio: AdamW and its schedule (warm-up, then cosine to 5%).
+        warmup_steps: the lr never exceeds a linear ramp over this many steps (0: off), however
+            short the budget: Adam's first full-lr updates from random initialisation push a
+            CTC-trained adapter onto the all-blank plateau, and a 5% warm-up of a few minutes is
+            only a dozen steps.
         steps / minutes: the stage's length; with ``minutes`` the schedule runs over wall-clock time.
         rescale: set ``output_scale`` at the end.
     """
@@ -66,6 +70,7 @@ class PreAlignModule(SpeechLLMModule):
         lr: float = 2e-3,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.05,
+        warmup_steps: int = 0,
         steps: int = 0,
         minutes: float | None = None,
         rescale: bool = True,
@@ -76,6 +81,9 @@ class PreAlignModule(SpeechLLMModule):
         super().__init__(model, {"lr": lr, "weight_decay": weight_decay}, max_bad_steps=max_bad_steps)
         self.objective = objective
         self.warmup_ratio = warmup_ratio
+        if warmup_steps < 0:
+            raise ValueError(f"prealign.warmup_steps must be >= 0, got {warmup_steps}")
+        self.warmup_steps = warmup_steps
         self.steps = steps
         self.seconds = minutes * 60.0 if minutes else None
         self.rescale = rescale
@@ -180,7 +188,27 @@ class PreAlignModule(SpeechLLMModule):
         fractions = [step / self.steps] if self.steps > 0 else []
         if self.seconds:
             fractions.append((time.perf_counter() - self._started) / self.seconds)
-        return warmup_cosine(max(fractions, default=0.0), self.warmup_ratio, min_ratio=0.05)
+        return lr_factor(
+            step,
+            max(fractions, default=0.0),
+            warmup_ratio=self.warmup_ratio,
+            warmup_steps=self.warmup_steps,
+            steps=self.steps,
+        )
+
+
+def lr_factor(step: int, fraction: float, *, warmup_ratio: float, warmup_steps: int, steps: int = 0) -> float:
+    """The stage's multiplier of the peak lr at ``step``, ``fraction`` (0..1) through its budget.
+
+    Linear warm-up over ``warmup_ratio`` of the budget then cosine to 5%, never above a linear
+    ramp over ``warmup_steps`` (from 1%; at most half of a ``steps`` budget, so a short
+    step-budgeted stage still reaches its peak).
+    """
+    factor = warmup_cosine(fraction, warmup_ratio, min_ratio=0.05)
+    ramp = min(warmup_steps, steps / 2) if steps > 0 else warmup_steps
+    if ramp > 0:
+        factor = min(factor, max(step / ramp, 0.01))
+    return factor
 
 
 def _outputs(out: AdapterOutput, batch: Batch) -> dict[str, Any]:
@@ -200,3 +228,19 @@ def transcript_vocabulary(manifests: Any, prompts: Any, trust_sources: bool = Fa
     if not ids:
         raise ValueError("prealign: the training manifests hold no transcript text to align to")
     return torch.tensor(sorted(ids), dtype=torch.long)
+
+
+def restrict_to_transcripts(cfg: Any, model: SpeechLLM) -> torch.Tensor | None:
+    """Restrict every head that asks for it to the training transcripts' token ids, in one pass over
+    the manifests: the pre-alignment head (``model.prealign.vocab: transcripts``) and the adapter's
+    own (``model.adapter.vocab: transcripts``, the CTC adapter). Returns the ids, or None when no
+    head asked."""
+    heads = [
+        head for head in (model.prealign, model.adapter) if getattr(head, "vocab", None) == "transcripts"
+    ]
+    if not heads:
+        return None
+    vocab = transcript_vocabulary(cfg.data.train, model.llm.prompts, cfg.data.trust_manifest_sources)
+    for head in heads:
+        head.set_vocab(vocab)
+    return vocab

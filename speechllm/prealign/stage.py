@@ -23,7 +23,7 @@ from speechllm.lightning.checkpoint import PREALIGN_DIR, PREALIGN_DONE
 from speechllm.lightning.trainer import build_trainer, fit
 from speechllm.model import TRAINED_WEIGHTS, SpeechLLM
 from speechllm.prealign.head import PREALIGNMENT_OPTIONS, resolve_objective
-from speechllm.prealign.module import PreAlignModule, transcript_vocabulary
+from speechllm.prealign.module import PreAlignModule, restrict_to_transcripts
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,14 @@ def run_prealign(
     objective = resolve_objective(str(pre.objective), model.adapter)
     stage_cfg = _prealign_stage_config(cfg, out)
     data = SpeechDataModule(stage_cfg.data, model.llm.prompts, seed=cfg.seed, encoder=model.encoder)
-    if model.prealign.vocab == "transcripts":
-        vocab = transcript_vocabulary(cfg.data.train, model.llm.prompts, cfg.data.trust_manifest_sources)
-        model.prealign.set_vocab(vocab)
+    restrict_to_transcripts(cfg, model)
     module = PreAlignModule(
         model,
         objective,
         lr=pre.lr,
         weight_decay=pre.weight_decay,
         warmup_ratio=pre.warmup_ratio,
+        warmup_steps=pre.warmup_steps,
         steps=pre.steps,
         minutes=pre.minutes,
         rescale=pre.rescale,

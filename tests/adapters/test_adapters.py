@@ -242,6 +242,53 @@ def test_ctc_aux_loss_is_the_weighted_ctc_loss_of_the_head():
     torch.testing.assert_close(output.aux_loss, 0.5 * expected)
 
 
+def _transcripts_ctc() -> torch.nn.Module:
+    adapter = ADAPTERS.build(
+        {"name": "ctc", **TINY, "vocab_size": 8, "blank_id": 0, "vocab": "transcripts"},
+        in_dim=8,
+        out_dim=OUT_DIM,
+    )
+    with torch.no_grad():  # a fixed head: the label of a frame is its largest feature
+        adapter.head.weight.copy_(torch.eye(8))
+        adapter.head.bias.zero_()
+    return adapter
+
+
+def test_ctc_transcripts_vocab_scores_the_blank_and_the_kept_ids_only():
+    adapter = _transcripts_ctc()
+    adapter.set_vocab(torch.tensor([5, 3, 3, 0]))  # unsorted, repeated, with the blank's own id
+    assert adapter.vocab_ids.tolist() == [3, 5]
+    # Frames valued at ids 3 3 0 5 5: classes 1 1 0(blank) 2 2 → three runs, one of blanks.
+    hidden = torch.stack([F.one_hot(torch.tensor(k), 8).float() for k in (3, 3, 0, 5, 5)])[None]
+    lens = torch.tensor([5])
+    logits = adapter.logits(hidden)
+    torch.testing.assert_close(logits, hidden[..., [0, 3, 5]])
+    adapter.train()
+    targets = AdapterTargets(torch.tensor([[3, 7, 5]]), torch.tensor([3]))  # 7 is not kept: dropped
+    output = adapter(hidden, lens, targets)
+    assert output.lens.tolist() == [3] and output.stats["blank_frames"].tolist() == [1]
+    log_probs = F.log_softmax(logits, dim=-1).transpose(0, 1)
+    expected = F.ctc_loss(
+        log_probs, torch.tensor([[1, 2]]), lens, torch.tensor([2]), blank=0, zero_infinity=True
+    )
+    torch.testing.assert_close(output.aux_loss, adapter.ctc_weight * expected)
+    # The kept ids are saved; a fresh adapter (every id kept) adopts them on load.
+    fresh = _transcripts_ctc()
+    assert fresh.vocab_ids.numel() == 7
+    fresh.load_state_dict(adapter.state_dict())
+    assert fresh.vocab_ids.tolist() == [3, 5]
+    torch.testing.assert_close(fresh.logits(hidden), logits)
+
+
+def test_ctc_vocab_option_is_checked():
+    with pytest.raises(ValueError, match="`vocab` must be one of all, transcripts"):
+        build("ctc", vocab="words")
+    with pytest.raises(ValueError, match="set_vocab needs `vocab: transcripts`"):
+        build("ctc").set_vocab(torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="no token id kept"):
+        _transcripts_ctc().set_vocab(torch.tensor([0]))
+
+
 def test_bad_options_name_the_key():
     with pytest.raises(ValueError, match="blank_id"):
         build("ctc", blank_id=VOCAB)

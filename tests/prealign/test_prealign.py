@@ -203,6 +203,28 @@ def test_pretrain_config_adds_the_head_and_rejects_unknown_options(tmp_path: Pat
         load_config(TINY_RECIPE, ["model.prealign.temperature=3"])
 
 
+def test_warmup_steps_ramp_the_lr_over_steps_whatever_the_budget_and_refuse_a_negative_count() -> None:
+    from speechllm.lightning.module import warmup_cosine
+    from speechllm.prealign.module import lr_factor
+
+    # A time budget: 20 steps in, the clock says the 5 % warm-up is over (fraction 0.1), the ramp does not.
+    assert lr_factor(20, 0.1, warmup_ratio=0.05, warmup_steps=100) == pytest.approx(0.2)
+    assert lr_factor(20, 0.1, warmup_ratio=0.05, warmup_steps=0) == pytest.approx(
+        warmup_cosine(0.1, 0.05, min_ratio=0.05)
+    )
+    # After the ramp the budget's cosine decides; step 0 starts at 1 %, not 0.
+    assert lr_factor(300, 0.5, warmup_ratio=0.05, warmup_steps=100) == pytest.approx(
+        warmup_cosine(0.5, 0.05, min_ratio=0.05)
+    )
+    assert lr_factor(0, 0.0, warmup_ratio=0.05, warmup_steps=100) == pytest.approx(0.01)
+    # A step budget shorter than two ramps: the ramp is half of it, so the peak is reached.
+    factors = [lr_factor(s, s / 40, warmup_ratio=0.0, warmup_steps=100, steps=40) for s in range(40)]
+    assert factors[10] == pytest.approx(0.5)
+    assert factors[20] == pytest.approx(warmup_cosine(0.5, 0.0, min_ratio=0.05))  # the ramp is over
+    with pytest.raises(ConfigError, match="prealign.warmup_steps=-1"):
+        load_config(TINY_RECIPE, ["prealign.objective=auto", "prealign.steps=5", "prealign.warmup_steps=-1"])
+
+
 # -- the stage ----------------------------------------------------------------------------------------
 
 
@@ -312,6 +334,26 @@ def test_train_runs_prealignment_then_the_llm_stage_from_it(
         ConfigError, match=r"prealign.init: .*model.adapter \(modality_dim: 32 there, 48 here\)"
     ):
         train(wider)
+
+
+@pytest.mark.parametrize("prealign", [True, False])
+def test_ctc_adapter_transcripts_vocab_is_set_before_training_and_saved_with_the_model(
+    tmp_path: Path, tones_dir: Path, tiny_model_overrides: list[str], prealign: bool
+) -> None:
+    from speechllm.prealign.module import transcript_vocabulary
+
+    stage = ["prealign.objective=auto", "prealign.steps=2"] if prealign else []
+    cfg = _config(
+        tmp_path, tones_dir, tiny_model_overrides, "ctc", "model.adapter.vocab=transcripts",
+        "trainer.max_steps=1", *stage,
+    )  # fmt: skip
+    model = SpeechLLM.from_pretrained(train(cfg))
+    expected = transcript_vocabulary(cfg.data.train, model.llm.prompts)
+    expected = expected[expected != model.adapter.blank_id]
+    assert 0 < expected.numel() < model.llm.vocab_size
+    assert torch.equal(model.adapter.vocab_ids, expected)
+    if prealign:  # one pass over the manifests served both heads
+        assert torch.equal(model.prealign.vocab_ids, transcript_vocabulary(cfg.data.train, model.llm.prompts))
 
 
 def test_adapter_lr_zero_keeps_the_pre_aligned_adapter_and_trains_lora(

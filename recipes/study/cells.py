@@ -104,6 +104,13 @@ def floor_cells() -> list[Cell]:
     ]
 
 
+# Pre-alignment within a cell's minutes (300–500 steps for Conv, CIF, WLQ-former): the adapter alone
+# left the CTC plateau soonest at peak lr 1e-3 reached over 100 steps, of the rates and ramps measured
+# by recipes/study/warmup_sweep.py (docs/study.md); the demo's 4e-3 is tuned for its thousands of steps.
+PREALIGN_LR = 1.0e-3
+PREALIGN_WARMUP_STEPS = 100
+
+
 def all_cells() -> dict[str, Cell]:
     return {cell.name: cell for cell in study_cells() + floor_cells()}
 
@@ -140,6 +147,8 @@ def cell_overrides(cell: Cell, settings: Settings) -> list[str]:
         f"data.val=[{{path: {settings.sets / f'{split}_dev.jsonl.gz'}, task: {cell.task}}}]",
         f"prealign.minutes={settings.minutes * settings.prealign_share:.3f}",  # ignored by a plain cell
     ]
+    if cell.prealign:  # a few hundred steps: a slow start leaves the CTC plateau (warmup_sweep.py)
+        overrides += [f"prealign.lr={PREALIGN_LR}", f"prealign.warmup_steps={PREALIGN_WARMUP_STEPS}"]
     cache = settings.data / CACHES[cell.encoder] if settings.data is not None else None
     if cache is not None and cache.is_dir():
         overrides.append(f"data.encoder_cache={cache}")

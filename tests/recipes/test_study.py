@@ -63,6 +63,10 @@ def test_every_cell_config_loads_and_differs_from_the_demos_only_where_the_cell_
         )
         if cell.prealign:
             assert cfg.prealign.objective == "auto" and cfg.prealign.minutes == pytest.approx(4.0)
+            assert (cfg.prealign.lr, cfg.prealign.warmup_steps) == (
+                cells.PREALIGN_LR,
+                cells.PREALIGN_WARMUP_STEPS,
+            )
             assert cfg.model.prealign.copy_ratio == (0.5 if cell.task == "asr" else 0.0)
             assert cells.llm_minutes(cell, settings) == pytest.approx(1.0)
         else:  # all five minutes in the LLM stage, the adapter trained through the LLM

@@ -29,7 +29,9 @@ demo: $(VENV)/.installed-demo
 	DEMO_MINUTES=$(DEMO_MINUTES) bash recipes/demo/run.sh
 
 # The paper's study in miniature (docs/study.md): `make study STUDY_MINUTES=8` sets the training
-# minutes per cell (default 3: about two hours on 2 cores); an interrupted study resumes.
+# minutes per cell (default 3: about two hours on 2 cores); `STUDY_PREALIGN_STEPS=400` pre-aligns every
+# cell for the same steps instead (the paper's equal training; Base and CTC then take longest); an
+# interrupted study resumes.
 STUDY_MINUTES ?= 3
 study: $(VENV)/.installed-demo
 	STUDY_MINUTES=$(STUDY_MINUTES) bash recipes/study/run.sh

@@ -128,6 +128,9 @@ class Settings:
     threads: int | None = None
     preset: str = "real"
     overrides: tuple[str, ...] = ()
+    # > 0: every cell pre-aligns for exactly this many steps, however long they take (the paper's
+    # equal training); 0: for its share of the minutes (equal CPU time).
+    prealign_steps: int = 0
 
     def cell_dir(self, cell: Cell) -> Path:
         return self.out / "cells" / cell.name
@@ -145,8 +148,11 @@ def cell_overrides(cell: Cell, settings: Settings) -> list[str]:
         f"model.llm.path={models['llm']}",
         f"data.train=[{{path: {settings.sets / f'{split}_train.jsonl.gz'}, task: {cell.task}}}]",
         f"data.val=[{{path: {settings.sets / f'{split}_dev.jsonl.gz'}, task: {cell.task}}}]",
-        f"prealign.minutes={settings.minutes * settings.prealign_share:.3f}",  # ignored by a plain cell
     ]
+    if settings.prealign_steps > 0:  # ignored by a plain cell, as the minutes are
+        overrides += [f"prealign.steps={settings.prealign_steps}", "prealign.minutes=null"]
+    else:
+        overrides.append(f"prealign.minutes={settings.minutes * settings.prealign_share:.3f}")
     if cell.prealign:  # a few hundred steps: a slow start leaves the CTC plateau (warmup_sweep.py)
         overrides += [f"prealign.lr={PREALIGN_LR}", f"prealign.warmup_steps={PREALIGN_WARMUP_STEPS}"]
     cache = settings.data / CACHES[cell.encoder] if settings.data is not None else None
@@ -161,8 +167,14 @@ def cell_overrides(cell: Cell, settings: Settings) -> list[str]:
 
 
 def prealign_minutes(cell: Cell, settings: Settings) -> float:
-    """The pre-alignment stage's minutes (none for a plain cell or a floor)."""
-    return settings.minutes * settings.prealign_share if cell.prealign and not cell.untrained else 0.0
+    """The pre-alignment stage's minutes (none for a plain cell or a floor; with equal steps, the
+    minutes it took, read from its ``prealign.json``)."""
+    if not cell.prealign or cell.untrained:
+        return 0.0
+    if settings.prealign_steps > 0:
+        summary = settings.cell_dir(cell) / "train" / "prealign" / "prealign.json"
+        return json.loads(summary.read_text())["seconds"] / 60 if summary.is_file() else 0.0
+    return settings.minutes * settings.prealign_share
 
 
 def llm_minutes(cell: Cell, settings: Settings) -> float:
@@ -234,6 +246,7 @@ def run_cell(cell: Cell, settings: Settings) -> dict:
         "name": cell.name,
         "minutes": settings.minutes if trains else 0.0,
         "prealign_minutes": round(prealign_minutes(cell, settings), 3),
+        "prealign_steps": settings.prealign_steps if cell.prealign and trains else 0,
         "llm_minutes": round(llm_minutes(cell, settings), 3) if trains else 0.0,
         "train_seconds": round(trained, 1),
         "eval_seconds": round(time.perf_counter() - started - trained, 1),
@@ -282,6 +295,8 @@ def settings_arguments(settings: Settings) -> list[str]:
         args += ["--data", str(settings.data)]
     if settings.threads:
         args += ["--threads", str(settings.threads)]
+    if settings.prealign_steps:
+        args += ["--prealign-steps", str(settings.prealign_steps)]
     for item in settings.overrides:
         args += ["--override", item]
     return args
@@ -302,6 +317,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--data", type=Path, default=None, help="holds the encoder caches (run.sh stage 3)")
         sub.add_argument("--minutes", type=float, required=True, help="training minutes per cell")
         sub.add_argument("--prealign-share", type=float, default=0.8, help="of a cell's minutes")
+        sub.add_argument("--prealign-steps", type=int, default=0, help="N > 0: pre-align N steps per cell")
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--threads", type=int, default=None, help="torch threads")
         sub.add_argument("--preset", choices=sorted(PRESETS), default="real", help="tiny: random models (CI)")
@@ -316,8 +332,10 @@ def main() -> None:
         return
     if not 0 < args.prealign_share < 1:
         raise SystemExit(f"--prealign-share must lie between 0 and 1, got {args.prealign_share}")
+    if args.prealign_steps < 0:
+        raise SystemExit(f"--prealign-steps must be >= 0, got {args.prealign_steps}")
     settings = Settings(args.out, args.sets, args.data, args.minutes, args.prealign_share, args.seed,
-                        args.threads, args.preset, tuple(args.override))  # fmt: skip
+                        args.threads, args.preset, tuple(args.override), args.prealign_steps)  # fmt: skip
     if args.command == "cell":
         cell = all_cells()[args.name]
         try:

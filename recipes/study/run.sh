@@ -22,6 +22,7 @@
 #   shared with `make demo`), STUDY_SEED (default 0), STUDY_THREADS (torch threads, default nproc),
 #   STUDY_CELLS (default: all; names as `recipes/study/cells.py list` prints them),
 #   STUDY_PREALIGN_SHARE (default 0.8: the share of a cell's minutes spent pre-aligning),
+#   STUDY_PREALIGN_STEPS (default 0; N > 0: every cell pre-aligns for N steps, however long they take),
 #   STUDY_TEST / STUDY_REAL / STUDY_REAL_OTHER / STUDY_ST_TEST (test clips: synthetic English 100,
 #   real English 50, real es/fr/it and nl/cs 20 each, synthetic ST 25 per source language).
 set -euo pipefail
@@ -81,6 +82,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     echo "== stage 4: the cells, ${minutes} training minutes each"
     "$PY" recipes/study/cells.py run --out "$out" --sets "$sets" --data "$data" --minutes "$minutes" \
         --seed "$seed" --threads "$threads" --prealign-share "${STUDY_PREALIGN_SHARE:-0.8}" \
+        --prealign-steps "${STUDY_PREALIGN_STEPS:-0}" \
         ${STUDY_CELLS:+--cells $STUDY_CELLS}
 fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then

@@ -77,6 +77,21 @@ def test_every_cell_config_loads_and_differs_from_the_demos_only_where_the_cell_
     assert (tiny.model.encoder.path, tiny.model.llm.path) == ("tiny-random-whisper", "tiny-random-llama")
 
 
+def test_equal_steps_replace_the_pre_alignment_minutes_and_reach_the_cells_own_process(tmp_path: Path):
+    settings = _settings(tmp_path, minutes=5.0, prealign_steps=300)
+    for cell in cells.study_cells():
+        cfg = cells.load_cell_config(cell, settings)
+        if cell.prealign:
+            assert (cfg.prealign.steps, cfg.prealign.minutes) == (300, None)
+            assert cells.llm_minutes(cell, settings) == pytest.approx(1.0)
+        else:
+            assert cfg.prealign.objective == "none"
+    rebuilt = cells._parser().parse_args(["cell", "asr_tiny.en_conv", *cells.settings_arguments(settings)])
+    assert rebuilt.prealign_steps == 300
+    # No pre-alignment ran yet: its measured minutes are 0, not the share of the budget.
+    assert cells.prealign_minutes(cells.all_cells()["asr_tiny.en_conv"], settings) == 0.0
+
+
 def test_a_finished_cell_is_skipped_and_a_failing_one_is_recorded_without_stopping_the_others(tmp_path: Path):
     settings = _settings(tmp_path)
     done, first, second = "asr_tiny.en_conv", "asr_tiny.en_cif", "asr_base_base"

@@ -9,7 +9,9 @@ result, only its time.
 
 Run (after ``recipes/study/run.sh --stop-stage 3``)::
 
-    python recipes/study/warmup_sweep.py --runs 4e-3:15 4e-3:50 4e-3:200 2e-3:100 1e-3:50
+    python recipes/study/warmup_sweep.py --runs 4e-3:15 4e-3:50 2e-3:50 4e-3:200 1e-3:100
+    python recipes/study/warmup_sweep.py --steps 0 --write-held-out held_out.jsonl.gz   # the floor
+    speechllm whisper-baseline --model whisper-tiny.en --manifest held_out.jsonl.gz --out anchor
 
 Prints one JSON line per evaluation: lr, warm-up, step, training loss, held-out WER and CER, and
 the first hypotheses beside their references.
@@ -28,7 +30,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import torch
-from lhotse import load_manifest_lazy
+from lhotse import CutSet, load_manifest_lazy
 from torch import Tensor
 
 from speechllm.adapters.conv import ConvAdapter
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace, lr: float, warmup: int, train: list[Clip], dev
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
 
     def factor(step: int) -> float:  # the stage's own schedule (prealign.warmup_ratio 0)
-        return lr_factor(step, step / args.steps, warmup_ratio=0.0, warmup_steps=warmup, steps=args.steps)
+        fraction = step / args.steps if args.steps else 0.0
+        return lr_factor(step, fraction, warmup_ratio=0.0, warmup_steps=warmup, steps=args.steps)
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     batches = batches_by_duration(train, int(args.batch_seconds * 50))
@@ -113,7 +116,20 @@ def run(args: argparse.Namespace, lr: float, warmup: int, train: list[Clip], dev
         adapter.train()
         return 100 * jiwer.wer(refs, hyps), 100 * jiwer.cer(refs, hyps), hyps[:2], refs[:2]
 
+    def report(step: int, loss: float | None) -> None:
+        wer, cer, hyps, refs = evaluate()
+        row = {
+            "lr": lr,
+            "warmup_steps": warmup,
+            "step": step,
+            "loss": None if loss is None else round(loss, 3),
+        }
+        row |= {"wer": round(wer, 1), "cer": round(cer, 1), "seconds": round(time.perf_counter() - started)}
+        print(json.dumps(row | {"hyp": hyps, "ref": refs}), flush=True)
+
     step, started = 0, time.perf_counter()
+    if args.steps == 0:  # the untrained floor: the seeded initialisation decoded alone
+        report(0, None)
     while step < args.steps:
         rng.shuffle(batches)
         for batch in batches:
@@ -131,14 +147,7 @@ def run(args: argparse.Namespace, lr: float, warmup: int, train: list[Clip], dev
             schedule.step()
             step += 1
             if step % 100 == 0 or step == args.steps:
-                wer, cer, hyps, refs = evaluate()
-                row = {"lr": lr, "warmup_steps": warmup, "step": step, "loss": round(float(loss), 3)}
-                row |= {
-                    "wer": round(wer, 1),
-                    "cer": round(cer, 1),
-                    "seconds": round(time.perf_counter() - started),
-                }
-                print(json.dumps(row | {"hyp": hyps, "ref": refs}), flush=True)
+                report(step, float(loss))
             if step >= args.steps:
                 break
 
@@ -149,8 +158,9 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, default=Path("data/demo"), help="holds study_sets/, encoder_cache/"
     )
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=400, help="0: decode the untrained adapter (the floor)")
     parser.add_argument("--held-out", type=int, default=60, help="training clips kept out, decoded")
+    parser.add_argument("--write-held-out", type=Path, default=None, help="their manifest, for an anchor")
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -158,6 +168,9 @@ def main() -> None:
         args.data / "study_sets" / "asr_train.jsonl.gz", EncoderCache.open_single(args.data / "encoder_cache")
     )
     train, dev = clips[: -args.held_out], clips[-args.held_out :]
+    if args.write_held_out:  # e.g. for `speechllm whisper-baseline --manifest` on the same clips
+        cuts = list(load_manifest_lazy(args.data / "study_sets" / "asr_train.jsonl.gz"))
+        CutSet.from_cuts(cuts[len(cuts) - args.held_out :]).to_file(args.write_held_out)
     for spec in args.runs:
         lr, warmup = spec.split(":")
         if not math.isfinite(float(lr)) or int(warmup) < 1:

@@ -176,6 +176,20 @@ def _add_synthetic(commands: argparse._SubParsersAction) -> None:
         choices=["espeak-ng", "festival", "flite", "piper"],
         help="synthesis engines each utterance's voice is drawn from (default: espeak-ng)",
     )
+    synthetic.add_argument(
+        "--extra-train-text",
+        nargs="+",
+        default=[],
+        choices=["wordnet"],
+        help="training-only English text: wordnet = WordNet's usage examples (broader vocabulary); "
+        "dev and test stay the same sentences",
+    )
+    synthetic.add_argument(
+        "--extra-train-share",
+        type=float,
+        default=0.5,
+        help="share of the English training sentences taken from --extra-train-text (default 0.5)",
+    )
     synthetic.set_defaults(func=_run_synthetic)
 
 

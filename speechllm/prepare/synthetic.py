@@ -88,6 +88,8 @@ def prepare_synthetic(
     items: Sequence[TextItem] | None = None,
     exclude_texts: Iterable[str] = (),
     engines: Sequence[str] = DEFAULT_ENGINES,
+    extra_train_text: Sequence[str] = (),
+    extra_train_share: float = 0.5,
 ) -> dict[str, dict[str, Any]]:
     """Synthesize the corpus and write ``synthetic_{recordings,supervisions,cuts}_<split>.jsonl.gz``.
 
@@ -107,6 +109,10 @@ def prepare_synthetic(
             festival, flite, piper; :mod:`speechllm.prepare.voices`); a language takes the
             engines that have a voice for it. The voice is recorded as the supervision's
             ``speaker``, ``"<engine>:<voice>"``.
+        extra_train_text: training-only English text sources (``"wordnet"``: WordNet's usage
+            examples, a far broader vocabulary than the quotations); they never enter dev or test,
+            which stay the same sentences with or without them.
+        extra_train_share: the share of the English training sentences drawn from them.
 
     Returns:
         ``{split: {"recordings", "supervisions", "cuts"}}``.
@@ -116,12 +122,17 @@ def prepare_synthetic(
     output_dir = Path(output_dir)
     exclude = set(exclude_texts)
     if items is None:
-        items, realspeech = load_text_sources(cache_dir or output_dir / "debian", languages)
+        items, realspeech = load_text_sources(cache_dir or output_dir / "debian", languages, extra_train_text)
         exclude |= realspeech
-    pool = deduplicate(items, languages, exclude)
+    elif extra_train_text:
+        raise ValueError("extra_train_text needs the Debian sources (items=None)")
+    # One deduplication over both: an extra sentence never repeats a dev or test one.
+    deduplicated = deduplicate(items, languages, exclude)
+    pool = [item for item in deduplicated if item.source not in extra_train_text]
+    train_only = [item for item in deduplicated if item.source in extra_train_text]
     counts = {"train": num_train, "dev": num_dev, "test": num_test}
     wanted = {split: n for split, n in counts.items() if (n if isinstance(n, int) else sum(n.values())) > 0}
-    chosen = assign_splits(pool, languages, wanted, seed)
+    chosen = assign_splits(pool, languages, wanted, seed, train_only, extra_train_share)
     manifests: dict[str, dict[str, Any]] = {}
     for split, utterances in chosen.items():
         jobs = []

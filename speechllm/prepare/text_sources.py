@@ -3,6 +3,9 @@
 Packages are fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x`` (never installed):
 
 - English sentences for ASR: the ``fortunes`` / ``fortunes-min`` quotation files (BSD licence);
+- on request, English training sentences of a broader vocabulary: WordNet 3.0's usage examples
+  (``wordnet-base``, WordNet licence: "he ran a mile", "the oceans are teeming with life"), which
+  cover everyday words the quotations never use (:func:`read_wordnet_examples`);
 - parallel en/de/es/fr/it sentences for ST: translated gettext catalogs (``.mo``) of GNOME
   packages (GTK, Nautilus, Settings, Software, Shell, Evince, Totem; LGPL/GPL), aligned by msgid;
 - a few parallel templates written for this library, as a supplement.
@@ -69,6 +72,8 @@ CATALOG_PACKAGES = (
     "evince-common",
     "totem-common",
 )
+WORDNET_PACKAGE = "wordnet-base"
+WORDNET_DATA_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
 REALSPEECH_TRANSCRIPT_PACKAGES = tuple(f"asterisk-core-sounds-{lang}" for lang in ("en", "es", "fr", "it"))
 
 MIN_WORDS, MAX_WORDS = 4, 30
@@ -129,6 +134,30 @@ def read_fortunes(path: str | Path) -> list[str]:
         if text is not None and "\ufffd" not in text and "\b" not in text:
             sentences.append(text)
     return sentences
+
+
+def read_wordnet_examples(wordnet_dir: str | Path) -> list[str]:
+    """Speakable usage examples of WordNet's synsets, in file order, each once.
+
+    A synset line of ``data.{noun,verb,adj,adv}`` ends with ``| gloss; "example"; "example"``;
+    the quoted examples are sentences a person would say, the gloss a dictionary definition
+    (not kept). The licence header's lines start with two spaces.
+    """
+    wordnet_dir = Path(wordnet_dir)
+    sentences: dict[str, None] = {}
+    for name in WORDNET_DATA_FILES:
+        path = wordnet_dir / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("  ") or "|" not in line:
+                continue
+            for quoted in re.findall(r'"([^"]+)"', line.split("|", 1)[1]):
+                text = speakable(quoted.strip())
+                if text is not None and "\ufffd" not in text:
+                    text = text[0].upper() + text[1:]
+                    sentences[text if text[-1] in ".!?" else text + "."] = None
+    return list(sentences)
 
 
 def read_mo(path: str | Path) -> dict[str, str]:
@@ -286,20 +315,34 @@ def template_items(languages: Sequence[str]) -> list[TextItem]:
     return items
 
 
-def load_text_sources(cache_dir: str | Path, languages: Sequence[str]) -> tuple[list[TextItem], set[str]]:
+# Training-only English text sources (``extra_train_text``): name → Debian package.
+EXTRA_TRAIN_TEXT = {"wordnet": WORDNET_PACKAGE}
+
+
+def load_text_sources(
+    cache_dir: str | Path, languages: Sequence[str], extra_train_text: Sequence[str] = ()
+) -> tuple[list[TextItem], set[str]]:
     """Fetch the Debian text sources; return (items, real-speech transcripts to exclude).
+
+    ``extra_train_text`` adds training-only English sources (names of :data:`EXTRA_TRAIN_TEXT`);
+    their items come last, with ``source`` ``"<name>"``.
 
     Raises:
         DebianPackageError: apt-get cannot download them (with what to do instead).
+        ValueError: an unknown extra source.
     """
     from speechllm.prepare.realspeech import realspeech_texts  # realspeech imports nothing from here
 
+    unknown = sorted(set(extra_train_text) - set(EXTRA_TRAIN_TEXT))
+    if unknown:
+        raise ValueError(f"extra_train_text: unknown source(s) {unknown}; known: {sorted(EXTRA_TRAIN_TEXT)}")
+    english = "en" in languages
     packages = list(CATALOG_PACKAGES) + list(REALSPEECH_TRANSCRIPT_PACKAGES)
-    if "en" in languages:
-        packages += list(FORTUNE_PACKAGES)
+    if english:
+        packages += list(FORTUNE_PACKAGES) + [EXTRA_TRAIN_TEXT[name] for name in extra_train_text]
     root = fetch_debian_packages(packages, cache_dir)
     items: list[TextItem] = []
-    if "en" in languages:
+    if english:
         fortunes_dir = root / "usr/share/games/fortunes"
         for name in FORTUNE_FILES:
             if (fortunes_dir / name).is_file():
@@ -308,6 +351,10 @@ def load_text_sources(cache_dir: str | Path, languages: Sequence[str]) -> tuple[
                 ]
     items += catalog_items(root / "usr/share/locale", languages)
     items += template_items(languages)
+    if english and "wordnet" in extra_train_text:
+        items += [
+            TextItem({"en": text}, "wordnet") for text in read_wordnet_examples(root / "usr/share/wordnet")
+        ]
     return items, realspeech_texts(root)
 
 
@@ -341,6 +388,8 @@ def assign_splits(
     languages: Sequence[str],
     counts: Mapping[str, int | Mapping[str, int]],
     seed: int = 0,
+    train_only: Sequence[TextItem] = (),
+    train_only_share: float = 0.5,
 ) -> dict[str, list[tuple[TextItem, str]]]:
     """Pick ``counts[split]`` sentences per language for each split; a sentence goes to one split only.
 
@@ -351,9 +400,16 @@ def assign_splits(
     Items are shuffled with ``seed``; test is filled first (so it is the same whatever the size
     of train). An item taken for a split serves every language that still needs sentences there.
 
+    ``train_only`` items (extra training text) never enter dev or test, so those sets are the same
+    with or without them: a language's training sentences are then ``train_only_share`` of them
+    from ``train_only`` (shuffled with ``seed`` apart) and the rest from ``items``, each side
+    topping up the other where it runs out.
+
     Returns:
         ``{split: [(item, lang), ...]}``.
     """
+    if not 0.0 <= train_only_share <= 1.0:
+        raise ValueError(f"train_only_share must be in [0, 1], got {train_only_share}")
     pool = sorted(items, key=TextItem.key)
     random.Random(seed).shuffle(pool)
     taken = [False] * len(pool)
@@ -364,17 +420,38 @@ def assign_splits(
         count = counts[split]
         need = {lang: count if isinstance(count, int) else int(count.get(lang, 0)) for lang in languages}
         chosen[split] = []
-        for index, item in enumerate(pool):
-            if not any(need.values()):
-                break
-            langs = [lang for lang in item.texts if need.get(lang, 0) > 0]
-            if taken[index] or not langs:
-                continue
-            taken[index] = True
-            for lang in langs:
-                need[lang] -= 1
-                chosen[split].append((item, lang))
+        if split == "train" and train_only:
+            extra = sorted(train_only, key=TextItem.key)
+            random.Random(f"{seed}:train_only").shuffle(extra)
+            extra_taken = [False] * len(extra)
+            for lang in languages:
+                available = sum(
+                    1 for index, item in enumerate(pool) if not taken[index] and lang in item.texts
+                )
+                extra_lang = sum(
+                    1 for index, item in enumerate(extra) if not extra_taken[index] and lang in item.texts
+                )
+                wanted = min(extra_lang, max(round(train_only_share * need[lang]), need[lang] - available))
+                chosen[split] += _fill(extra, extra_taken, {lang: wanted})
+                need[lang] -= wanted
+        chosen[split] += _fill(pool, taken, need)
         short = {lang: n for lang, n in need.items() if n > 0}
         if short:
             logger.warning("synthetic %s: not enough sentences, missing %s", split, short)
+    return chosen
+
+
+def _fill(pool: Sequence[TextItem], taken: list[bool], need: dict[str, int]) -> list[tuple[TextItem, str]]:
+    """Take items of ``pool`` in order for the languages that still ``need`` sentences (both updated)."""
+    chosen = []
+    for index, item in enumerate(pool):
+        if not any(need.values()):
+            break
+        langs = [lang for lang in item.texts if need.get(lang, 0) > 0]
+        if taken[index] or not langs:
+            continue
+        taken[index] = True
+        for lang in langs:
+            need[lang] -= 1
+            chosen.append((item, lang))
     return chosen

@@ -22,6 +22,7 @@ from speechllm.prepare.text_sources import (
     normalize_text,
     read_fortunes,
     read_mo,
+    read_wordnet_examples,
     template_items,
 )
 
@@ -144,6 +145,67 @@ def test_per_language_train_counts_leave_the_other_languages_picks_unchanged() -
     assert mixed["dev"] == full["dev"] and mixed["test"] == full["test"]
 
 
+def test_wordnet_reader_keeps_speakable_usage_examples_not_glosses(tmp_path: Path) -> None:
+    header = '  1 This software and database is being provided to you, "AS IS" by Princeton\n'
+    (tmp_path / "data.noun").write_text(
+        header
+        + '00001740 03 n 01 mile 0 000 | a unit; "he ran a mile"; "the oceans are teeming with life"\n'
+        + '00002000 03 n 01 page 0 000 | a leaf; "see page 12 of it"; "he ran a mile"; "a good page"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "data.verb").write_text(
+        '00003000 29 v 01 breathe 0 000 | draw air; "I can breathe better when the air is clean!"\n',
+        encoding="utf-8",
+    )
+    assert read_wordnet_examples(tmp_path) == [
+        # glosses, the licence header, digits and examples under four words are left out; each once
+        "He ran a mile.",
+        "The oceans are teeming with life.",
+        "I can breathe better when the air is clean!",
+    ]
+
+
+def extra_items(count: int) -> list[TextItem]:
+    return [
+        TextItem({"en": f"extra training sentence number {index} spoken"}, "wordnet")
+        for index in range(count)
+    ]
+
+
+def test_train_only_items_fill_their_share_of_train_and_never_dev_or_test() -> None:
+    pool = deduplicate(template_items(LANGS), LANGS)
+    counts = {"train": 10, "dev": 3, "test": 3}
+    plain = assign_splits(pool, LANGS, counts, seed=1)
+    mixed = assign_splits(pool, LANGS, counts, seed=1, train_only=extra_items(50), train_only_share=0.3)
+    assert mixed["test"] == plain["test"] and mixed["dev"] == plain["dev"]
+    english = [item for item, lang in mixed["train"] if lang == "en"]
+    assert len(english) == 10 and sum(item.source == "wordnet" for item in english) == 3
+    # the other languages' training sentences are untouched by an English-only extra source
+    assert [pair for pair in mixed["train"] if pair[1] == "de"] == [
+        pair for pair in plain["train"] if pair[1] == "de"
+    ]
+    # a short extra source is topped up from the pool, and the other way round
+    few = assign_splits(pool, LANGS, counts, seed=1, train_only=extra_items(2), train_only_share=0.9)
+    assert sum(lang == "en" for _, lang in few["train"]) == 10
+    assert sum(item.source == "wordnet" for item, _ in few["train"]) == 2
+    small_pool = deduplicate(template_items(LANGS), LANGS)[:8]
+    topped = assign_splits(
+        small_pool, ["en"], {"train": 20, "test": 2}, seed=1, train_only=extra_items(50), train_only_share=0.1
+    )
+    assert len(topped["train"]) == 20 and sum(item.source == "wordnet" for item, _ in topped["train"]) == 14
+    with pytest.raises(ValueError, match="train_only_share"):
+        assign_splits(pool, LANGS, counts, train_only=extra_items(5), train_only_share=1.5)
+
+
+def test_extra_train_text_names_the_unknown_source_and_needs_the_debian_sources(tmp_path: Path) -> None:
+    from speechllm.prepare.text_sources import load_text_sources
+
+    with pytest.raises(ValueError, match="'gutenberg'.*known: \\['wordnet'\\]"):
+        load_text_sources(tmp_path, ["en"], extra_train_text=["gutenberg"])
+    with pytest.raises(ValueError, match="Debian sources"):
+        prepare_synthetic(tmp_path, ["en"], items=extra_items(3), extra_train_text=["wordnet"])
+
+
 def test_cli_train_counts_take_a_default_and_per_language_values() -> None:
     parser = build_parser()
     args = parser.parse_args(["prepare", "synthetic", "out", "--num-train", "600", "en=6000"])
@@ -205,11 +267,19 @@ def test_cli_builds_from_debian_text_sources(tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = parser.parse_args(
         ["prepare", "synthetic", str(out), "--languages", "en", "it", "--num-train", "2", "en=3", "--num-dev",
-         "1", "--num-test", "1", "--num-jobs", "2"]
+         "1", "--num-test", "1", "--num-jobs", "2", "--extra-train-text", "wordnet",
+         "--extra-train-share", "0.5"]
     )  # fmt: skip
     args.func(args)
     cuts = load_manifest(out / "synthetic_cuts_train.jsonl.gz")
     assert sorted(cut.supervisions[0].language for cut in cuts) == ["en", "en", "en", "it", "it"]
+    # round(0.5 × 3) English training sentences are WordNet's examples; dev and test are not
+    examples = set(read_wordnet_examples(out / "debian" / "root" / "usr/share/wordnet"))
+    assert len(examples) > 30000
+    assert sum(cut.supervisions[0].text in examples for cut in cuts) == 2
+    for split in ("dev", "test"):
+        held_out = load_manifest(out / f"synthetic_cuts_{split}.jsonl.gz")
+        assert not any(cut.supervisions[0].text in examples for cut in held_out)
     from speechllm.prepare.realspeech import realspeech_texts
 
     forbidden = {normalize_text(text) for text in realspeech_texts(out / "debian" / "root")}

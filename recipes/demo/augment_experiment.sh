@@ -6,7 +6,7 @@
 # the machine's load.
 #
 # Usage: recipes/demo/augment_experiment.sh OUT ARM [STEPS] [VIEWS]
-#   ARM: none | speed | volume | noise | reverb | all | specaugment   (the augmentation trained with)
+#   ARM: none | speed | volume | noise | reverb | narrowband | all | specaugment   (the augmentation trained with)
 #        whisper (Whisper's own decoder on the same clips) | floor (the untrained adapter, decoded alone)
 #   STEPS: pre-alignment steps (default 2000); VIEWS: cached views per training clip for the audio
 #   augmentations, the clean one included (default 2: one augmented view, `speechllm cache --views`).
@@ -29,10 +29,11 @@ case "$arm" in
     volume) augment=("data.augment.volume_db=[-6,6]");;
     noise) augment=("data.augment.noise_snr_db=[5,20]");;
     reverb) augment=("data.augment.reverb=1.0");;
+    narrowband) augment=("data.augment.narrowband=1.0");;
     all) augment=("data.augment.speed=[0.9,1.1]" "data.augment.volume_db=[-6,6]"
         "data.augment.noise_snr_db=[5,20]" "data.augment.reverb=0.5" "data.augment.prob=0.5");;
     specaugment) augment=("data.spec_augment.time_masks=2");;  # the defaults: 2 × ≤5 % of the frames, 2 × ≤10 % of the channels
-    *) echo "ARM: none speed volume noise reverb all specaugment whisper floor, not $arm" >&2; exit 2;;
+    *) echo "ARM: none speed volume noise reverb narrowband all specaugment whisper floor, not $arm" >&2; exit 2;;
 esac
 
 data="$out/data"; sets="$out/sets"

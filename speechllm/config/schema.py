@@ -39,6 +39,8 @@ class AugmentConfig:
         reverb: probability of reverberation by a simulated room (0: off); needs pyroomacoustics.
         rooms: how many simulated rooms (RT60 0.2-0.7 s) reverberation draws from.
         prob: probability that each of speed, volume and noise applies to a cut.
+        narrowband: probability of a telephone channel (resampled to 8 kHz and back: nothing
+            above 4 kHz), for speech that will be heard over a phone line (0: off).
         seed: seed of the draws (None: the run's ``seed``).
     """
 
@@ -49,6 +51,7 @@ class AugmentConfig:
     reverb: float = 0.0
     rooms: int = 32
     prob: float = 1.0
+    narrowband: float = 0.0
     seed: int | None = None
 
 

@@ -187,7 +187,7 @@ def validate_augment(cfg: DictConfig) -> None:
                 f"data.augment.noise_colors: {list(augment.noise_colors)}; "
                 f"each one of {', '.join(NOISE_COLORS)}"
             )
-        for key in ("reverb", "prob"):
+        for key in ("reverb", "prob", "narrowband"):
             if not 0 <= augment[key] <= 1:
                 raise ConfigError(f"data.augment.{key}={augment[key]}: must be a probability in [0, 1]")
         if augment.rooms < 1:

@@ -3,9 +3,11 @@
 :class:`AudioAugmenter` turns a cut into an augmented cut whose audio lhotse computes lazily on
 load: speed perturbation (``Cut.perturb_speed``, lhotse's own resampler), reverberation by a
 simulated room (``Cut.reverb_rir`` with an impulse response from :mod:`speechllm.data.rooms`),
-additive noise at a signal-to-noise ratio (``Cut.mix(noise, snr=...)``) and a gain
-(``Cut.perturb_volume``), in that order: the room reverberates the speech, the noise is the
-microphone's and is not reverberated, and the gain scales both, which keeps the SNR.
+additive noise at a signal-to-noise ratio (``Cut.mix(noise, snr=...)``), a telephone channel
+(``narrowband``: resampled to 8 kHz and back, so nothing above 4 kHz is left, as in a phone call
+or an IVR prompt) and a gain (``Cut.perturb_volume``), in that order: the room reverberates the
+speech, the noise is the microphone's and is not reverberated, the channel carries both, and the
+gain scales both, which keeps the SNR.
 
 No noise corpus ships, so the noise is generated: white, pink or brown (power ∝ 1/f⁰, 1/f, 1/f²,
 flat below 20 Hz so that inaudible rumble does not carry the noise's energy), a fresh sample per
@@ -40,8 +42,18 @@ from speechllm.config.schema import NOISE_COLORS
 from speechllm.data.rooms import require_pyroomacoustics, room_impulse_response
 
 # The options that change the audio (the identity of a cache's augmented views).
-AUDIO_OPTIONS = ("speed", "volume_db", "noise_snr_db", "noise_colors", "reverb", "rooms", "prob")
+AUDIO_OPTIONS = (
+    "speed",
+    "volume_db",
+    "noise_snr_db",
+    "noise_colors",
+    "reverb",
+    "rooms",
+    "prob",
+    "narrowband",
+)
 LOWEST_NOISE_HZ = 20.0  # coloured noise is flat below this (see the module docstring)
+NARROWBAND_RATE = 8000  # a telephone channel's sampling rate: its band ends at 4 kHz
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class AugmentDraw:
     noise_color: str | None = None
     noise_snr_db: float | None = None
     room: int | None = None
+    narrowband: bool = False
 
 
 class AudioAugmenter:
@@ -79,13 +92,17 @@ class AudioAugmenter:
         self.reverb = float(options.get("reverb") or 0.0)
         self.rooms = int(options.get("rooms") or 32)
         self.prob = float(1.0 if options.get("prob") is None else options["prob"])
+        self.narrowband = float(options.get("narrowband") or 0.0)
         self.seed = int(seed if options.get("seed") is None else options["seed"])
         if self.reverb > 0:
             require_pyroomacoustics()
 
     def options(self) -> dict[str, Any]:
-        """The options that change the audio, as plain values."""
+        """The options that change the audio, as plain values (``narrowband`` only when on, so that
+        the identity of views cached before it existed is unchanged)."""
+        narrowband = {"narrowband": self.narrowband} if self.narrowband > 0 else {}
         return {
+            **narrowband,
             "speed": list(self.speed) if self.speed else None,
             "volume_db": list(self.volume_db) if self.volume_db else None,
             "noise_snr_db": list(self.noise_snr_db) if self.noise_snr_db else None,
@@ -111,12 +128,14 @@ class AudioAugmenter:
         volume = (rng.random() < self.prob, _uniform(rng, self.volume_db))
         noise = (rng.random() < self.prob, _uniform(rng, self.noise_snr_db), rng.choice(self.noise_colors))
         reverb = (rng.random() < self.reverb, rng.randrange(self.rooms))
+        narrowband = rng.random() < self.narrowband  # drawn last: the draws above are as before it existed
         return AugmentDraw(
             speed=speed[1] if self.speed and speed[0] and speed[1] != 1.0 else None,
             volume_db=volume[1] if self.volume_db and volume[0] else None,
             noise_color=noise[2] if self.noise_snr_db and noise[0] else None,
             noise_snr_db=noise[1] if self.noise_snr_db and noise[0] else None,
             room=reverb[1] if reverb[0] else None,
+            narrowband=narrowband,
         )
 
     def __call__(self, cut: Cut, view: int = 0) -> Cut:
@@ -133,6 +152,8 @@ class AudioAugmenter:
             rng = np.random.default_rng(noise_seed)
             samples = coloured_noise(cut.num_samples, NOISE_COLORS[draw.noise_color], rng)
             cut = cut.mix(_memory_cut(samples, f"noise-{cut.id}"), snr=draw.noise_snr_db, preserve_id="left")
+        if draw.narrowband:
+            cut = cut.resample(NARROWBAND_RATE).resample(SAMPLE_RATE)
         if draw.volume_db is not None:
             cut = cut.perturb_volume(10.0 ** (draw.volume_db / 20.0), affix_id=False)
         return cut

@@ -145,6 +145,41 @@ def test_augmentation_resamples_first_so_8khz_clips_are_augmented_at_16khz(tmp_p
     assert abs(len(out) - 2 * SAMPLE_RATE / 1.25) <= 2
 
 
+def band_power(x: np.ndarray, low: float, high: float) -> float:
+    freqs = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    return float((np.abs(np.fft.rfft(x)) ** 2)[(freqs >= low) & (freqs < high)].sum())
+
+
+def test_narrowband_removes_everything_above_4khz_and_keeps_the_speech_band(tmp_path):
+    noise = coloured_noise(SAMPLE_RATE * 2, 0.0, np.random.default_rng(0)) * 0.1
+    cut = write_cut(tmp_path / "wide.wav", noise.astype(np.float32))
+    phone = AudioAugmenter({"narrowband": 1.0})(cut)
+    out = audio(phone)
+    assert phone.id == cut.id and phone.sampling_rate == SAMPLE_RATE and len(out) == len(noise)
+    assert band_power(out, 4200, 8000) < 1e-3 * band_power(noise, 4200, 8000)  # the phone line's band ends
+    assert band_power(out, 300, 3400) == pytest.approx(band_power(noise, 300, 3400), rel=0.05)
+    # off by default, and drawn per cut and view with its probability
+    assert np.array_equal(audio(AudioAugmenter({})(cut)), audio(cut))
+    half = AudioAugmenter({"narrowband": 0.5}, seed=0)
+    share = np.mean([half.draw(f"c{i}", 0).narrowband for i in range(400)])
+    assert 0.4 < share < 0.6
+
+
+def test_narrowband_leaves_the_other_draws_and_older_identities_unchanged():
+    options = {"speed": [0.9, 1.1], "noise_snr_db": [5, 20]}
+    before, after = AudioAugmenter(options, seed=1), AudioAugmenter({**options, "narrowband": 0.5}, seed=1)
+    for index in range(20):
+        old, new = before.draw(f"c{index}", 1), after.draw(f"c{index}", 1)
+        assert (old.speed, old.noise_snr_db, old.noise_color) == (
+            new.speed,
+            new.noise_snr_db,
+            new.noise_color,
+        )
+    # views cached before the option existed keep their identity; turning it on makes a new one
+    assert AudioAugmenter({**options, "narrowband": 0.0}, seed=1).identity() == before.identity()
+    assert after.identity() != before.identity()
+
+
 # -- in the data module: training cuts only, one draw per epoch ---------------------------------------
 @pytest.fixture(scope="module")
 def prompts(tiny_dirs) -> PromptBuilder:
@@ -200,6 +235,7 @@ def test_each_epoch_draws_a_new_variant_of_a_cut(tones_dir, prompts):
         ("data.augment.noise_colors=[red]", "data.augment.noise_colors"),
         ("data.augment.reverb=1.5", "data.augment.reverb=1.5: must be a probability"),
         ("data.augment.prob=-0.1", "data.augment.prob=-0.1: must be a probability"),
+        ("data.augment.narrowband=2", "data.augment.narrowband=2.0: must be a probability"),
         ("data.spec_augment.time_masks=2", "data.spec_augment: masks cached encoder outputs"),
         ("data.spec_augment.widht=2", "unknown config key 'data.spec_augment.widht'"),
     ],

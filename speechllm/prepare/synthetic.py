@@ -126,6 +126,8 @@ def prepare_synthetic(
         exclude |= realspeech
     elif extra_train_text:
         raise ValueError("extra_train_text needs the Debian sources (items=None)")
+    if not 0.0 <= extra_train_share <= 1.0:
+        raise ValueError(f"extra_train_share must be in [0, 1], got {extra_train_share}")
     # One deduplication over both: an extra sentence never repeats a dev or test one.
     deduplicated = deduplicate(items, languages, exclude)
     pool = [item for item in deduplicated if item.source not in extra_train_text]

@@ -204,6 +204,8 @@ def test_extra_train_text_names_the_unknown_source_and_needs_the_debian_sources(
         load_text_sources(tmp_path, ["en"], extra_train_text=["gutenberg"])
     with pytest.raises(ValueError, match="Debian sources"):
         prepare_synthetic(tmp_path, ["en"], items=extra_items(3), extra_train_text=["wordnet"])
+    with pytest.raises(ValueError, match="extra_train_share must be in"):
+        prepare_synthetic(tmp_path, ["en"], items=extra_items(3), extra_train_share=2.0)
 
 
 def test_cli_train_counts_take_a_default_and_per_language_values() -> None:

@@ -5,17 +5,18 @@
 # every real English Asterisk prompt of at most 30 s and the study's synthetic test set.
 # Step-based: the outcome does not depend on the machine's load.
 #
-# Usage: recipes/demo/real_speech_arms.sh OUT ARM [STEPS]
+# Usage: recipes/demo/real_speech_arms.sh OUT ARM [STEPS] [KEY=VALUE ...]
 #   ARM: none | wordnet | specaugment | narrowband     (the change trained with)
 #        floor (the untrained adapter) | whisper (Whisper base's own decoder on the same clips)
 #        llm (the LLM stage, LLM_STEPS steps, on top of OUT/runs/none; the full model decoded)
-#   STEPS: pre-alignment steps (default 800)
+#   STEPS: pre-alignment steps (default 800); KEY=VALUE: config overrides of the run (with llm: the
+#   LLM stage's, e.g. model.prealign.copy_ratio=0.8; LLM_TAG names that run: runs/llm_<tag>)
 # Environment: STUDY_DATA (default data/demo: its study_sets/, synthetic/debian/ and realspeech/ as
 #   `make study` leaves them), CACHE (default STUDY_DATA/encoder_cache_base), LLM_STEPS (default 100),
 #   PY (python), THREADS (torch threads, default nproc).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=$1; arm=$2; steps=${3:-800}
+out=$1; arm=$2; steps=${3:-800}; extra=("${@:4}")
 PY="${PY:-.venv/bin/python}"
 study_data="${STUDY_DATA:-data/demo}"
 sets="$study_data/study_sets"
@@ -67,6 +68,7 @@ fi
 common=(model.encoder.path=whisper-base seed=0 "data.train=[{path: $train, task: asr}]"
     "data.val=[{path: $sets/asr_dev.jsonl.gz, task: asr}]")
 run="$out/runs/$arm"
+[ "$arm" = llm ] && [ -n "${LLM_TAG:-}" ] && run="$out/runs/llm_$LLM_TAG"
 if [ "$arm" = floor ]; then
     "$PY" recipes/demo/train.py recipes/demo/conf/asr_conv.yaml --minutes 0 --untrained --overwrite \
         output_dir="$run" "${common[@]}"
@@ -75,7 +77,8 @@ elif [ "$arm" = llm ]; then
     # The LLM stage alone, step-based (cosine over LLM_STEPS), from the "none" arm's adapter.
     "$PY" recipes/demo/train.py recipes/demo/conf/asr_conv.yaml --minutes 600 --overwrite --threads "$threads" \
         output_dir="$run" data.encoder_cache="$cache" prealign.init="$out/runs/none/prealign/model" \
-        optim.scheduler=cosine optim.warmup_ratio=0.1 trainer.max_steps="${LLM_STEPS:-100}" "${common[@]}"
+        optim.scheduler=cosine optim.warmup_ratio=0.1 trainer.max_steps="${LLM_STEPS:-100}" "${common[@]}" \
+        "${extra[@]}"
     "$PY" recipes/demo/evaluate.py --model "$run/model" --out "$run/eval" --threads "$threads" \
         --no-repeat-ngram-size 3 real_en="$sets/real_en.jsonl.gz" asr_test="$sets/asr_test.jsonl.gz"
     grep -H '"asr_wer_en"' "$run"/eval/*/metrics.json
@@ -86,7 +89,8 @@ else
         --manifest "$train" --manifest "$sets/asr_dev.jsonl.gz" "${common[@]}" "${change[@]}"
     "$PY" recipes/demo/train.py recipes/demo/conf/asr_conv.yaml --prealign-only --minutes 0 --overwrite \
         --threads "$threads" output_dir="$run" data.encoder_cache="$cache" prealign.steps="$steps" \
-        prealign.minutes=null prealign.lr=1e-3 prealign.warmup_steps=100 "${common[@]}" "${change[@]}"
+        prealign.minutes=null prealign.lr=1e-3 prealign.warmup_steps=100 "${common[@]}" "${change[@]}" \
+        "${extra[@]}"
     model="$run/prealign/model"
 fi
 "$PY" recipes/demo/evaluate.py --model "$model" --out "$run/eval_alone" --decoder prealign --threads "$threads" \

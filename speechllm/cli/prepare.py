@@ -158,7 +158,7 @@ def _add_synthetic(commands: argparse._SubParsersAction) -> None:
         "--num-train",
         nargs="+",
         type=_count_or_language_count,
-        default=[2000],
+        default=[(None, 2000)],  # parsed form: argparse does not convert a list default
         metavar="N|LANG=N",
         help="training sentences per language: one count, and/or LANG=N for a language (default 2000)",
     )

@@ -216,6 +216,8 @@ def test_cli_train_counts_take_a_default_and_per_language_values() -> None:
     }
     args = parser.parse_args(["prepare", "synthetic", "out", "--num-train", "7"])
     assert _train_counts(args.num_train, args.languages) == 7
+    args = parser.parse_args(["prepare", "synthetic", "out"])  # no --num-train: the documented 2000
+    assert _train_counts(args.num_train, args.languages) == 2000
     for bad in ("xx=5", "en=many", "-3"):
         with pytest.raises(SystemExit):
             parser.parse_args(["prepare", "synthetic", "out", "--num-train", bad])

@@ -57,6 +57,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1] (a share, a probability)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def tokens_per_second(text: str) -> float | None:
     """argparse type: a rate > 0, or 0 (off: ``None``)."""
     value = float(text)

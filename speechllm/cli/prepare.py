@@ -15,6 +15,7 @@ from speechllm.cli._args import (
     add_deprecated_alias,
     add_trust_manifest_argument,
     call_with_args,
+    fraction,
     non_negative_int,
     positive_float,
     positive_int,
@@ -186,7 +187,7 @@ def _add_synthetic(commands: argparse._SubParsersAction) -> None:
     )
     synthetic.add_argument(
         "--extra-train-share",
-        type=float,
+        type=fraction,
         default=0.5,
         help="share of the English training sentences taken from --extra-train-text (default 0.5)",
     )

@@ -221,6 +221,11 @@ def test_cli_train_counts_take_a_default_and_per_language_values() -> None:
     for bad in ("xx=5", "en=many", "-3"):
         with pytest.raises(SystemExit):
             parser.parse_args(["prepare", "synthetic", "out", "--num-train", bad])
+    for share in ("1.5", "-0.1", "nan"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(
+                ["prepare", "synthetic", "out", "--extra-train-text", "wordnet", "--extra-train-share", share]
+            )
 
 
 @needs_espeak

@@ -19,6 +19,7 @@ from speechllm.adapters.interface import Adapter, AdapterOutput, AdapterTargets
 from speechllm.audio import SAMPLE_RATE, per_chunk, split_into_chunks
 from speechllm.builders import build_adapter, build_encoder, build_llm
 from speechllm.config.loading import plain_config
+from speechllm.ctc_prefix import CTCPrefixScorer
 from speechllm.deprecations import decoder_name, upgrade_state_dict
 from speechllm.errors import CheckpointError
 from speechllm.languages import DECODERS, MAX_NEW_TOKENS_PER_SECOND
@@ -191,6 +192,8 @@ class SpeechLLM(nn.Module):
         no_repeat_ngram_size: int = 0,
         repetition_penalty: float = 1.0,
         max_new_tokens_per_second: float | None = MAX_NEW_TOKENS_PER_SECOND,
+        ctc_weight: float = 0.0,
+        ctc_candidates: int = 8,
         chunk_seconds: float | None = None,
         chunk_batch_size: int | None = None,
         on_clip_done: Callable[[int], None] | None = None,
@@ -207,6 +210,10 @@ class SpeechLLM(nn.Module):
                 the pre-alignment head (CTC greedy, or argmax per vector for CIF), without the LLM.
             num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty: see
                 :class:`~speechllm.search.DecodingOptions` (``num_beams=1``: greedy).
+            ctc_weight, ctc_candidates: joint CTC decoding (ASR, a model pre-aligned with the CTC
+                objective): the LLM's ``ctc_candidates`` best next tokens ranked by
+                ``(1 - ctc_weight) log p_LLM + ctc_weight Δ log p_CTC`` of the pre-alignment head
+                (:mod:`speechllm.ctc_prefix`); 0: the LLM alone.
             max_new_tokens_per_second: also stop a clip after ``ceil(this × its seconds) + 20``
                 tokens (:func:`~speechllm.search.token_limits`; default 20, twice what the demo's
                 references need at most), so a runaway stops early; None: ``max_new_tokens`` alone.
@@ -228,6 +235,8 @@ class SpeechLLM(nn.Module):
             no_repeat_ngram_size,
             repetition_penalty,
             max_new_tokens_per_second,
+            ctc_weight,
+            ctc_candidates,
         )
         decoder = decoder_name(decoder)
         if decoder not in DECODERS:
@@ -255,28 +264,55 @@ class SpeechLLM(nn.Module):
             if on_clip_done is not None:
                 on_clip_done(len(texts))
             return Generation.unlimited(texts)
-        embeds, attention_mask, position_ids = self._prompted(
-            encoder_hidden, encoder_lens, task, src_lang, tgt_lang
-        )
+        if options.ctc_weight > 0:
+            self._check_joint_ctc(task)
+        out = self.adapter(encoder_hidden, encoder_lens)
+        stops = self.llm.prompts.stop_ids
+        ctc = self._ctc_scorer(out, stops) if options.ctc_weight > 0 else None
+        read = out if self.prealign is None else self.prealign(out, self.llm.input_embeddings())
+        embeds, attention_mask, position_ids = self._prompted(read, task, src_lang, tgt_lang)
         limits = token_limits(seconds, options, embeds.shape[0], embeds.device)  # (B,)
         check_context(self.llm, embeds.shape[1], int(limits.max()))
         search = greedy if options.num_beams == 1 else beam_search
-        stops = self.llm.prompts.stop_ids
-        rows = search(self.llm, embeds, attention_mask, position_ids, stops, options, limits, on_clip_done)
+        rows = search(
+            self.llm, embeds, attention_mask, position_ids, stops, options, limits, on_clip_done, ctc=ctc
+        )
         texts = [self.llm.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
         counts, caps = [len(row) for row in rows], [int(n) for n in limits.tolist()]
         return Generation(texts, counts, caps, [n >= cap for n, cap in zip(counts, caps)])
 
+    def _check_joint_ctc(self, task: str) -> None:
+        """Joint CTC decoding needs a CTC head that spells what the LLM writes: ASR, pre-aligned with CTC."""
+        objective = None if self.prealign is None else resolve_objective("auto", self.adapter)
+        if task != "asr" or objective != "ctc":
+            why = (
+                f"task {task!r} (the head spells the source transcript, not a translation)"
+                if task != "asr"
+                else "a model without pre-alignment (model.prealign)"
+                if objective is None
+                else f"an adapter pre-aligned with the {objective!r} objective, not CTC"
+            )
+            raise ValueError(
+                f"generate: ctc_weight > 0 (joint CTC decoding) needs ASR and an adapter pre-aligned "
+                f"with CTC; got {why}. Use ctc_weight=0."
+            )
+
+    def _ctc_scorer(self, out: AdapterOutput, stop_ids: list[int]) -> CTCPrefixScorer:
+        """The pre-alignment head's CTC posteriors over the adapter's outputs, as a prefix scorer."""
+        assert self.prealign is not None  # _check_joint_ctc
+        logits = self.prealign.logits(out.embeds, self.llm.input_embeddings())
+        return CTCPrefixScorer(F.log_softmax(logits, dim=-1), out.lens, self.prealign.id_classes(), stop_ids)
+
     def _prompted(
         self,
-        hidden: Tensor,
-        lens: Tensor,
+        adapted: AdapterOutput,
         task: str,
         src_lang: str | list[str],
         tgt_lang: str | list[str] | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """The LLM's input for generation: ``[prefix][audio embeds][suffix]`` per clip, left-padded."""
-        adapted = self.adapt(hidden, lens)
+        """The LLM's input for generation: ``[prefix][audio embeds][suffix]`` per clip, left-padded.
+
+        ``adapted``: what the LLM reads (the adapter's outputs, through the pre-alignment readout)."""
         batch_size = adapted.embeds.shape[0]
         src = [src_lang] * batch_size if isinstance(src_lang, str) else list(src_lang)
         tgt = [tgt_lang] * batch_size if (tgt_lang is None or isinstance(tgt_lang, str)) else list(tgt_lang)

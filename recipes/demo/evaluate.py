@@ -64,6 +64,13 @@ def main() -> None:
         help="repetition guard: never repeat an n-gram (0: off)",
     )
     parser.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=0.0,
+        help="joint CTC decoding (ASR, pre-aligned models): the weight of the adapter's CTC prefix "
+        "score against the LLM's (0: the LLM alone; docs/evaluation.md)",
+    )
+    parser.add_argument(
         "--precision",
         default="auto",
         choices=["auto", "bf16", "32"],
@@ -103,7 +110,11 @@ def main() -> None:
             device="cpu",
             precision=args.precision,
             decoder=args.decoder,
-            decoding={"num_beams": args.num_beams, "no_repeat_ngram_size": args.no_repeat_ngram_size},
+            decoding={
+                "num_beams": args.num_beams,
+                "no_repeat_ngram_size": args.no_repeat_ngram_size,
+                **({"ctc_weight": args.ctc_weight} if args.ctc_weight else {}),
+            },
             normalizer=args.normalizer,
             listening=args.listening_clips > 0,
             listening_clips=max(args.listening_clips, 2),

@@ -194,6 +194,20 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         "--repetition-penalty", type=float, default=1.0, help="penalize tokens already generated (1: off)"
     )
     group.add_argument(
+        "--ctc-weight",
+        type=fraction,
+        default=0.0,
+        metavar="W",
+        help="joint CTC decoding (ASR, a model pre-aligned with CTC): rank the LLM's next tokens by "
+        "(1-W) log p_LLM + W log p_CTC of the adapter's head, so the output keeps to the audio (0: off)",
+    )
+    group.add_argument(
+        "--ctc-candidates",
+        type=positive_int,
+        default=8,
+        help="with --ctc-weight: the LLM's most likely next tokens scored by CTC at each step",
+    )
+    group.add_argument(
         "--max-new-tokens-per-second",
         type=tokens_per_second,
         default=MAX_NEW_TOKENS_PER_SECOND,
@@ -228,6 +242,8 @@ def decoding_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "no_repeat_ngram_size",
         "repetition_penalty",
         "max_new_tokens_per_second",
+        "ctc_weight",
+        "ctc_candidates",
         "chunk_seconds",
     )
     return {name: getattr(args, name) for name in names}

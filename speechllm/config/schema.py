@@ -250,6 +250,11 @@ class EvalConfig:
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
+    # Joint CTC decoding of ASR sets (speechllm.ctc_prefix; pre-aligned models): the weight of the
+    # adapter's CTC prefix score against the LLM's, over its ctc_candidates best tokens (0: off;
+    # ST sets are decoded by the LLM alone: the head spells the source, not the translation)
+    ctc_weight: float = 0.0
+    ctc_candidates: int = 8
     # Also score WER under this normalizer: paper | whisper_english | whisper_basic
     # (speechllm.metrics.normalizers; Table 3's WER stays the paper's)
     normalizer: str = "paper"

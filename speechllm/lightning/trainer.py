@@ -176,7 +176,7 @@ def default_callbacks(cfg: DictConfig, export: bool = True) -> list[L.Callback]:
     ]
     if export:
         callbacks.insert(4, ExportTrainable(Path(cfg.output_dir) / "model"))
-    # eval.num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty
+    # eval.num_beams, length_penalty, no_repeat_ngram_size, repetition_penalty, ctc_weight, ...
     decoding = {f.name: cfg.eval[f.name] for f in fields(DecodingOptions) if f.name != "max_new_tokens"}
     if cfg.eval.asr_metrics:
         callbacks.append(
@@ -186,8 +186,9 @@ def default_callbacks(cfg: DictConfig, export: bool = True) -> list[L.Callback]:
         )
     if cfg.eval.st_metrics:
         comet = cfg.eval.comet_model
+        st_decoding = {**decoding, "ctc_weight": 0.0}  # the CTC head spells the source, not the translation
         callbacks.append(
-            STMetrics(max_new_tokens=cfg.eval.max_new_tokens, comet_model=comet, decoding=decoding)
+            STMetrics(max_new_tokens=cfg.eval.max_new_tokens, comet_model=comet, decoding=st_decoding)
         )
     if cfg.eval.listening_check:
         from speechllm.lightning.listening_callback import ListeningCheck

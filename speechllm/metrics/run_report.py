@@ -116,6 +116,10 @@ def decoding_label(decoding: dict | None, decoder: str = "llm") -> str:
         parts.append(f"no repeated {decoding['no_repeat_ngram_size']}-grams")
     if decoding.get("repetition_penalty", 1.0) != 1.0:
         parts.append(f"repetition penalty {decoding['repetition_penalty']}")
+    if decoding.get("ctc_weight"):
+        parts.append(
+            f"joint CTC weight {decoding['ctc_weight']} ({decoding.get('ctc_candidates', 8)} candidates)"
+        )
     if decoding.get("chunk_seconds"):
         parts.append(f"{decoding['chunk_seconds']} s chunks")
     return ", ".join(parts)

@@ -164,6 +164,10 @@ class PreAlignHead(nn.Module):
             self.set_vocab(saved)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def id_classes(self) -> Tensor:
+        """(V,) each LLM token id's class: 1..K for the kept ids, 0 for the others."""
+        return self._index
+
     def class_targets(self, targets: AdapterTargets) -> AdapterTargets:
         """LLM token ids → class indices (1..K); ids outside the vocabulary are dropped."""
         return to_classes(targets, self._index)

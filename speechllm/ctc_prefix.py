@@ -28,6 +28,9 @@ import torch
 from torch import Tensor
 
 NEG_INF = float("-inf")
+# Stands in for log 0 inside the closed-form recurrence, whose cumulative sums need finite steps;
+# every position it reaches is set back to -inf after.
+FLOOR = -1.0e4
 
 
 @dataclass
@@ -101,6 +104,7 @@ class CTCPrefixScorer:
         padded = torch.full_like(log_probs.float(), NEG_INF)
         padded[..., 0] = 0.0
         self.x = torch.where(valid[..., None], log_probs.float(), padded)  # (B, T, C)
+        self.x_by_time = self.x.transpose(0, 1).contiguous()  # (T, B, C)
         self.frames = frames
         self.token_classes = token_classes.to(log_probs.device)
         self.stop_ids = torch.tensor(stop_ids, dtype=torch.long, device=log_probs.device)
@@ -125,27 +129,41 @@ class CTCPrefixScorer:
         classes = self.token_classes[candidates.clamp(max=known - 1)].masked_fill(candidates >= known, 0)
         stop = torch.isin(candidates, self.stop_ids)
         classes = torch.where(stop, torch.zeros_like(classes), classes)
-        x = self.x[state.clip].transpose(0, 1)  # (T, N, C): time first, so each step reads one slice
-        # Each candidate's label posterior per frame; -inf for a token the head does not score.
-        x_c = torch.gather(x, 2, classes[None].expand(self.frames, rows, width))  # (T, N, M)
-        x_c = x_c.masked_fill(~(classes > 0)[None], NEG_INF)
-        x_blank = x[:, :, :1]  # (T, N, 1)
+        # Each candidate's label posterior per frame (T, N, M), read without copying the rows'
+        # (T, C) posteriors; -inf for a token the head does not score.
+        x_c = self.x_by_time[:, state.clip[:, None], classes].masked_fill(~(classes > 0)[None], NEG_INF)
+        x_blank = self.x_by_time[:, state.clip, :1]  # (T, N, 1)
         r_n_prev, r_b_prev = state.r_n.t()[..., None], state.r_b.t()[..., None]  # (T, N, 1)
         # phi[t]: the prefix is spelled by frame t and the candidate may start at t + 1; a repeat
         # of the last label must be separated from it by a blank.
         repeat = (classes == state.last[:, None])[None]  # (1, N, M)
         phi = torch.where(repeat, r_b_prev, torch.logaddexp(r_b_prev, r_n_prev))  # (T, N, M)
-        r_n = torch.full((self.frames, rows, width), NEG_INF, device=x.device)
-        r_b = torch.full_like(r_n, NEG_INF)
-        empty = (state.last < 0)[:, None]  # (N, 1): only the first label may start at frame 0
-        r_n[0] = x_c[0].masked_fill(~empty, NEG_INF)
-        for t in range(1, self.frames):
-            r_n[t] = torch.logaddexp(r_n[t - 1], phi[t - 1]) + x_c[t]
-            r_b[t] = torch.logaddexp(r_n[t - 1], r_b[t - 1]) + x_blank[t]
+        empty = (state.last < 0)[None, :, None]  # (1, N, 1): only a first label may start at frame 0
+        first = torch.where(empty, 0.0, NEG_INF).expand(1, rows, width)
+        # r_n[t] = (r_n[t-1] ⊕ phi[t-1]) ⊗ x_c[t], r_n[0] = x_c[0] for the empty prefix; frames
+        # where the candidate cannot be spelled (past the clip's end, a token the head lacks) are -inf.
+        spellable = torch.isfinite(x_c)
+        r_n = _linear_recurrence(torch.cat([first, phi[:-1]], dim=0), x_c.masked_fill(~spellable, FLOOR))
+        r_n = r_n.masked_fill(~spellable, NEG_INF)
+        # r_b[t] = (r_n[t-1] ⊕ r_b[t-1]) ⊗ blank[t], r_b[0] = -inf.
+        blank_start = torch.cat([torch.full_like(r_n[:1], NEG_INF), r_n[:-1]], dim=0)
+        r_b = _linear_recurrence(blank_start, x_blank.expand_as(r_n))
         starts = torch.cat([r_n[:1], phi[:-1] + x_c[1:]], dim=0)
         scores = torch.logsumexp(starts, dim=0)  # (N, M)
         scores = torch.where(stop, self.end_scores(state)[:, None].expand_as(scores), scores)
         return Extensions(scores, r_n.permute(1, 2, 0), r_b.permute(1, 2, 0), classes, stop)
+
+
+def _linear_recurrence(start: Tensor, step: Tensor) -> Tensor:
+    """y[t] = (y[t-1] ⊕ start[t]) ⊗ step[t] in the log semiring, y[-1] = -inf, along dim 0.
+
+    Closed form, without a loop over frames: with S[t] = Σ_{u≤t} step[u],
+    ``y[t] = S[t] + log Σ_{s≤t} exp(start[s] - S[s-1])``. In float64: S grows to thousands of nats
+    over a long clip, and y is a difference of such sums. ``step`` must be finite (floor it).
+    """
+    cumulative = torch.cumsum(step.double(), dim=0)
+    before = torch.cat([torch.zeros_like(cumulative[:1]), cumulative[:-1]], dim=0)
+    return (cumulative + torch.logcumsumexp(start.double() - before, dim=0)).to(step.dtype)
 
 
 def joint_increments(llm_logprobs: Tensor, state: PrefixState, ext: Extensions, ctc_weight: float) -> Tensor:

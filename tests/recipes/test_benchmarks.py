@@ -42,6 +42,7 @@ TINY_ARGS = {
     "precision.py": ["--tiny", "--clips", "4", "--batch", "2", "--new-tokens", "3", "--repeats", "1"],
     "cache_order.py": ["--tiny", "--clips", "12", "--repeats", "1"],
     "beam_search.py": ["--tiny", "--batch", "3", "--beams", "2", "--max_new_tokens", "4", "--repeats", "1"],
+    "joint_ctc.py": ["--tiny", "--batch", "3", "--beams", "2", "--max_new_tokens", "4", "--repeats", "1"],
     "plan_memory.py": ["--batches", "2", "--seconds", "1", "--adapters", "base"],
 }
 # Real-size steps on a GPU (benchmarks/gpu.sh): nothing to run at tiny size on a CPU.

@@ -28,6 +28,8 @@
 #   minutes see fewer clips than that), DEMO_NO_REPEAT
 #   (default 3: the LLM never repeats a 3-gram when decoding, the repetition guard; 0: plain greedy),
 #   DEMO_PREALIGN_SHARE / DEMO_LLM_SHARE (defaults 0.52 / 0.10: each adapter's share of DEMO_MINUTES),
+#   DEMO_CTC_WEIGHT (default 0.8: the ASR models decode jointly with their adapter's CTC head,
+#   (1 - W) log p_LLM + W log p_CTC; 0: the LLM alone; docs/evaluation.md, "Joint CTC decoding"),
 #   DEMO_FLOOR_CLIPS (default 20: clips spread over each test set that the untrained floors decode),
 #   DEMO_LISTENING_CLIPS (default 20: clips of each ASR test set decoded again with another clip's
 #   audio and with silence, the listening check),
@@ -60,6 +62,7 @@ export OMP_NUM_THREADS="$threads"
 num_train="${DEMO_TRAIN_SENTENCES:-6000}"
 num_st_train="${DEMO_ST_SENTENCES:-500}"
 guard="${DEMO_NO_REPEAT:-3}"
+ctc_weight="${DEMO_CTC_WEIGHT:-0.8}"
 floor_cuts="${DEMO_FLOOR_CLIPS:-20}"
 engines="${DEMO_ENGINES:-espeak-ng}"
 echo "demo: ${minutes} min budget; adapters: ${adapters} (each ${pre_minutes} min pre-alignment +" \
@@ -126,9 +129,11 @@ checks="--normalizer whisper_english --listening-clips ${DEMO_LISTENING_CLIPS:-2
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     first=${adapters%% *}
     for run in $(for a in $adapters; do echo "asr_$a"; done); do
-        echo "== stage 4: evaluate $run"
+        # CIF is pre-aligned with cross-entropy, not CTC: no CTC head to decode jointly with.
+        weight=$ctc_weight; [ "$run" = asr_cif ] && weight=0
+        echo "== stage 4: evaluate $run (joint CTC weight $weight)"
         "$PY" recipes/demo/evaluate.py --model "$out/runs/$run/model" --out "$out/eval/$run" \
-            --threads "$threads" --no-repeat-ngram-size "$guard" $checks \
+            --threads "$threads" --no-repeat-ngram-size "$guard" --ctc-weight "$weight" $checks \
             asr_test="$sets/asr_test.jsonl.gz" real_en="$sets/real_en.jsonl.gz" \
             train_probe="$sets/asr_train_probe.jsonl.gz"
         echo "== stage 4: the pre-aligned $run adapter decoded alone (CTC greedy, no LLM)"

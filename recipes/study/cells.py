@@ -12,10 +12,16 @@ are the same models saved before training.
 cell only: it is recorded in ``<out>/cells/<name>/failed.txt`` and the study goes on). A cell whose
 ``done.json`` exists is skipped, so an interrupted study resumes with the next cell.
 
+Pre-aligned ASR cells whose adapter has a CTC head (all but CIF) are also decoded jointly with it
+(``eval_joint``: joint CTC decoding, docs/evaluation.md), beside the paper's greedy LLM decoding
+(``eval``, Table 3) and the adapter alone (``eval_alone``). ``joint`` adds that decoding to cells
+finished before it existed, without training them again.
+
 Usage:
     python recipes/study/cells.py list
     python recipes/study/cells.py run --out study_out --sets data/demo/study_sets --minutes 5
     python recipes/study/cells.py cell NAME --out study_out --sets ... (one cell, what ``run`` calls)
+    python recipes/study/cells.py joint --out study_out --sets ... --minutes 3 [--cells ...]
 """
 
 from __future__ import annotations
@@ -195,10 +201,62 @@ def _demo_module(name: str):
     return __import__(name)
 
 
+# The weight of joint CTC decoding (docs/evaluation.md: picked among 0.3 / 0.5 / 0.8 / 0.95 on a
+# Whisper base Conv model; the demo's default too).
+JOINT_CTC_WEIGHT = 0.8
+GUARD = {"num_beams": 1, "no_repeat_ngram_size": 3}
+
+
+def decodes_jointly(cell: Cell, model) -> bool:
+    """A trained, pre-aligned ASR cell whose adapter was pre-aligned by CTC (not CIF's cross-entropy)."""
+    from speechllm.prealign.head import resolve_objective
+
+    eligible = cell.task == "asr" and cell.prealign and not cell.untrained and model.prealign is not None
+    return eligible and resolve_objective("auto", model.adapter) == "ctc"
+
+
+def evaluate_joint(cell: Cell, settings: Settings, model, name: str) -> None:
+    """The cell's model on one ASR set, decoded jointly with its adapter's CTC head (``eval_joint``)."""
+    from speechllm.evaluation import evaluate
+
+    labels = {"sfm": cell.sfm_label, "llm": LLM_LABEL, "adapter": cell.adapter_label}
+    decoding = {**GUARD, "ctc_weight": JOINT_CTC_WEIGHT}
+    evaluate(model, settings.sets / f"{name}.jsonl.gz", task="asr", batch_size=8, max_new_tokens=64,
+             out_dir=settings.cell_dir(cell) / "eval_joint" / name, device="cpu", decoding=decoding,
+             **labels)  # fmt: skip
+
+
+def add_joint(names: Sequence[str], settings: Settings) -> dict[str, str]:
+    """Decode the finished cells that can (:func:`decodes_jointly`) jointly, where not done yet."""
+    from speechllm.model import SpeechLLM
+
+    outcomes = {}
+    for name in names:
+        cell = all_cells()[name]
+        done_file = settings.cell_dir(cell) / "done.json"
+        if not done_file.is_file():
+            outcomes[name] = "not trained yet"
+            continue
+        done = json.loads(done_file.read_text(encoding="utf-8"))
+        model = SpeechLLM.from_pretrained(Path(done["train_dir"]) / "model")
+        if not decodes_jointly(cell, model):
+            outcomes[name] = "no CTC head to decode with"
+            continue
+        todo = [
+            s for s in done["sets"] if not (settings.cell_dir(cell) / "eval_joint" / s / "run.json").is_file()
+        ]
+        for set_name in todo:
+            evaluate_joint(cell, settings, model, set_name)
+        outcomes[name] = f"joint decoding of {', '.join(todo)}" if todo else "joint decoding done earlier"
+        print(f"== {name}: {outcomes[name]}", flush=True)
+    return outcomes
+
+
 def evaluate_cell(cell: Cell, settings: Settings, model_dir: Path) -> list[str]:
     """Decode every test set of the cell's task; pre-aligned ASR cells also decode their adapter alone.
 
-    Returns the sets evaluated (run directories ``<cell>/eval/<set>`` and ``<cell>/eval_alone/<set>``).
+    Returns the sets evaluated (run directories ``<cell>/eval/<set>``, ``<cell>/eval_alone/<set>``
+    and, for cells with a CTC head, ``<cell>/eval_joint/<set>``).
     """
     from speechllm.evaluation import evaluate
     from speechllm.model import SpeechLLM
@@ -214,13 +272,15 @@ def evaluate_cell(cell: Cell, settings: Settings, model_dir: Path) -> list[str]:
         out = settings.cell_dir(cell)
         if cell.untrained:  # a floor: a sample of each set, short outputs (docs/study.md)
             manifest = spread_cuts(str(manifest), FLOOR_CLIPS, out / f"{name}.sample.jsonl.gz")
-        decoding = {"num_beams": 1, "no_repeat_ngram_size": 3}
+        decoding = dict(GUARD)
         max_tokens = 32 if cell.untrained else 64 if cell.task == "asr" else 48
         evaluate(model, manifest, task=cell.task, out_dir=out / "eval" / name, batch_size=8,
                  max_new_tokens=max_tokens, device="cpu", decoding=decoding, **labels)  # fmt: skip
         if cell.task == "asr" and cell.prealign and not cell.untrained:
             evaluate(model, manifest, task="asr", out_dir=out / "eval_alone" / name, batch_size=8,
                      device="cpu", decoder="prealign", **labels)  # fmt: skip
+        if decodes_jointly(cell, model):
+            evaluate_joint(cell, settings, model, name)
         evaluated.append(name)
     return evaluated
 
@@ -306,7 +366,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="print the cells' names")
-    for command in ("run", "cell"):
+    for command in ("run", "cell", "joint"):
         sub = commands.add_parser(command)
         if command == "cell":
             sub.add_argument("name", choices=sorted(all_cells()))
@@ -346,6 +406,13 @@ def main() -> None:
             raise
         return
     names = args.cells or list(all_cells())
+    if args.command == "joint":
+        if settings.threads:
+            import torch
+
+            torch.set_num_threads(settings.threads)
+        add_joint(names, settings)
+        return
     outcomes = run_all(names, settings)
     failed = [name for name, outcome in outcomes.items() if outcome.startswith("failed")]
     listed = f": {' '.join(failed)}" if failed else ""

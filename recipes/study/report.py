@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cells import LLM_LABEL, TEST_SETS, Cell  # noqa: E402
+from cells import JOINT_CTC_WEIGHT, LLM_LABEL, TEST_SETS, Cell  # noqa: E402
 
 from speechllm.io import atomic_write  # noqa: E402
 from speechllm.metrics.conclusions import PAPER_ADAPTERS, check_conclusions, conclusions_markdown  # noqa: E402
@@ -72,6 +72,7 @@ class Study:
     anchors: list[RunResult] = field(default_factory=list)  # Whisper's own decoders
     floors: list[RunResult] = field(default_factory=list)  # untrained models on a sample of each set
     alone: dict[str, dict[str, float]] = field(default_factory=dict)  # cell → column → adapter-alone WER
+    joint: dict[str, dict[str, float]] = field(default_factory=dict)  # cell → column → joint CTC decoding WER
 
 
 def read_study(out: Path) -> Study:
@@ -91,10 +92,10 @@ def read_study(out: Path) -> Study:
         for set_name in done["sets"]:
             run = load_set(cell_dir / "eval" / set_name, set_name, cell.task, *labels)
             (study.floors if cell.untrained else study.trained).append(run)
-            alone_dir = cell_dir / "eval_alone" / set_name
-            if alone_dir.is_dir():
-                alone = load_set(alone_dir, set_name, "asr", *labels)
-                study.alone.setdefault(cell.name, {}).update(alone.scores)
+            for kind, scores in (("eval_alone", study.alone), ("eval_joint", study.joint)):
+                if (cell_dir / kind / set_name / "run.json").is_file():
+                    decoded = load_set(cell_dir / kind / set_name, set_name, "asr", *labels)
+                    scores.setdefault(cell.name, {}).update(decoded.scores)
     for model_dir in sorted((out / "anchors").glob("*")):
         sfm = "Whisper " + model_dir.name.removeprefix("whisper-")
         for set_dir in sorted(model_dir.glob("*")):
@@ -137,17 +138,20 @@ def _last_step(done: dict, stage: str) -> str:
 
 
 def alone_table(study: Study) -> str:
-    """The full model beside its pre-aligned adapter decoded alone (CTC greedy, no LLM), per ASR set."""
+    """The full model (greedy LLM, and joint CTC decoding where the adapter has a CTC head) beside its
+    pre-aligned adapter decoded alone (CTC greedy, no LLM), per ASR set."""
     columns = sorted({c for scores in study.alone.values() for c in scores if c.startswith("asr_wer_")})
     full: dict[tuple[str, str], dict[str, float]] = {}  # a cell's scores over all its sets
     for run in study.trained:
         full.setdefault((run.sfm, run.adapter), {}).update(run.scores)
-    header = " | ".join(f"{c.removeprefix('asr_wer_')}: full / alone" for c in columns)
+    header = " | ".join(f"{c.removeprefix('asr_wer_')}: full / joint CTC / alone" for c in columns)
     lines = [f"| cell | {header} |", "|---|" + "--:|" * len(columns)]
     for name, scores in study.alone.items():
         cell = Cell(**study.cells[name]["cell"])
-        row = full.get((cell.sfm_label, cell.adapter_label), {})
-        values = " | ".join(f"{_number(row.get(c))} / {_number(scores.get(c))}" for c in columns)
+        row, joint = full.get((cell.sfm_label, cell.adapter_label), {}), study.joint.get(name, {})
+        values = " | ".join(
+            f"{_number(row.get(c))} / {_number(joint.get(c))} / {_number(scores.get(c))}" for c in columns
+        )
         lines.append(f"| {name} | {values} |")
     return "\n".join(lines)
 
@@ -219,6 +223,9 @@ def build(out: Path, wall_seconds: float | None = None, n_resamples: int = 1000)
         conclusions_markdown(checks),
         "## The full model and its adapter decoded alone (ASR, WER %)",
         alone_table(study),
+        "full: the LLM, greedy (Table 3's decoding); joint CTC: the LLM's candidates ranked with the "
+        f"adapter's CTC prefix scores (λ {JOINT_CTC_WEIGHT}, docs/evaluation.md; – where the adapter has no "
+        "CTC head: CIF); alone: the adapter read by its CTC head, no LLM.",
         "## Untrained floors",
         floors_table(study),
         "## Training per cell",

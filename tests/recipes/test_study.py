@@ -123,7 +123,8 @@ def test_the_full_model_is_shown_beside_its_adapter_alone_on_every_set_of_the_ce
         run.scores[column] = value
         study.trained.append(run)
     study.alone[cell.name] = {"asr_wer_en": 45.0, "asr_wer_real-en": 70.0}
-    assert "| asr_tiny.en_conv | 40.0 / 45.0 | 60.0 / 70.0 |" in report.alone_table(study)
+    study.joint[cell.name] = {"asr_wer_en": 38.0}  # joint decoding of one set only: the other is "–"
+    assert "| asr_tiny.en_conv | 40.0 / 38.0 / 45.0 | 60.0 / – / 70.0 |" in report.alone_table(study)
 
 
 SENTENCES = (
@@ -181,8 +182,20 @@ def test_the_study_pipeline_on_tiny_models_writes_tables_plots_and_conclusions_a
         assert done["sets"] == (["st_test"] if name.startswith("st") else ["asr_test"])  # no real speech here
     assert (out / "cells" / "asr_tiny.en_conv" / "eval_alone" / "asr_test" / "run.json").is_file()
     assert not (out / "cells" / "asr_tiny.en_conv_plain" / "eval_alone").exists()  # nothing pre-aligned
+    joint = json.loads(
+        (out / "cells" / "asr_tiny.en_conv" / "eval_joint" / "asr_test" / "run.json").read_text()
+    )
+    assert joint["decoding"]["ctc_weight"] == cells.JOINT_CTC_WEIGHT
+    assert not (out / "cells" / "asr_tiny.en_conv_plain" / "eval_joint").exists()  # no CTC head
+    assert not (out / "cells" / "asr_tiny.en_conv_untrained" / "eval_joint").exists()
     again = _run(*study)  # resumes: nothing left to train
     assert again.stdout.count("done earlier, skipped") == len(chosen)
+    # Cells finished before joint decoding existed get it without training again.
+    shutil.rmtree(out / "cells" / "asr_tiny.en_conv" / "eval_joint")
+    added = _run("recipes/study/cells.py", "joint", *study[2:])
+    assert "asr_tiny.en_conv: joint decoding of asr_test" in added.stdout
+    assert "asr_tiny.en_base: joint decoding done earlier" in added.stdout
+    assert (out / "cells" / "asr_tiny.en_conv" / "eval_joint" / "asr_test" / "run.json").is_file()
 
     _run("recipes/study/report.py", str(out), "--resamples", "200")
     markdown = (out / "report.md").read_text(encoding="utf-8")

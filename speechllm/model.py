@@ -24,7 +24,7 @@ from speechllm.deprecations import decoder_name, upgrade_state_dict
 from speechllm.errors import CheckpointError
 from speechllm.languages import DECODERS, MAX_NEW_TOKENS_PER_SECOND
 from speechllm.llms.base import LLM
-from speechllm.masking import pad_audio, pad_ids, splice
+from speechllm.masking import lengths_to_mask, pad_audio, pad_ids, splice
 from speechllm.model_dir import MODEL_CONFIG, TRAINED_WEIGHTS, read_model_dir, write_model_dir
 from speechllm.model_io import Generation, ModelInputs, SpeechLLMOutput, as_inputs, valid_targets
 from speechllm.prealign.head import PreAlignHead, resolve_objective
@@ -270,10 +270,58 @@ class SpeechLLM(nn.Module):
         stops = self.llm.prompts.stop_ids
         ctc = self._ctc_scorer(out, stops) if options.ctc_weight > 0 else None
         read = out if self.prealign is None else self.prealign(out, self.llm.input_embeddings())
+        return self._search(read, task, src_lang, tgt_lang, options, seconds, on_clip_done, ctc)
+
+    @torch.no_grad()
+    def generate_from_transcripts(
+        self,
+        transcripts: list[str],
+        task: str = "st",
+        src_lang: str | list[str] = "en",
+        tgt_lang: str | list[str] | None = None,
+        max_new_tokens: int = 200,
+        **decoding: Any,
+    ) -> Generation:
+        """What the model writes when its adapter spells ``transcripts`` perfectly.
+
+        With the ``tokens`` readout the LLM reads the embeddings of the adapter's CTC transcript;
+        here it reads those of the given (gold) transcripts instead, so the output is the model's
+        ceiling for a perfect recognizer (how well its LLM stage translates, say). ``decoding``:
+        ``num_beams``, ``no_repeat_ngram_size``, ... (:class:`~speechllm.search.DecodingOptions`;
+        no duration, so ``max_new_tokens`` alone limits each output).
+
+        Raises:
+            ValueError: the model's LLM does not read token embeddings (no ``readout: tokens``).
+        """
+        if self.prealign is None or self.prealign.readout != "tokens":
+            raise ValueError(
+                "generate_from_transcripts: the model's LLM must read the adapter's transcript "
+                "(model.prealign.readout: tokens); this one reads vectors a transcript does not give"
+            )
+        options = DecodingOptions(max_new_tokens, max_new_tokens_per_second=None, **decoding)
+        table = self.llm.input_embeddings()
+        ids, lens = pad_ids([self.llm.prompts.text_ids(text) for text in transcripts], table.device)
+        embeds = table[ids] * lengths_to_mask(lens, ids.shape[1]).unsqueeze(-1).to(table.dtype)
+        read = AdapterOutput(embeds=embeds, lens=lens)
+        return self._search(read, task, src_lang, tgt_lang, options, None, None, None)
+
+    def _search(
+        self,
+        read: AdapterOutput,
+        task: str,
+        src_lang: str | list[str],
+        tgt_lang: str | list[str] | None,
+        options: DecodingOptions,
+        seconds: Tensor | None,
+        on_clip_done: Callable[[int], None] | None,
+        ctc: CTCPrefixScorer | None,
+    ) -> Generation:
+        """Prompt around what the LLM reads (``read``), then greedy or beam search (speechllm.search)."""
         embeds, attention_mask, position_ids = self._prompted(read, task, src_lang, tgt_lang)
         limits = token_limits(seconds, options, embeds.shape[0], embeds.device)  # (B,)
         check_context(self.llm, embeds.shape[1], int(limits.max()))
         search = greedy if options.num_beams == 1 else beam_search
+        stops = self.llm.prompts.stop_ids
         rows = search(
             self.llm, embeds, attention_mask, position_ids, stops, options, limits, on_clip_done, ctc=ctc
         )

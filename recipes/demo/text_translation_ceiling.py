@@ -7,7 +7,14 @@ plain chat prompt, decodes greedily (batched, left-padded), and scores BLEU per 
 against the English references. The demo's report sets it beside Whisper base's own
 ``translate`` task and the trained ST model on the same clips (stage 2 of recipes/demo/run.sh).
 
+With ``--model DIR`` (a trained ST model whose LLM reads the adapter's CTC transcript, ``readout:
+tokens``, as the demo's ``demo_out/runs/st/model``) the translations are that model's, its LLM
+reading the gold source transcript where the adapter's transcript would be
+(:meth:`~speechllm.model.SpeechLLM.generate_from_transcripts`): what the trained model would
+translate with a perfect recognizer, with its own prompt, LoRA and the demo's repetition guard.
+
 Usage: python recipes/demo/text_translation_ceiling.py NAME=MANIFEST [...] [--out JSON] [--per-language N]
+    [--model DIR]
 """
 
 from __future__ import annotations
@@ -70,6 +77,20 @@ def translate(
     return out
 
 
+def model_translations(
+    model, language: str, sources: list[str], max_new_tokens: int, batch_size: int
+) -> list[str]:
+    """The trained speech model's translations when its adapter spells ``sources`` perfectly."""
+    out = []
+    for start in range(0, len(sources), batch_size):
+        decoded = model.generate_from_transcripts(
+            sources[start : start + batch_size], task="st", src_lang=language, tgt_lang="en",
+            max_new_tokens=max_new_tokens, no_repeat_ngram_size=3,
+        )  # fmt: skip
+        out += decoded.texts
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -81,28 +102,44 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--model", type=Path, default=None, help="a trained ST model (readout: tokens) instead of --llm"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    path = resolve_model_path(args.llm)
-    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    results: dict[str, dict] = {"llm": args.llm}
+    if args.model is not None:
+        from speechllm.model import SpeechLLM
+
+        speech_model = SpeechLLM.from_pretrained(args.model).eval()
+
+        def translate_gold(language: str, sources: list[str]) -> list[str]:
+            return model_translations(speech_model, language, sources, args.max_new_tokens, args.batch_size)
+
+        results: dict[str, object] = {"model": str(args.model)}
+    else:
+        path = resolve_model_path(args.llm)
+        tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+        def translate_gold(language: str, sources: list[str]) -> list[str]:
+            return translate(model, tokenizer, language, sources, args.max_new_tokens, args.batch_size)
+
+        results = {"llm": args.llm}
     started = time.perf_counter()
     for item in args.sets:
         name, sep, manifest = item.partition("=")
         if not sep:
             raise SystemExit(f"text_translation_ceiling.py: expected NAME=MANIFEST, got {item!r}")
-        results[name] = {}
+        per_set: dict[str, dict] = {}
+        results[name] = per_set
         for lang, pairs in sorted(source_pairs(manifest, args.per_language).items()):
-            hyps = translate(
-                model, tokenizer, lang, [s for s, _ in pairs], args.max_new_tokens, args.batch_size
-            )
+            hyps = translate_gold(lang, [s for s, _ in pairs])
             bleu = round(corpus_bleu([reference for _, reference in pairs], hyps), 1)
-            results[name][f"{lang}-en"] = {"sentences": len(pairs), "bleu": bleu, "sample": hyps[:3]}
+            per_set[f"{lang}-en"] = {"sentences": len(pairs), "bleu": bleu, "sample": hyps[:3]}
             print(f"{name} {lang}→en from gold transcripts: BLEU {bleu} on {len(pairs)} sentences")
     results["seconds"] = round(time.perf_counter() - started, 1)
     if args.out is not None:

@@ -26,6 +26,7 @@ from speechllm.masking import pad_audio
 from speechllm.model import SpeechLLM
 from speechllm.model_io import Generation
 from speechllm.precision import decode_precision, resolve_device
+from speechllm.search import check_joint_ctc_task
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def transcribe_files(
         )
     if decoder not in DECODERS or (decoder == "prealign" and task != "asr"):
         raise UsageError(f"decoder {decoder!r} with task {task!r}; valid: llm, or prealign for asr")
+    check_joint_ctc_task(decoding, task)
     paths = [str(p) for p in paths]
     if not any(Path(p).is_file() for p in paths):  # nothing to decode: no model to load
         for path in paths:

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from speechllm.ctc_prefix import CTCPrefixScorer, Extensions, PrefixState, joint_increments
+from speechllm.errors import UsageError
 from speechllm.languages import EXTRA_NEW_TOKENS, MAX_NEW_TOKENS_PER_SECOND
 
 
@@ -74,6 +75,17 @@ class DecodingOptions:
     @property
     def guarded(self) -> bool:
         return self.no_repeat_ngram_size > 0 or self.repetition_penalty != 1.0
+
+
+def check_joint_ctc_task(decoding: dict[str, Any] | None, task: str) -> None:
+    """Refuse joint CTC decoding of a task other than ASR before any model loads: the adapter's CTC
+    head spells the source transcript, not a translation."""
+    weight = (decoding or {}).get("ctc_weight") or 0.0
+    if weight > 0 and task != "asr":
+        raise UsageError(
+            f"ctc_weight={weight} (joint CTC decoding) applies to ASR only, got task {task!r}: the "
+            "adapter's CTC head spells the source transcript, not the translation. Use ctc_weight 0."
+        )
 
 
 def token_limits(seconds: Tensor | None, options: DecodingOptions, batch_size: int, device: Any) -> Tensor:

@@ -37,6 +37,7 @@ from speechllm.metrics.normalizers import PAPER, check_normalizer
 from speechllm.precision import decode_precision, resolve_device
 from speechllm.progress import progress
 from speechllm.rundir import Compression, RunInfo, check_run_dir
+from speechllm.search import check_joint_ctc_task
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +286,10 @@ def evaluate(
         trust_imports: import the modules the model directory lists under ``imports:``.
         decoding: ``SpeechLLM.generate_detailed`` options (``num_beams``, ``length_penalty``,
             ``no_repeat_ngram_size``, ``repetition_penalty``, ``max_new_tokens_per_second``,
-            ``chunk_seconds``); default greedy, each clip stopped after 20 tokens per second of
-            audio + 20 at most. ``run.json`` records them and ``capped_hypotheses``, how many
-            hypotheses stopped at their limit (``metrics.json``: ``num_capped_<group>``).
+            ``ctc_weight``, ``ctc_candidates``, ``chunk_seconds``); default greedy, each clip
+            stopped after 20 tokens per second of audio + 20 at most. ``run.json`` records them
+            and ``capped_hypotheses``, how many hypotheses stopped at their limit
+            (``metrics.json``: ``num_capped_<group>``).
         trust_manifest_sources: read audio from recording sources that run a command or fetch a
             URL (refused otherwise, before the model loads: manifests are untrusted input).
         normalizer: ``paper`` (default), ``whisper_english`` or ``whisper_basic``
@@ -319,6 +321,7 @@ def evaluate(
     rank, _ = rank_and_world_size()
     decoder = decoder_name(decoder)
     check_normalizer(normalizer, "evaluate: normalizer")
+    check_joint_ctc_task(decoding, task)
     if listening_clips < 2:
         raise UsageError(
             f"listening_clips must be at least 2 (clips to swap audio between), got {listening_clips}"

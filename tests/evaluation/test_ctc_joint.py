@@ -190,3 +190,17 @@ def test_joint_ctc_decoding_refuses_what_it_cannot_score(prealigned, tiny_model_
     for bad in ({"ctc_weight": 1.5}, {"ctc_weight": float("nan")}, {"ctc_candidates": 0}):
         with pytest.raises(ValueError, match="ctc_"):
             DecodingOptions(**bad)
+
+
+def test_joint_ctc_decoding_of_st_is_refused_before_any_model_loads(tmp_path) -> None:
+    from speechllm.errors import UsageError
+    from speechllm.evaluation import evaluate
+    from speechllm.inference import transcribe_files
+
+    missing_model = tmp_path / "no-model"  # never read: the check comes first
+    with pytest.raises(UsageError, match="applies to ASR only"):
+        evaluate(str(missing_model), tmp_path / "st.jsonl.gz", task="st", decoding={"ctc_weight": 0.5})
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"")
+    with pytest.raises(UsageError, match="applies to ASR only"):
+        list(transcribe_files(missing_model, [audio], task="st", tgt_lang="en", decoding={"ctc_weight": 0.5}))

@@ -355,3 +355,44 @@ def train_step_fn(model: Any, batch: dict[str, Any], precision: str, peer: bool)
         return float(loss.detach())
 
     return step
+
+
+# -- decoding benchmarks: the clips and their encoder outputs ---------------------------------------
+DEMO_CLIP_SECONDS = (2.5, 3.5, 4.5, 5.5)  # cycled over a batch of noise: the demo's clips are 1.5–7 s
+
+
+def decoding_clips(manifest: Path | None, batch: int) -> list[Any]:
+    """The first ``batch`` readable clips of ``manifest`` (mono 16 kHz), or noise of the demo's
+    clip lengths when there is none."""
+    import torch
+
+    if manifest is None:
+        generator = torch.Generator().manual_seed(0)
+        return [
+            0.1 * torch.randn(int(16000 * DEMO_CLIP_SECONDS[i % 4]), generator=generator)
+            for i in range(batch)
+        ]
+    from lhotse import load_manifest_lazy
+
+    from speechllm.audio import load_mono_16k
+
+    clips = []
+    for cut in load_manifest_lazy(manifest):
+        audio, _ = load_mono_16k(cut)
+        if audio is not None:
+            clips.append(audio)
+        if len(clips) == batch:
+            break
+    return clips
+
+
+def encode_each(model: Any, clips: list[Any]) -> tuple[Any, Any, list[Any]]:
+    """Each clip encoded alone (as the encoder-output cache does: Whisper on its true length attends
+    over a batch's padding), then padded: ``(hidden (B, T, C), lens (B,), per-clip frames)``."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    with torch.no_grad():
+        encoded = [model.encoder(clip[None], torch.tensor([clip.numel()])) for clip in clips]
+    frames = [hidden[0, : int(length[0])].float() for hidden, length in encoded]
+    return pad_sequence(frames, batch_first=True), torch.tensor([len(f) for f in frames]), frames

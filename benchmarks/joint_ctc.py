@@ -19,12 +19,9 @@ from pathlib import Path
 
 import _timing
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 from speechllm.config import load_config
 from speechllm.model import SpeechLLM
-
-SECONDS = (2.5, 3.5, 4.5, 5.5)  # cycled over the batch: the demo's clips are 1.5–7 s
 
 
 def load_model(args: argparse.Namespace) -> SpeechLLM:
@@ -37,26 +34,6 @@ def load_model(args: argparse.Namespace) -> SpeechLLM:
         torch.manual_seed(0)
         return SpeechLLM.from_config(load_config(None, overrides).model).eval()
     return SpeechLLM.from_pretrained(args.model).eval()
-
-
-def load_clips(args: argparse.Namespace) -> list[torch.Tensor]:
-    if args.manifest is None:
-        generator = torch.Generator().manual_seed(0)
-        return [
-            0.1 * torch.randn(int(16000 * SECONDS[i % 4]), generator=generator) for i in range(args.batch)
-        ]
-    from lhotse import load_manifest_lazy
-
-    from speechllm.audio import load_mono_16k
-
-    clips = []
-    for cut in load_manifest_lazy(args.manifest):
-        audio, _ = load_mono_16k(cut)
-        if audio is not None:
-            clips.append(audio)
-        if len(clips) == args.batch:
-            break
-    return clips
 
 
 def main() -> None:
@@ -76,12 +53,7 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     model = load_model(args)
-    clips = load_clips(args)
-    with torch.no_grad():
-        encoded = [model.encoder(clip[None], torch.tensor([clip.numel()])) for clip in clips]
-    frames = [hidden[0, : int(length[0])].float() for hidden, length in encoded]
-    hidden = pad_sequence(frames, batch_first=True)  # (B, T, C), zero-padded
-    lens = torch.tensor([len(f) for f in frames])
+    hidden, lens, frames = _timing.encode_each(model, _timing.decoding_clips(args.manifest, args.batch))
     guard = {"max_new_tokens": args.max_new_tokens, "no_repeat_ngram_size": 3}
     variants = {
         "LLM alone, greedy": guard,
@@ -105,7 +77,7 @@ def main() -> None:
         )
     base = statistics.median(times["LLM alone, greedy"])
     print(
-        f"{_timing.machine_line()}; {len(clips)} clips, at most {args.max_new_tokens} new tokens, "
+        f"{_timing.machine_line()}; {len(frames)} clips, at most {args.max_new_tokens} new tokens, "
         f"{args.threads} thread(s), fp32"
     )
     print(f"| decoding | median of {args.repeats} (s) | tokens written | time vs LLM alone, greedy |")

@@ -348,8 +348,11 @@ class SpeechLLM(nn.Module):
     def _ctc_scorer(self, out: AdapterOutput, stop_ids: list[int]) -> CTCPrefixScorer:
         """The pre-alignment head's CTC posteriors over the adapter's outputs, as a prefix scorer."""
         assert self.prealign is not None  # _check_joint_ctc
-        logits = self.prealign.logits(out.embeds, self.llm.input_embeddings())
-        return CTCPrefixScorer(F.log_softmax(logits, dim=-1), out.lens, self.prealign.id_classes(), stop_ids)
+        frames = self.prealign.scored(out)  # with prealign.upsample, U frames per adapter vector
+        logits = self.prealign.logits(frames.embeds, self.llm.input_embeddings())
+        return CTCPrefixScorer(
+            F.log_softmax(logits, dim=-1), frames.lens, self.prealign.id_classes(), stop_ids
+        )
 
     def _prompted(
         self,

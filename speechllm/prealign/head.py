@@ -28,6 +28,14 @@ After pre-alignment the head also decides what the LLM reads (``readout``):
   (the CTC transcript, as text); gradients reach the adapter through the posterior
   (straight-through), so the LLM stage still trains it.
 
+An adapter that emits fewer vectors than its transcripts have tokens (the WLQ-former: 3.3 a
+second, against about 4 tokens a second of speech) cannot meet CTC: a labelling longer than its
+frames has no path. ``upsample: U`` lets each vector spell up to U labels: the head scores U
+learned linear maps of it (initialised as random rotations), in order, as U consecutive frames. The
+CTC loss, the adapter decoded alone, joint CTC decoding and the ``compress`` / ``mix`` / ``tokens``
+readouts all read those U·T frames; the ``frames`` readout still gives the LLM the adapter's T
+vectors, so the adapter's own compression is what the LLM reads.
+
 Shapes: B batch, T adapter frames, D LLM width, K vocabulary kept (``vocab_ids``), K+1 with blank.
 """
 
@@ -51,7 +59,7 @@ READOUTS = ("frames", "compress", "mix", "tokens")
 BLANK = 0  # index of the blank among the head's K+1 classes
 # Head options that shape what pre-alignment learns; the others only shape the LLM stage, so a run
 # starting from another's pre-alignment (prealign.init) may change them.
-PREALIGNMENT_OPTIONS = ("vocab", "init_scale")
+PREALIGNMENT_OPTIONS = ("vocab", "init_scale", "upsample")
 
 
 def resolve_objective(objective: str, adapter: Any) -> str:
@@ -89,6 +97,7 @@ class PreAlignHead(nn.Module):
             *target* is replaced by the CTC transcript the LLM reads (plus the stop id): the LLM
             learns to copy what it reads, stopping where it ends, unless the other clips' targets
             (the references) make a correction more likely (0: off).
+        upsample: U ≥ 1 labels each adapter vector may spell (see the module docstring; 1: off).
     """
 
     def __init__(
@@ -104,6 +113,7 @@ class PreAlignHead(nn.Module):
         transcript_ratio: float = 0.0,
         copy_ratio: float = 0.0,
         matmul_dtype: str = "float32",
+        upsample: int = 1,
     ) -> None:
         super().__init__()
         if readout not in READOUTS:
@@ -128,6 +138,17 @@ class PreAlignHead(nn.Module):
         if matmul_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"model.prealign.matmul_dtype: {matmul_dtype!r}; valid: float32, bfloat16")
         self.matmul_dtype = getattr(torch, matmul_dtype)
+        if not isinstance(upsample, int) or upsample < 1:
+            raise ValueError(f"model.prealign.upsample must be an integer ≥ 1, got {upsample!r}")
+        self.upsample = upsample
+        # U maps of each vector, one per label it may spell: random rotations, so that the U frames of
+        # one vector start apart (near-identical maps start as one label U times, which CTC merges,
+        # and a toy sequence then learned the wrong order; tests/prealign/test_prealign_upsample.py).
+        self.splits = (
+            nn.Parameter(torch.stack([nn.init.orthogonal_(torch.empty(dim, dim)) for _ in range(upsample)]))
+            if upsample > 1
+            else None
+        )
         self.blank = nn.Parameter(torch.randn(dim) / math.sqrt(dim))
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self.output_scale = nn.Parameter(torch.tensor(1.0))
@@ -144,8 +165,10 @@ class PreAlignHead(nn.Module):
         gradient. (:class:`~speechllm.prealign.module.PreAlignModule` sets its own.)
         """
         used = {"output_scale"} if self.readout in ("frames", "compress") else {"log_scale"}
+        if self.upsample > 1 and self.readout != "frames":  # the readout reads the split frames
+            used |= {"splits"}
         if self.aux_weight > 0:
-            used |= {"blank", "log_scale"}
+            used |= {"blank", "log_scale"} | ({"splits"} if self.upsample > 1 else set())
         for name, param in self.named_parameters():
             param.requires_grad_(name in used)
 
@@ -205,8 +228,20 @@ class PreAlignHead(nn.Module):
         cosines = torch.cat([(vectors @ blank)[..., None].to(tokens.dtype), tokens], dim=-1)
         return self.log_scale.exp() * cosines.float()
 
+    def scored(self, out: AdapterOutput) -> AdapterOutput:
+        """The frames the head scores: the adapter's (B, T, D) outputs, or with ``upsample`` U their
+        U maps per vector in order, (B, U·T, D) with lengths U·lens."""
+        if self.splits is None:
+            return out
+        batch, frames, dim = out.embeds.shape
+        split = torch.einsum("btd,ued->btue", out.embeds, self.splits.to(out.embeds.dtype))
+        embeds = split.reshape(batch, frames * self.upsample, dim)
+        return AdapterOutput(embeds, out.lens * self.upsample, out.aux_loss, out.stats)
+
     def loss(self, objective: str, out: AdapterOutput, targets: AdapterTargets, table: Tensor) -> Tensor:
         """Pre-alignment loss of adapter outputs against the transcript (mean per target token)."""
+        if objective == "ctc":
+            out = self.scored(out)
         logits = self.logits(out.embeds, table)
         classes = self.class_targets(targets)
         if objective == "ctc":
@@ -235,6 +270,8 @@ class PreAlignHead(nn.Module):
     @torch.no_grad()
     def greedy_ids(self, objective: str, out: AdapterOutput, table: Tensor) -> list[list[int]]:
         """Decode the adapter alone: CTC greedy (repeats merged, blanks dropped) or argmax per vector."""
+        if objective == "ctc":
+            out = self.scored(out)
         logits = self.logits(out.embeds, table)
         if objective == "ce":
             labels = logits[..., 1:].argmax(-1) + 1
@@ -255,9 +292,11 @@ class PreAlignHead(nn.Module):
 
     def read(self, out: AdapterOutput, table: Tensor) -> AdapterOutput:
         """Turn adapter outputs into the LLM's input (``readout``)."""
+        adapter_lens = out.lens
         if self.readout == "frames":
             embeds, lens = out.embeds * self.output_scale.to(out.embeds.dtype), out.lens
         else:
+            out = self.scored(out)
             logits = self.logits(out.embeds, table)
             labels = logits.argmax(-1)
             if self.readout == "compress":
@@ -276,7 +315,7 @@ class PreAlignHead(nn.Module):
                 embeds = embeds.to(out.embeds.dtype)
                 embeds = embeds * lengths_to_mask(lens, embeds.shape[1]).unsqueeze(-1).to(embeds.dtype)
         # ``out_lens`` is what the LLM reads (the compression monitors' input); the adapter's own stays.
-        stats = {**out.stats, "adapter_lens": out.lens, "out_lens": lens}
+        stats = {**out.stats, "adapter_lens": adapter_lens, "out_lens": lens}
         if self.readout == "tokens":
             stats["token_ids"] = token_ids  # (B, K) the CTC transcript the LLM reads, 0-padded
         return AdapterOutput(embeds=embeds, lens=lens, aux_loss=out.aux_loss, stats=stats)

@@ -42,7 +42,8 @@ def _lengths_from_targets(adapter: torch.nn.Module) -> Iterator[None]:
 class PreAlignModule(SpeechLLMModule):
     """Trains the adapter and the pre-alignment head of a :class:`SpeechLLM` against the LLM's embeddings.
 
-    Only ``model.adapter`` and the head's ``blank`` / ``log_scale`` are trained; every other
+    Only ``model.adapter`` and the head's ``blank`` / ``log_scale`` (and ``splits``, with
+    ``model.prealign.upsample``) are trained; every other
     parameter (LoRA included) is frozen for the stage and given back its ``requires_grad`` at the
     end (:meth:`release`). Logs ``prealign/loss`` per step and, on the dev set, ``prealign/val_loss``
     and ``prealign/dev_wer``: the adapter decoded alone (CTC greedy, or argmax per vector for
@@ -95,7 +96,10 @@ class PreAlignModule(SpeechLLMModule):
         # A trainable encoder (model.encoder.lora / unfreeze_top_layers) trains here too: fitting it
         # to the CTC target is the cheap part of adapting it, no LLM runs in this stage.
         encoder = [p for p in model.encoder.parameters() if p.requires_grad]
-        trained = {id(p) for p in [*model.adapter.parameters(), *encoder, head.blank, head.log_scale]}
+        splits = [] if head.splits is None or self.objective != "ctc" else [head.splits]  # prealign.upsample
+        trained = {
+            id(p) for p in [*model.adapter.parameters(), *encoder, head.blank, head.log_scale, *splits]
+        }
         self._restore = {name: p.requires_grad for name, p in model.named_parameters()}
         for param in model.parameters():
             param.requires_grad_(id(param) in trained)

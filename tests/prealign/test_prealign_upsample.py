@@ -103,3 +103,36 @@ def test_a_wlq_former_pre_aligns_with_ctc_through_upsampling_and_the_maps_round_
     # The frames readout leaves the maps to pre-alignment; the saved model keeps them.
     final = SpeechLLM.from_pretrained(model_dir)
     assert torch.equal(final.prealign.splits, splits)
+
+
+@torch.no_grad()
+def test_joint_ctc_decoding_scores_the_upsampled_frames_and_a_batch_decodes_as_each_clip_alone(
+    tiny_model_overrides: list[str],
+) -> None:
+    torch.manual_seed(0)
+    cfg = load_config(
+        None,
+        [
+            *tiny_model_overrides,
+            "model.adapter.name=wlq_former",
+            "model.prealign.readout=tokens",
+            "model.prealign.upsample=3",
+        ],
+    )
+    model = SpeechLLM.from_config(cfg.model).eval()
+    model.prealign.set_vocab(torch.arange(3, 200))
+    lens = torch.tensor([16000, 9600])
+    audio = torch.randn(2, 16000) * 0.1 * (torch.arange(16000)[None] < lens[:, None])
+    hidden, hidden_lens = model.encoder(audio, lens)
+    out = model.adapter(hidden, hidden_lens)
+    scorer = model._ctc_scorer(out, model.llm.prompts.stop_ids)
+    assert scorer.frames == 3 * out.embeds.shape[1]
+    for row, length in enumerate((out.lens * 3).tolist()):  # a clip's frames end at 3 × its vectors
+        assert bool((scorer.x[row, length:, 0] == 0).all()) and bool((scorer.x[row, :length, 0] < 0).all())
+    options = {"max_new_tokens": 5, "ctc_weight": 0.5, "ctc_candidates": 4}
+    batched = model.generate_detailed(audio, lens, **options)
+    alone = [
+        model.generate_detailed(audio[i : i + 1, : int(lens[i])], lens[i : i + 1], **options)
+        for i in range(2)
+    ]
+    assert batched.texts == [one.texts[0] for one in alone]

@@ -262,6 +262,8 @@ def test_beam_search_and_the_guard_are_recorded_and_reported(
         "repetition_penalty": 1.0,
         "max_new_tokens_per_second": 20.0,
         "chunk_seconds": None,
+        "ctc_weight": 0.0,
+        "ctc_candidates": 8,
     }
     report = build_report([out], tmp_path / "report", plots=False, n_resamples=10)
     assert f"{out}: beam 2 (length penalty 1.0), no repeated 3-grams" in report.markdown

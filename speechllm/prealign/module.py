@@ -79,6 +79,13 @@ class PreAlignModule(SpeechLLMModule):
     ) -> None:
         if model.prealign is None:
             raise ValueError("pre-alignment needs a model built with model.prealign")
+        if model.prealign.upsample > 1 and objective != "ctc":
+            # CE scores one adapter vector per token: the U split maps would stay untrained
+            # rotations, and the readouts that read the split frames would read noise.
+            raise ValueError(
+                f"model.prealign.upsample: {model.prealign.upsample} needs prealign.objective ctc "
+                f"(this run pre-aligns with {objective!r}); set model.prealign.upsample to 1"
+            )
         super().__init__(model, {"lr": lr, "weight_decay": weight_decay}, max_bad_steps=max_bad_steps)
         self.objective = objective
         self.warmup_ratio = warmup_ratio
@@ -96,7 +103,7 @@ class PreAlignModule(SpeechLLMModule):
         # A trainable encoder (model.encoder.lora / unfreeze_top_layers) trains here too: fitting it
         # to the CTC target is the cheap part of adapting it, no LLM runs in this stage.
         encoder = [p for p in model.encoder.parameters() if p.requires_grad]
-        splits = [] if head.splits is None or self.objective != "ctc" else [head.splits]  # prealign.upsample
+        splits = [] if head.splits is None else [head.splits]  # prealign.upsample (ctc only, above)
         trained = {
             id(p) for p in [*model.adapter.parameters(), *encoder, head.blank, head.log_scale, *splits]
         }

@@ -105,6 +105,16 @@ def test_a_wlq_former_pre_aligns_with_ctc_through_upsampling_and_the_maps_round_
     assert torch.equal(final.prealign.splits, splits)
 
 
+def test_upsample_with_the_ce_objective_is_refused_naming_the_key(tiny_model_overrides: list[str]) -> None:
+    from speechllm.prealign.module import PreAlignModule
+
+    cfg = load_config(None, [*tiny_model_overrides, "model.adapter.name=cif", "model.prealign.upsample=2"])
+    model = SpeechLLM.from_config(cfg.model)
+    with pytest.raises(ValueError, match=r"model\.prealign\.upsample: 2 needs prealign\.objective ctc"):
+        PreAlignModule(model, "ce")
+    PreAlignModule(model, "ctc")  # the same model pre-aligns with CTC
+
+
 @torch.no_grad()
 def test_joint_ctc_decoding_scores_the_upsampled_frames_and_a_batch_decodes_as_each_clip_alone(
     tiny_model_overrides: list[str],

@@ -267,9 +267,10 @@ class SpeechLLM(nn.Module):
         if options.ctc_weight > 0:
             self._check_joint_ctc(task)
         out = self.adapter(encoder_hidden, encoder_lens)
-        stops = self.llm.prompts.stop_ids
-        ctc = self._ctc_scorer(out, stops) if options.ctc_weight > 0 else None
-        read = out if self.prealign is None else self.prealign(out, self.llm.input_embeddings())
+        ctc, logits = (
+            self._ctc_scorer(out, self.llm.prompts.stop_ids) if options.ctc_weight > 0 else (None, None)
+        )
+        read = out if self.prealign is None else self.prealign.read(out, self.llm.input_embeddings(), logits)
         return self._search(read, task, src_lang, tgt_lang, options, seconds, on_clip_done, ctc)
 
     @torch.no_grad()
@@ -345,14 +346,16 @@ class SpeechLLM(nn.Module):
                 f"with CTC; got {why}. Use ctc_weight=0."
             )
 
-    def _ctc_scorer(self, out: AdapterOutput, stop_ids: list[int]) -> CTCPrefixScorer:
-        """The pre-alignment head's CTC posteriors over the adapter's outputs, as a prefix scorer."""
+    def _ctc_scorer(self, out: AdapterOutput, stop_ids: list[int]) -> tuple[CTCPrefixScorer, Tensor]:
+        """The pre-alignment head's CTC posteriors over the adapter's outputs, as a prefix scorer,
+        and the head's logits (B, U·T, K+1) they came from (the readout reads the same frames)."""
         assert self.prealign is not None  # _check_joint_ctc
         frames = self.prealign.scored(out)  # with prealign.upsample, U frames per adapter vector
         logits = self.prealign.logits(frames.embeds, self.llm.input_embeddings())
-        return CTCPrefixScorer(
+        scorer = CTCPrefixScorer(
             F.log_softmax(logits, dim=-1), frames.lens, self.prealign.id_classes(), stop_ids
         )
+        return scorer, logits
 
     def _prompted(
         self,

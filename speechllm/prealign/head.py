@@ -290,14 +290,18 @@ class PreAlignHead(nn.Module):
         """Turn adapter outputs into the LLM's input (``readout``); the same as :meth:`read`."""
         return self.read(out, table)
 
-    def read(self, out: AdapterOutput, table: Tensor) -> AdapterOutput:
-        """Turn adapter outputs into the LLM's input (``readout``)."""
+    def read(self, out: AdapterOutput, table: Tensor, frame_logits: Tensor | None = None) -> AdapterOutput:
+        """Turn adapter outputs into the LLM's input (``readout``).
+
+        ``frame_logits``: the head's logits over :meth:`scored` frames (B, U·T, K+1) where the caller
+        has them already (joint CTC decoding scores the same frames), so they are not computed twice.
+        """
         adapter_lens = out.lens
         if self.readout == "frames":
             embeds, lens = out.embeds * self.output_scale.to(out.embeds.dtype), out.lens
         else:
             out = self.scored(out)
-            logits = self.logits(out.embeds, table)
+            logits = self.logits(out.embeds, table) if frame_logits is None else frame_logits
             labels = logits.argmax(-1)
             if self.readout == "compress":
                 pooled, lens = _merge_runs(out.embeds, labels, out.lens)

@@ -135,8 +135,12 @@ def test_joint_ctc_decoding_scores_the_upsampled_frames_and_a_batch_decodes_as_e
     audio = torch.randn(2, 16000) * 0.1 * (torch.arange(16000)[None] < lens[:, None])
     hidden, hidden_lens = model.encoder(audio, lens)
     out = model.adapter(hidden, hidden_lens)
-    scorer = model._ctc_scorer(out, model.llm.prompts.stop_ids)
+    scorer, logits = model._ctc_scorer(out, model.llm.prompts.stop_ids)
     assert scorer.frames == 3 * out.embeds.shape[1]
+    # The readout given those logits reads what it would have computed itself.
+    table = model.llm.input_embeddings()
+    given, own = model.prealign.read(out, table, logits), model.prealign.read(out, table)
+    assert torch.equal(given.embeds, own.embeds) and torch.equal(given.lens, own.lens)
     for row, length in enumerate((out.lens * 3).tolist()):  # a clip's frames end at 3 × its vectors
         assert bool((scorer.x[row, length:, 0] == 0).all()) and bool((scorer.x[row, :length, 0] < 0).all())
     options = {"max_new_tokens": 5, "ctc_weight": 0.5, "ctc_candidates": 4}

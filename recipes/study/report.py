@@ -6,12 +6,14 @@ own decoders (``anchors/<model>/<set>``). Writes ``report.md``, ``table3.csv``, 
 plots (``quality_by_adapter.png``, ``compression_vs_quality.png``) and ``conclusions.json``; with
 ``--docs docs/study.md`` it also replaces that file's results section (between the
 ``<!-- study results -->`` markers) with the report, so the documentation holds only numbers a run
-directory gave.
+directory gave; ``--section NAME`` replaces another run's section instead (``<!-- study results NAME:
+begin -->`` … ``end -->``, plots copied as ``study_NAME_<plot>.png``), so one page can hold the
+equal-minutes study and the equal-steps one.
 
 Table 3's columns are per test set: the synthetic sets keep the paper's names (``asr_wer_en``,
 ``st_bleu_de-en``), the recorded ones are ``real-…`` (``asr_wer_real-en``, ``st_bleu_real-nl-en``).
 
-Usage: python recipes/study/report.py OUT [--docs docs/study.md] [--wall-seconds S]
+Usage: python recipes/study/report.py OUT [--docs docs/study.md [--section NAME]] [--wall-seconds S]
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ from speechllm.metrics.tables import RunResult, compute_table1, compute_table3, 
 from speechllm.rundir import NO_ADAPTER  # noqa: E402
 
 ANCHOR_LLM = "own decoder"
-DOCS_BEGIN, DOCS_END = "<!-- study results: begin -->", "<!-- study results: end -->"
+
+
+def docs_markers(section: str | None = None) -> tuple[str, str]:
+    """The begin and end markers of a results section: the default run's, or section ``NAME``'s."""
+    name = "study results" if section is None else f"study results {section}"
+    return f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
 
 
 def set_column(column: str, set_name: str) -> str:
@@ -239,31 +246,37 @@ def build(out: Path, wall_seconds: float | None = None, n_resamples: int = 1000)
     return markdown
 
 
-def write_docs(markdown: str, out: Path, docs: Path) -> None:
-    """Replace the results section of ``docs`` (between the markers) with the report, headings
-    demoted; its plots are copied beside ``docs`` as ``study_<name>.png``."""
+def write_docs(markdown: str, out: Path, docs: Path, section: str | None = None) -> None:
+    """Replace a results section of ``docs`` (between its markers, :func:`docs_markers`) with the
+    report, headings demoted; its plots are copied beside ``docs`` as ``study_<name>.png``
+    (``study_<section>_<name>.png`` for a named section)."""
+    begin, end = docs_markers(section)
     text = docs.read_text(encoding="utf-8")
-    if DOCS_BEGIN not in text or DOCS_END not in text:
-        raise SystemExit(f"{docs}: no results section ({DOCS_BEGIN} … {DOCS_END}) to replace")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{docs}: no results section ({begin} … {end}) to replace")
+    prefix = "study_" if section is None else f"study_{section}_"
     for plot in sorted(out.glob("*.png")):
-        shutil.copyfile(plot, docs.parent / f"study_{plot.name}")
-        markdown = markdown.replace(f"]({plot.name})", f"](study_{plot.name})")
+        shutil.copyfile(plot, docs.parent / f"{prefix}{plot.name}")
+        markdown = markdown.replace(f"]({plot.name})", f"]({prefix}{plot.name})")
     body = "\n".join(f"#{line}" if line.startswith("#") else line for line in markdown.splitlines())
-    head, rest = text.split(DOCS_BEGIN, 1)
-    tail = rest.split(DOCS_END, 1)[1]
-    docs.write_text(f"{head}{DOCS_BEGIN}\n{body}\n{DOCS_END}{tail}", encoding="utf-8")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    docs.write_text(f"{head}{begin}\n{body}\n{end}{tail}", encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the study's output directory (STUDY_OUT)")
     parser.add_argument("--docs", type=Path, default=None, help="also replace this file's results section")
+    parser.add_argument(
+        "--section", default=None, help="with --docs: the named results section (e.g. steps) to replace"
+    )
     parser.add_argument("--wall-seconds", type=float, default=None, help="the run's wall time, to report")
     parser.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples")
     args = parser.parse_args()
     markdown = build(args.out, args.wall_seconds, args.resamples)
     if args.docs is not None:
-        write_docs(markdown, args.out, args.docs)
+        write_docs(markdown, args.out, args.docs, args.section)
     print(markdown)
 
 

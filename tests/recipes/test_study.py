@@ -231,3 +231,21 @@ def test_the_study_pipeline_on_tiny_models_writes_tables_plots_and_conclusions_a
     )
     assert "### Table 3" in written and "](study_quality_by_adapter.png)" in written
     assert (docs.parent / "study_quality_by_adapter.png").is_file()
+
+
+def test_a_named_results_section_is_replaced_and_the_default_one_left_as_it_was(tmp_path: Path):
+    report = recipe_module("study", "report")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "quality_by_adapter.png").write_bytes(b"png")
+    docs = tmp_path / "study.md"
+    minutes = "<!-- study results: begin -->\nMINUTES RUN\n<!-- study results: end -->"
+    steps = "<!-- study results steps: begin -->\nSTALE\n<!-- study results steps: end -->"
+    docs.write_text(f"# Study\n\n{minutes}\n\n{steps}\n\nend\n", encoding="utf-8")
+    report.write_docs("## Report\n\n![q](quality_by_adapter.png)", out, docs, "steps")
+    written = docs.read_text(encoding="utf-8")
+    assert "MINUTES RUN" in written and "STALE" not in written and written.endswith("end\n")
+    assert "### Report" in written and "](study_steps_quality_by_adapter.png)" in written
+    assert (tmp_path / "study_steps_quality_by_adapter.png").read_bytes() == b"png"
+    with pytest.raises(SystemExit, match="study results other: begin"):
+        report.write_docs("## Report", out, docs, "other")

@@ -270,7 +270,7 @@ class SpeechLLM(nn.Module):
         ctc, logits = (
             self._ctc_scorer(out, self.llm.prompts.stop_ids) if options.ctc_weight > 0 else (None, None)
         )
-        read = out if self.prealign is None else self.prealign.read(out, self.llm.input_embeddings(), logits)
+        read = out if self.prealign is None else self.prealign(out, self.llm.input_embeddings(), logits)
         return self._search(read, task, src_lang, tgt_lang, options, seconds, on_clip_done, ctc)
 
     @torch.no_grad()

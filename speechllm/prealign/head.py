@@ -286,9 +286,9 @@ class PreAlignHead(nn.Module):
         return decoded
 
     # -- what the LLM reads -------------------------------------------------------------------------
-    def forward(self, out: AdapterOutput, table: Tensor) -> AdapterOutput:
+    def forward(self, out: AdapterOutput, table: Tensor, frame_logits: Tensor | None = None) -> AdapterOutput:
         """Turn adapter outputs into the LLM's input (``readout``); the same as :meth:`read`."""
-        return self.read(out, table)
+        return self.read(out, table, frame_logits)
 
     def read(self, out: AdapterOutput, table: Tensor, frame_logits: Tensor | None = None) -> AdapterOutput:
         """Turn adapter outputs into the LLM's input (``readout``).

@@ -23,8 +23,8 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check speechllm tests benchmarks
 	$(VENV)/bin/ruff format --check speechllm tests benchmarks
 
-# The demo (docs/demo.md): `make demo DEMO_MINUTES=10` scales its time budget (default 18 minutes).
-DEMO_MINUTES ?= 18
+# The demo (docs/demo.md): `make demo DEMO_MINUTES=10` scales its time budget (default 12 minutes).
+DEMO_MINUTES ?= 12
 demo: $(VENV)/.installed-demo
 	DEMO_MINUTES=$(DEMO_MINUTES) bash recipes/demo/run.sh
 

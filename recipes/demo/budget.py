@@ -4,9 +4,10 @@ Measured split (docs/demo.md): each adapter gets ``prealign_share`` of the budge
 pre-alignment and ``llm_share`` for the LLM stage (both divided among the adapters); ST (on
 Whisper base) gets ``ST_PREALIGN_SHARE`` for pre-aligning its adapter on the source-language
 transcripts and ``ST_SHARE`` for its LLM stage; the rest goes to data, the encoder caches,
-Whisper's decoders and decoding. Test sets grow with the budget, within bounds: the real-speech
-sets other than English hold ``num_real_other`` clips per language (es/fr/it Asterisk prompts,
-nl/cs Fish Fillets lines).
+Whisper's decoders and decoding. Test sets grow with the budget, within bounds; at the default
+budget (12 minutes): 90 synthetic test sentences, 45 real English prompts, 20 clips per other
+real-speech language (``num_real_other``: es/fr/it Asterisk prompts, nl/cs Fish Fillets lines) and
+9 synthetic ST clips per direction, the sizes the 18-minute default had before.
 
 Run: ``python recipes/demo/budget.py MINUTES "conv cif" [PREALIGN_SHARE LLM_SHARE]`` prints
 ``pre_minutes asr_minutes st_pre_minutes st_minutes num_test num_real num_real_other num_st_test``
@@ -52,10 +53,10 @@ def split_budget(
         llm_minutes=round(llm_share * minutes / num_adapters, 2),
         st_prealign_minutes=round(ST_PREALIGN_SHARE * minutes, 2),
         st_minutes=round(ST_SHARE * minutes, 2),
-        num_test=min(100, max(20, int(5 * minutes))),
-        num_real=min(50, max(10, int(2.5 * minutes))),
-        num_real_other=min(20, max(5, int(1.25 * minutes))),
-        num_st_test=min(25, max(4, int(minutes // 2))),
+        num_test=min(100, max(20, int(7.5 * minutes))),
+        num_real=min(50, max(10, int(3.75 * minutes))),
+        num_real_other=min(20, max(5, int(1.875 * minutes))),
+        num_st_test=min(25, max(4, int(0.75 * minutes))),
     )
 
 

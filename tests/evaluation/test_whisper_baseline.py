@@ -90,3 +90,20 @@ def test_the_cli_translates_and_an_english_only_checkpoint_refuses_it(
     with pytest.raises(UsageError, match="English-only: it cannot translate 'es'"):
         evaluate_whisper(manifest, tmp_path / "refused", path=str(english), max_new_tokens=3, task="st")
     assert not (tmp_path / "refused").exists()
+
+
+def test_the_anchor_decodes_at_the_precision_asked_and_records_it(
+    multilingual: Path, manifest: Path, tmp_path: Path
+) -> None:
+    """``bf16`` runs the decoder's matrix products in bf16 (autocast); ``32`` in float32 throughout; the
+    run directory says which, so an anchor's numbers carry their precision."""
+    dtypes: list[torch.dtype] = []
+    for precision in ("bf16", "32"):
+        baseline = WhisperDecoderBaseline(str(multilingual), max_new_tokens=2, precision=precision)
+        dtypes.clear()
+        baseline.model.proj_out.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+        baseline.transcribe([0.1 * torch.randn(8000)], "es")
+        assert set(dtypes) == {torch.bfloat16 if precision == "bf16" else torch.float32}, precision
+    evaluate_whisper(manifest, tmp_path / "run", path=str(multilingual), max_new_tokens=2, precision="32")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["precision"]["precision"] == "32"

@@ -17,18 +17,18 @@ def _budget_module():
 
 
 def test_the_default_budget_splits_as_documented() -> None:
-    budget = _budget_module().split_budget(18, 1)
+    budget = _budget_module().split_budget(12, 1)
     # docs/demo.md: 52 % pre-alignment, 10 % LLM stage; ST 10 % pre-alignment, 5 % LLM stage;
-    # test sets scale with the minutes (the real es/fr/it/nl/cs sets: about 20 clips each).
-    assert (budget.prealign_minutes, budget.llm_minutes) == (9.36, 1.8)
-    assert (budget.st_prealign_minutes, budget.st_minutes) == (1.8, 0.9)
+    # test sets scale with the minutes (the real es/fr/it/nl/cs sets: 20 clips each by default).
+    assert (budget.prealign_minutes, budget.llm_minutes) == (6.24, 1.2)
+    assert (budget.st_prealign_minutes, budget.st_minutes) == (1.2, 0.6)
     assert (budget.num_test, budget.num_real, budget.num_real_other, budget.num_st_test) == (90, 45, 20, 9)
 
 
 def test_adapters_share_the_asr_minutes_and_sizes_stay_in_bounds() -> None:
     split_budget = _budget_module().split_budget
-    two = split_budget(18, 2)
-    assert two.prealign_minutes == pytest.approx(4.68) and two.llm_minutes == pytest.approx(0.9)
+    two = split_budget(12, 2)
+    assert two.prealign_minutes == pytest.approx(3.12) and two.llm_minutes == pytest.approx(0.6)
     assert split_budget(1, 1).num_test == 20 and split_budget(100, 1).num_test == 100
     assert split_budget(1, 1).num_real_other == 5 and split_budget(100, 1).num_real_other == 20
     with pytest.raises(ValueError, match="minutes > 0"):
@@ -39,7 +39,7 @@ def test_adapters_share_the_asr_minutes_and_sizes_stay_in_bounds() -> None:
 
 def test_run_sh_reads_the_split_from_the_script() -> None:
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "18", "conv cif"], capture_output=True, text=True, check=True
+        [sys.executable, str(SCRIPT), "12", "conv cif"], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert out == ["4.68", "0.90", "1.80", "0.90", "90", "45", "20", "9"]
+    assert out == ["3.12", "0.60", "1.20", "0.60", "90", "45", "20", "9"]
     assert "recipes/demo/budget.py" in (REPO / "recipes" / "demo" / "run.sh").read_text()

@@ -86,17 +86,14 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     echo "== stage 2: Whisper tiny.en's own greedy decoder"
-    for name in asr_test real_en; do
-        "$PY" -m speechllm.cli whisper-baseline --manifest "$sets/$name.jsonl.gz" \
-            --out "$out/eval/whisper/$name"
-    done
+    "$PY" -m speechllm.cli whisper-baseline --run asr "$sets/asr_test.jsonl.gz" "$out/eval/whisper/asr_test" \
+        --run asr "$sets/real_en.jsonl.gz" "$out/eval/whisper/real_en"
+    # One load for the three runs; the es/fr/it prompts, transcribed and translated, are encoded once.
     echo "== stage 2: Whisper base's own greedy decoder: transcribe en/es/fr/it, translate es/fr/it/nl/cs → en"
-    for name in real_en real_asr; do
-        "$PY" -m speechllm.cli whisper-baseline --model whisper-base --manifest "$sets/$name.jsonl.gz" \
-            --out "$out/eval/whisper_base/$name"
-    done
-    "$PY" -m speechllm.cli whisper-baseline --model whisper-base --task st --manifest "$sets/real_st.jsonl.gz" \
-        --out "$out/eval/whisper_base/real_st"
+    "$PY" -m speechllm.cli whisper-baseline --model whisper-base \
+        --run asr "$sets/real_en.jsonl.gz" "$out/eval/whisper_base/real_en" \
+        --run asr "$sets/real_asr.jsonl.gz" "$out/eval/whisper_base/real_asr" \
+        --run st "$sets/real_st.jsonl.gz" "$out/eval/whisper_base/real_st"
     # 10 sentences per direction: SmolLM2 reaches BLEU 0-3 from gold text on 9-20 (docs/demo.md).
     echo "== stage 2: SmolLM2 translating the gold source text (the ceiling of the demo's ST)"
     "$PY" recipes/demo/text_translation_ceiling.py --threads "$threads" --out "$out/eval/text_ceiling.json" \

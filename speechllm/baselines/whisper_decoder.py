@@ -24,10 +24,13 @@ Command line: ``speechllm whisper-baseline --manifest M --out DIR [--model whisp
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,38 @@ class WhisperDecoderBaseline:
             raise UsageError(f"{self.path} knows no language {language!r}")
 
     @torch.no_grad()
+    def encode(self, clips: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Encoder states of mono 16 kHz clips (each (S,), at most 30 s), zero-padded to Whisper's
+        30 s window as it was trained. Returns (B, 1500, d_model)."""
+        too_long = [i for i, clip in enumerate(clips) if clip.shape[-1] > WINDOW_SAMPLES]
+        if too_long:
+            raise UsageError(f"clip(s) {too_long} are longer than Whisper's 30 s window")
+        audio = torch.zeros(len(clips), WINDOW_SAMPLES, device=self.device)
+        for row, clip in enumerate(clips):
+            audio[row, : clip.shape[-1]] = clip.to(self.device)
+        lens = torch.full((len(clips),), WINDOW_SAMPLES, device=self.device)
+        features, _ = self.features(audio, lens)  # (B, n_mels, 3000)
+        with self.autocast:
+            return self.model.get_encoder()(features).last_hidden_state
+
+    @torch.no_grad()
+    def decode(self, encoded: torch.Tensor, language: str = "en", task: str = "transcribe") -> list[str]:
+        """Greedy text of encoder states (B, 1500, d_model) of speech in ``language``: ``transcribe``
+        (in that language) or ``translate`` (into English). Returns one string per clip."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        self.check_language(language, task)
+        spoken = {"language": language, "task": task} if self.multilingual else {}
+        with self.autocast:
+            ids = self.model.generate(
+                encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                **spoken,
+            )
+        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
     def transcribe(
         self, clips: Sequence[torch.Tensor], language: str = "en", task: str = "transcribe"
     ) -> list[str]:
@@ -100,27 +135,54 @@ class WhisperDecoderBaseline:
         if not clips:
             return []
         self.check_language(language, task)
-        too_long = [i for i, clip in enumerate(clips) if clip.shape[-1] > WINDOW_SAMPLES]
-        if too_long:
-            raise UsageError(f"clip(s) {too_long} are longer than Whisper's 30 s window")
-        # Zero-padded to 30 s with full lengths: exactly the features Whisper was trained on.
-        audio = torch.zeros(len(clips), WINDOW_SAMPLES, device=self.device)
-        for row, clip in enumerate(clips):
-            audio[row, : clip.shape[-1]] = clip.to(self.device)
-        lens = torch.full((len(clips),), WINDOW_SAMPLES, device=self.device)
-        features, _ = self.features(audio, lens)  # (B, n_mels, 3000)
-        spoken = {"language": language, "task": task} if self.multilingual else {}
-        with self.autocast:
-            ids = self.model.generate(
-                features, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, **spoken
-            )
-        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return self.decode(self.encode(clips), language, task)
+
+
+class SharedEncoding:
+    """Encoder states of the clips that several runs decode (the demo's es/fr/it prompts, transcribed
+    and translated), each kept from its first encoding to its last use: a clip is encoded once.
+
+    Args:
+        uses: cut id → how many runs decode it; only ids used more than once are kept. A kept state
+            is also keyed by a digest of the audio, so a cut id that names other audio in another
+            manifest is encoded again, never mixed up.
+    """
+
+    def __init__(self, uses: Counter[str]) -> None:
+        self.left = {cut_id: n for cut_id, n in uses.items() if n > 1}
+        self.states: dict[tuple[str, str], torch.Tensor] = {}
+
+    def encode(self, baseline: WhisperDecoderBaseline, cut_ids: Sequence[str], clips: Sequence[torch.Tensor]):
+        """(B, 1500, d_model) states of ``clips``, the kept ones reused and the others encoded together."""
+        keys = [(cut_id, _digest(clip)) for cut_id, clip in zip(cut_ids, clips)]
+        missing = [i for i, key in enumerate(keys) if key not in self.states]
+        fresh = dict(zip(missing, baseline.encode([clips[i] for i in missing]))) if missing else {}
+        rows = []
+        for i, key in enumerate(keys):
+            row = fresh.get(i, self.states.get(key))
+            rows.append(row)
+            if key[0] in self.left:
+                self.left[key[0]] -= 1
+                if self.left[key[0]] > 0:
+                    self.states[key] = row
+                else:
+                    self.states.pop(key, None)
+        return torch.stack(rows)
+
+
+def _digest(clip: torch.Tensor) -> str:
+    return hashlib.blake2b(clip.detach().cpu().contiguous().numpy().tobytes(), digest_size=16).hexdigest()
 
 
 def decode_manifest(
-    baseline: WhisperDecoderBaseline, manifest: str | os.PathLike[str], batch_size: int = 8, task: str = "asr"
+    baseline: WhisperDecoderBaseline,
+    manifest: str | os.PathLike[str],
+    batch_size: int = 8,
+    task: str = "asr",
+    shared: SharedEncoding | None = None,
 ) -> tuple[list[DecodedSentence], int]:
     """Decode every cut of a manifest; returns (decoded sentences, cuts skipped for bad audio).
+    ``shared``: encoder states kept for the clips other runs decode too.
 
     ``asr``: the reference is the supervision's text, in its language. ``st``: Whisper's
     ``translate`` task; the reference is the supervision's English translation
@@ -140,7 +202,12 @@ def decode_manifest(
 
     def flush(language: str) -> None:
         batch = pending.pop(language)
-        texts = baseline.transcribe([audio for _, audio in batch], language, whisper_task)
+        clips = [audio for _, audio in batch]
+        if shared is None:
+            texts = baseline.transcribe(clips, language, whisper_task)
+        else:
+            encoded = shared.encode(baseline, [cut.id for cut, _ in batch], clips)
+            texts = baseline.decode(encoded, language, whisper_task)
         for (cut, _), text in zip(batch, texts):
             sup = cut.supervisions[0]
             if task == "asr":
@@ -175,6 +242,15 @@ def decode_manifest(
     return decoded, skipped
 
 
+@dataclass(frozen=True)
+class WhisperRun:
+    """One scored run directory: ``task`` (``asr`` or ``st``) on ``manifests``, written to ``out_dir``."""
+
+    task: str
+    manifests: tuple[str | os.PathLike[str], ...]
+    out_dir: str | Path
+
+
 def evaluate_whisper(
     manifests: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | Path,
@@ -195,33 +271,76 @@ def evaluate_whisper(
     Returns:
         The run directory's ``metrics.json`` content (``asr_wer_<lang>`` in percent, ...).
     """
-    if task not in ("asr", "st"):
-        raise UsageError(f"whisper baseline: unknown task {task!r}; valid: asr, st")
-    manifest_paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests)
-    if not manifest_paths:
-        raise UsageError("no manifests to evaluate")
+    paths = (manifests,) if isinstance(manifests, (str, os.PathLike)) else tuple(manifests)
+    (metrics,) = evaluate_whisper_runs(
+        [WhisperRun(task, paths, out_dir)],
+        path,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        device=device,
+        trust_manifest_sources=trust_manifest_sources,
+        precision=precision,
+    )
+    return metrics
+
+
+def evaluate_whisper_runs(
+    runs: Sequence[WhisperRun],
+    path: str = "whisper-tiny.en",
+    batch_size: int = 8,
+    max_new_tokens: int = 200,
+    device: str = "cpu",
+    trust_manifest_sources: bool = False,
+    precision: str = "auto",
+) -> list[dict[str, float]]:
+    """:func:`evaluate_whisper` for several runs with one model: each run writes its own run
+    directory, and a clip that several runs decode (the same cut transcribed and translated) is
+    encoded once (:class:`SharedEncoding`). Every manifest is checked before Whisper loads.
+
+    Returns:
+        each run's ``metrics.json`` content, in order.
+    """
+    from lhotse import load_manifest_lazy
+
     from speechllm.data.manifest_check import check_manifest_path
 
-    for manifest in manifest_paths:
-        check_manifest_path(manifest, trust_manifest_sources)
+    if not runs:
+        raise UsageError("no runs to evaluate")
+    uses: Counter[str] = Counter()
+    for run in runs:
+        if run.task not in ("asr", "st"):
+            raise UsageError(f"whisper baseline: unknown task {run.task!r}; valid: asr, st")
+        if not run.manifests:
+            raise UsageError(f"{run.out_dir}: no manifests to evaluate")
+        for manifest in run.manifests:
+            check_manifest_path(manifest, trust_manifest_sources)
+            uses.update({cut.id for cut in load_manifest_lazy(manifest) or ()})
     baseline = WhisperDecoderBaseline(path, device=device, max_new_tokens=max_new_tokens, precision=precision)
+    shared = SharedEncoding(uses) if len(runs) > 1 else None
+    return [_evaluate_run(baseline, run, batch_size, shared) for run in runs]
+
+
+def _evaluate_run(
+    baseline: WhisperDecoderBaseline, run: WhisperRun, batch_size: int, shared: SharedEncoding | None
+) -> dict[str, float]:
     started = time.perf_counter()
     decoded: list[DecodedSentence] = []
     skipped = 0
-    for manifest in manifest_paths:
-        more, bad = decode_manifest(baseline, manifest, batch_size, task)
+    for manifest in run.manifests:
+        more, bad = decode_manifest(baseline, manifest, batch_size, run.task, shared)
         decoded += more
         skipped += bad
+    where = ", ".join(map(str, run.manifests))
     if not decoded:
-        raise UsageError(f"no usable cuts in {', '.join(map(str, manifest_paths))}")
-    scored = score_groups(group_decoded(decoded, where=", ".join(map(str, manifest_paths))))
+        raise UsageError(f"no usable cuts in {where}")
+    scored = score_groups(group_decoded(decoded, where=where))
     settings = {
         "model_dir": None,
-        "whisper_model": path,
-        f"{task}_manifests": [str(p) for p in manifest_paths],
-        f"{task}_skipped_cuts": skipped,
-        "max_new_tokens": max_new_tokens,
+        "whisper_model": baseline.path,
+        f"{run.task}_manifests": [str(p) for p in run.manifests],
+        f"{run.task}_skipped_cuts": skipped,
+        "max_new_tokens": baseline.max_new_tokens,
         "precision": baseline.precision,
         "decode_seconds": round(time.perf_counter() - started, 1),
     }
-    return write_run_dir(out_dir, RunInfo(**RUN_NAMES, tasks=[task], extra=settings), scored)
+    return write_run_dir(run.out_dir, RunInfo(**RUN_NAMES, tasks=[run.task], extra=settings), scored)

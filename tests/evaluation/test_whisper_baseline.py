@@ -13,7 +13,12 @@ import torch
 from helpers.tiny_models import tiny_whisper_with_tokenizer_dir
 from lhotse import load_manifest
 
-from speechllm.baselines.whisper_decoder import WhisperDecoderBaseline, evaluate_whisper
+from speechllm.baselines.whisper_decoder import (
+    WhisperDecoderBaseline,
+    WhisperRun,
+    evaluate_whisper,
+    evaluate_whisper_runs,
+)
 from speechllm.cli import main
 from speechllm.errors import UsageError
 from speechllm.rundir import read_hypotheses
@@ -107,3 +112,61 @@ def test_the_anchor_decodes_at_the_precision_asked_and_records_it(
     evaluate_whisper(manifest, tmp_path / "run", path=str(multilingual), max_new_tokens=2, precision="32")
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["precision"]["precision"] == "32"
+
+
+def test_runs_that_share_clips_encode_each_clip_once_and_match_separate_runs(
+    multilingual: Path, manifest: Path, tmp_path: Path
+) -> None:
+    """Transcribing and translating the same six clips in one call runs the encoder on six clips, not
+    twelve, and writes the same run directories as two separate calls."""
+    encoded: list[int] = []
+    original = WhisperDecoderBaseline.encode
+
+    def counting(self, clips):
+        encoded.append(len(clips))
+        return original(self, clips)
+
+    runs = [WhisperRun("asr", (manifest,), tmp_path / "asr"), WhisperRun("st", (manifest,), tmp_path / "st")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WhisperDecoderBaseline, "encode", counting)
+        together = evaluate_whisper_runs(runs, str(multilingual), max_new_tokens=3, precision="32")
+    assert sum(encoded) == len(LANGUAGES)
+    alone = [
+        evaluate_whisper(
+            manifest,
+            tmp_path / f"alone_{task}",
+            path=str(multilingual),
+            max_new_tokens=3,
+            task=task,
+            precision="32",
+        )
+        for task in ("asr", "st")
+    ]
+    assert together == alone
+    for task, name in (("asr", "hyps_asr_nl.tsv"), ("st", "bleu_st_nl-en.tsv")):
+        assert read_hypotheses(tmp_path / task / name) == read_hypotheses(tmp_path / f"alone_{task}" / name)
+
+
+def test_the_cli_writes_one_run_directory_per_run_and_refuses_mixed_forms(
+    multilingual: Path, manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["whisper-baseline", "--model", str(multilingual), "--max-new-tokens", "2"]
+    runs = [
+        "--run",
+        "asr",
+        str(manifest),
+        str(tmp_path / "a"),
+        "--run",
+        "st",
+        str(manifest),
+        str(tmp_path / "b"),
+    ]
+    assert main([*argv, *runs]) in (0, None)
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["tasks"] == ["asr"]
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["tasks"] == ["st"]
+    capsys.readouterr()
+    assert main([*argv, *runs[:4], "--manifest", str(manifest), "--out", str(tmp_path / "c")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main([*argv, "--run", "mt", str(manifest), str(tmp_path / "d")]) == 2
+    assert "unknown task 'mt'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()

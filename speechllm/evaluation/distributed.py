@@ -80,7 +80,14 @@ def _rank_main(
     """One rank's evaluation (``evaluate`` finds the process group Fabric set up)."""
     if fabric.device.type == "cpu":  # one decoding process per device: share the cores
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // fabric.world_size))
-    return evaluate(**kwargs, device=fabric.device, devices=1)
+    try:
+        return evaluate(**kwargs, device=fabric.device, devices=1)
+    finally:
+        # Leave the process group before the interpreter exits: gloo's worker threads that outlive
+        # it can abort a rank at exit (SIGABRT, "terminate called without an active exception";
+        # pytorch/pytorch#190489). gather_shards is the last collective, so no rank still waits.
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def launch(

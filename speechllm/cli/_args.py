@@ -132,6 +132,17 @@ def add_device_argument(parser: Any, what: str = "the model") -> None:
     )
 
 
+def add_precision_argument(parser: Any) -> None:
+    """``--precision auto|bf16|32``, as decoding takes it (:func:`speechllm.precision.decode_precision`)."""
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "32"],
+        help="auto (default): bf16 autocast where the device runs bf16 natively, else float32 "
+        "(SPEECHLLM_BF16=0/1 forces the branch; docs/precision.md)",
+    )
+
+
 def add_task_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--task", default="asr", choices=TASKS, help="asr (default): transcribe; st: translate"
@@ -222,13 +233,7 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="decode longer audio in chunks of this many seconds and join the texts (e.g. 30 for Whisper)",
     )
-    group.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "bf16", "32"],
-        help="auto (default): bf16 autocast where the device runs bf16 natively, else float32 "
-        "(SPEECHLLM_BF16=0/1 forces the branch; docs/precision.md)",
-    )
+    add_precision_argument(group)
     group.add_argument(
         "--bf16", dest="precision", action="store_const", const="bf16", help="same as --precision bf16"
     )

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from speechllm.cli._args import add_device_argument, add_trust_manifest_argument, call_with_args, positive_int
+from speechllm.cli._args import (
+    add_device_argument,
+    add_precision_argument,
+    add_trust_manifest_argument,
+    call_with_args,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,13 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch-size", type=positive_int, default=8, help="cuts per batch (default 8)")
     parser.add_argument("--max-new-tokens", type=positive_int, default=200)
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "bf16", "32"],
-        help="auto (default): bf16 autocast where the device runs bf16 natively, else float32, as our "
-        "models decode (SPEECHLLM_BF16=0/1 forces the branch; docs/precision.md)",
-    )
+    add_precision_argument(parser)  # as our models decode
     add_device_argument(parser, "Whisper")
     add_trust_manifest_argument(parser)
     parser.set_defaults(func=run)

@@ -19,7 +19,8 @@ anchor reads the encoder as the trained model does. Measured on an AMD EPYC with
 (docs/demo.md): 1.3× faster than float32, the same WER on real English.
 
 Command line: ``speechllm whisper-baseline --manifest M --out DIR [--model whisper-base] [--task st]
-[--precision auto|bf16|32]``.
+[--precision auto|bf16|32]``, or ``--run TASK MANIFEST OUT`` repeated: several run directories with
+one model load (:func:`evaluate_whisper_runs`; a clip several runs decode is encoded once).
 """
 
 from __future__ import annotations
@@ -152,7 +153,9 @@ class SharedEncoding:
         self.left = {cut_id: n for cut_id, n in uses.items() if n > 1}
         self.states: dict[tuple[str, str], torch.Tensor] = {}
 
-    def encode(self, baseline: WhisperDecoderBaseline, cut_ids: Sequence[str], clips: Sequence[torch.Tensor]):
+    def encode(
+        self, baseline: WhisperDecoderBaseline, cut_ids: Sequence[str], clips: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """(B, 1500, d_model) states of ``clips``, the kept ones reused and the others encoded together."""
         keys = [(cut_id, _digest(clip)) for cut_id, clip in zip(cut_ids, clips)]
         missing = [i for i, key in enumerate(keys) if key not in self.states]
@@ -266,7 +269,8 @@ def evaluate_whisper(
     Whisper's ``translate`` task into English, BLEU and chrF), write a run directory.
 
     The manifests are checked before Whisper loads (a recording source that runs a command or
-    fetches a URL is refused unless ``trust_manifest_sources``).
+    fetches a URL is refused unless ``trust_manifest_sources``). ``precision``: ``auto`` (bf16
+    autocast where the device runs bf16 natively, else float32), ``bf16`` or ``32``.
 
     Returns:
         The run directory's ``metrics.json`` content (``asr_wer_<lang>`` in percent, ...).

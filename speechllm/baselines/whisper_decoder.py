@@ -151,25 +151,26 @@ class SharedEncoding:
 
     def __init__(self, uses: Counter[str]) -> None:
         self.left = {cut_id: n for cut_id, n in uses.items() if n > 1}
-        self.states: dict[tuple[str, str], torch.Tensor] = {}
+        self.states: dict[str, tuple[str, torch.Tensor]] = {}  # cut id → (audio digest, state)
 
     def encode(
         self, baseline: WhisperDecoderBaseline, cut_ids: Sequence[str], clips: Sequence[torch.Tensor]
     ) -> torch.Tensor:
         """(B, 1500, d_model) states of ``clips``, the kept ones reused and the others encoded together."""
-        keys = [(cut_id, _digest(clip)) for cut_id, clip in zip(cut_ids, clips)]
-        missing = [i for i, key in enumerate(keys) if key not in self.states]
+        digests = [_digest(clip) for clip in clips]
+        kept = [self.states.get(cut_id, ("", None)) for cut_id in cut_ids]
+        missing = [i for i, (digest, (seen, _)) in enumerate(zip(digests, kept)) if seen != digest]
         fresh = dict(zip(missing, baseline.encode([clips[i] for i in missing]))) if missing else {}
         rows = []
-        for i, key in enumerate(keys):
-            row = fresh.get(i, self.states.get(key))
+        for i, (cut_id, digest) in enumerate(zip(cut_ids, digests)):
+            row = fresh[i] if i in fresh else kept[i][1]
             rows.append(row)
-            if key[0] in self.left:
-                self.left[key[0]] -= 1
-                if self.left[key[0]] > 0:
-                    self.states[key] = row
+            if cut_id in self.left:
+                self.left[cut_id] -= 1
+                if self.left[cut_id] > 0:
+                    self.states[cut_id] = (digest, row)
                 else:
-                    self.states.pop(key, None)
+                    self.states.pop(cut_id, None)
         return torch.stack(rows)
 
 
@@ -310,7 +311,6 @@ def evaluate_whisper_runs(
 
     if not runs:
         raise UsageError("no runs to evaluate")
-    uses: Counter[str] = Counter()
     for run in runs:
         if run.task not in ("asr", "st"):
             raise UsageError(f"whisper baseline: unknown task {run.task!r}; valid: asr, st")
@@ -318,9 +318,14 @@ def evaluate_whisper_runs(
             raise UsageError(f"{run.out_dir}: no manifests to evaluate")
         for manifest in run.manifests:
             check_manifest_path(manifest, trust_manifest_sources)
-            uses.update({cut.id for cut in load_manifest_lazy(manifest) or ()})
+    shared = None
+    if len(runs) > 1:  # one run shares nothing: its manifests are read once, while decoding
+        uses: Counter[str] = Counter()
+        for run in runs:
+            for manifest in run.manifests:
+                uses.update({cut.id for cut in load_manifest_lazy(manifest) or ()})
+        shared = SharedEncoding(uses)
     baseline = WhisperDecoderBaseline(path, device=device, max_new_tokens=max_new_tokens, precision=precision)
-    shared = SharedEncoding(uses) if len(runs) > 1 else None
     return [_evaluate_run(baseline, run, batch_size, shared) for run in runs]
 
 
